@@ -1,0 +1,312 @@
+"""Tests for gan_jax.models.conv_ops: values, gradients and HLO of the fast routes vs lax."""
+
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import lax
+
+from gan_jax.models import conv_ops
+
+# (x shape [N, *S, Cin], kernel spatial K, strides, padding, Cout). Tiny on purpose.
+CASES = {
+    "3d_k444_s222_p1": ((2, 4, 8, 8, 3), (4, 4, 4), (2, 2, 2), ((1, 1),) * 3, 5),
+    "3d_k344_s122_p1": ((2, 4, 8, 8, 3), (3, 4, 4), (1, 2, 2), ((1, 1),) * 3, 4),
+    "3d_T1_k144_s122": ((2, 1, 8, 8, 4), (1, 4, 4), (1, 2, 2), ((0, 0), (1, 1), (1, 1)), 3),
+    "2d_k4_s2_p1": ((2, 8, 8, 3), (4, 4), (2, 2), ((1, 1),) * 2, 6),
+    "2d_k3_s2_odd_asym": ((2, 7, 9, 3), (3, 3), (2, 2), ((1, 0), (0, 2)), 5),
+    "2d_k5_s3_big_pad": ((1, 10, 6, 2), (5, 2), (3, 1), ((4, 3), (2, 0)), 3),
+    # Sizes where the space-to-depth route must crop unread input rows: (S + lo + hi - K) % s
+    # leaves a remainder that does not fit in the zero-padded kernel block.
+    "3d_k444_s222_odd": ((1, 5, 7, 9, 2), (4, 4, 4), (2, 2, 2), ((1, 1), (0, 1), (2, 0)), 3),
+    "1d_k5_s3": ((2, 13, 3), (5,), (3,), ((2, 1),), 4),
+    # Kernel smaller than the stride.
+    "2d_k1x2_s2x3": ((1, 6, 7, 2), (1, 2), (2, 3), ((0, 1), (1, 0)), 3),
+}
+FAST_IMPLS = ("fast", "phase", "lt")
+
+
+def _dimension_numbers(num_spatial):
+    return {1: ("NWC", "WIO", "NWC"), 2: ("NHWC", "HWIO", "NHWC"), 3: ("NDHWC", "DHWIO", "NDHWC")}[
+        num_spatial
+    ]
+
+
+def _lax_conv(x, kernel, strides, padding):
+    dn = _dimension_numbers(x.ndim - 2)
+    return lax.conv_general_dilated(x, kernel, strides, padding, dimension_numbers=dn)
+
+
+def _lax_conv_transpose(x, kernel, strides, padding):
+    """lax.conv_transpose with the padding that gives PyTorch ConvTranspose semantics."""
+    kernel_sizes = kernel.shape[:-2]
+    lax_padding = [(k - 1 - lo, k - 1 - hi) for k, (lo, hi) in zip(kernel_sizes, padding)]
+    return lax.conv_transpose(
+        x,
+        jnp.swapaxes(kernel, -1, -2),
+        strides,
+        lax_padding,
+        dimension_numbers=_dimension_numbers(x.ndim - 2),
+        transpose_kernel=True,
+    )
+
+
+def _random(seed, shape):
+    # NumPy, not jax.random: eager jax.random compiles once per shape, which dominates runtime.
+    return jnp.asarray(np.random.default_rng(seed).standard_normal(shape, dtype=np.float32))
+
+
+def _assert_close(actual, expected, what):
+    expected = np.asarray(expected)
+    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
+    atol = 1e-5 * max(float(np.abs(expected).max()), 1.0)
+    np.testing.assert_allclose(np.asarray(actual), expected, rtol=1e-5, atol=atol, err_msg=what)
+
+
+def _conv_inputs(case):
+    x_shape, kernel_sizes, strides, padding, cout = CASES[case]
+    x = _random(0, x_shape)
+    kernel = _random(1, (*kernel_sizes, x_shape[-1], cout))
+    return x, kernel, strides, padding
+
+
+def _transpose_inputs(case):
+    """Inputs for conv_transpose: x has the conv's output shape, kernel is [*K, Cin, Cout]."""
+    x, kernel, strides, padding = _conv_inputs(case)
+    conv_out = jax.eval_shape(lambda: _lax_conv(x, kernel, strides, padding))
+    x_t = _random(2, conv_out.shape)
+    kernel_t = _random(3, (*kernel.shape[:-2], kernel.shape[-1], kernel.shape[-2]))
+    return x_t, kernel_t, strides, padding
+
+
+def _check_value_and_grads(fn, ref_fn, x, kernel, what):
+    """Compares fn(x, kernel) and its VJP w.r.t. x and kernel to ref_fn."""
+
+    @jax.jit
+    def value_and_vjp(x, kernel, cotangent):
+        out, vjp = jax.vjp(fn, x, kernel)
+        ref_out, ref_vjp = jax.vjp(ref_fn, x, kernel)
+        return out, ref_out, vjp(cotangent), ref_vjp(cotangent)
+
+    cotangent = _random(4, jax.eval_shape(ref_fn, x, kernel).shape)
+    out, ref_out, (grad_x, grad_kernel), (ref_grad_x, ref_grad_kernel) = value_and_vjp(
+        x, kernel, cotangent
+    )
+    _assert_close(out, ref_out, f"{what} output")
+    _assert_close(grad_x, ref_grad_x, f"{what} grad x")
+    _assert_close(grad_kernel, ref_grad_kernel, f"{what} grad kernel")
+
+
+# For conv "phase" and "lt" are the same code as "fast", and "lax" is the reference itself.
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_conv_matches_lax(case, impl="fast"):
+    x, kernel, strides, padding = _conv_inputs(case)
+    _check_value_and_grads(
+        lambda x, k: conv_ops.conv(x, k, strides, padding, impl=impl),
+        lambda x, k: _lax_conv(x, k, strides, padding),
+        x,
+        kernel,
+        f"conv[{case}, {impl}]",
+    )
+
+
+# The benchmark-only variants ("phase", "lt") on a few cases to keep the file fast.
+@pytest.mark.parametrize(
+    "case, impl",
+    [(case, impl) for case in sorted(CASES) for impl in ("lax", "fast")]
+    + [(case, impl) for case in ("3d_k344_s122_p1", "2d_k5_s3_big_pad") for impl in FAST_IMPLS[1:]],
+)
+def test_conv_transpose_matches_lax_conv_transpose(case, impl):
+    x, kernel, strides, padding = _transpose_inputs(case)
+    _check_value_and_grads(
+        lambda x, k: conv_ops.conv_transpose(x, k, strides, padding, impl=impl),
+        lambda x, k: _lax_conv_transpose(x, k, strides, padding),
+        x,
+        kernel,
+        f"conv_transpose[{case}, {impl}]",
+    )
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_conv_transpose_is_adjoint_of_lax_conv(case):
+    """Definition check: conv_transpose == linear_transpose of u -> conv(u, K^T)."""
+    x, kernel, strides, padding = _transpose_inputs(case)
+    out_sizes = [
+        (s - 1) * st + k - lo - hi
+        for s, k, st, (lo, hi) in zip(x.shape[1:-1], kernel.shape[:-2], strides, padding)
+    ]
+    kernel_t = jnp.swapaxes(kernel, -1, -2)
+    adjoint = jax.linear_transpose(
+        lambda u: _lax_conv(u, kernel_t, strides, padding),
+        jax.ShapeDtypeStruct((x.shape[0], *out_sizes, kernel.shape[-1]), jnp.float32),
+    )
+    (expected,) = adjoint(x)
+    for impl in ("lax", "fast"):
+        actual = conv_ops.conv_transpose(x, kernel, strides, padding, impl=impl)
+        _assert_close(actual, expected, f"conv_transpose[{case}, {impl}] vs linear_transpose")
+
+
+def test_conv_transpose_output_size_is_pytorch():
+    """PyTorch ConvTranspose: out = (s - 1) * stride + k - 2 * p."""
+    x = jnp.zeros((1, 2, 4, 4, 8))
+    kernel = jnp.zeros((3, 4, 4, 8, 2))
+    out = conv_ops.conv_transpose(x, kernel, (1, 2, 2), ((1, 1),) * 3, impl="fast")
+    assert out.shape == (1, 2, 8, 8, 2)
+
+
+def _gradient_penalty(op, x, kernel, impl):
+    """R1-style penalty ||d sum(op(x)^2 * w) / dx||^2, as a function of (x, kernel)."""
+    weights = _random(5, jax.eval_shape(lambda: op(x, kernel, "lax")).shape)
+
+    def loss(x, kernel):
+        return jnp.sum(jnp.tanh(op(x, kernel, impl)) * weights)
+
+    grad_x = jax.grad(loss)(x, kernel)
+    return jnp.sum(grad_x**2)
+
+
+@pytest.mark.parametrize("case", ["3d_k344_s122_p1", "2d_k3_s2_odd_asym"])
+@pytest.mark.parametrize("which", ["conv", "conv_transpose"])
+def test_grad_of_grad_matches_lax(case, which):
+    if which == "conv":
+        x, kernel, strides, padding = _conv_inputs(case)
+        fn = conv_ops.conv
+    else:
+        x, kernel, strides, padding = _transpose_inputs(case)
+        fn = conv_ops.conv_transpose
+
+    def op(x, kernel, impl):
+        return fn(x, kernel, strides, padding, impl=impl)
+
+    penalty_grad = jax.jit(jax.grad(_gradient_penalty, argnums=(1, 2)), static_argnums=(0, 3))
+    ref_grad_x, ref_grad_kernel = penalty_grad(op, x, kernel, "lax")
+    grad_x, grad_kernel = penalty_grad(op, x, kernel, "fast")
+    _assert_close(grad_x, ref_grad_x, f"{which}[{case}] grad-of-grad x")
+    _assert_close(grad_kernel, ref_grad_kernel, f"{which}[{case}] grad-of-grad kernel")
+
+
+@pytest.mark.parametrize("which", ["conv", "conv_transpose"])
+def test_jit_vmap(which):
+    case = "3d_k444_s222_p1"
+    if which == "conv":
+        x, kernel, strides, padding = _conv_inputs(case)
+        fn, ref_fn = conv_ops.conv, _lax_conv
+    else:
+        x, kernel, strides, padding = _transpose_inputs(case)
+        fn, ref_fn = conv_ops.conv_transpose, _lax_conv_transpose
+    # A leading vmapped axis over both x and kernel (e.g. an ensemble of layers).
+    xs = jnp.stack([x, 2.0 * x])
+    kernels = jnp.stack([kernel, -kernel])
+
+    def loss(x, kernel):
+        return jnp.sum(fn(x, kernel, strides, padding, impl="fast") ** 2)
+
+    def ref_loss(x, kernel):
+        return jnp.sum(ref_fn(x, kernel, strides, padding) ** 2)
+
+    batched = jax.jit(jax.vmap(jax.value_and_grad(loss, argnums=(0, 1))))
+    ref_batched = jax.jit(jax.vmap(jax.value_and_grad(ref_loss, argnums=(0, 1))))
+    (values, (grad_x, grad_kernel)) = batched(xs, kernels)
+    (ref_values, (ref_grad_x, ref_grad_kernel)) = ref_batched(xs, kernels)
+    _assert_close(values, ref_values, f"{which} vmap values")
+    _assert_close(grad_x, ref_grad_x, f"{which} vmap grad x")
+    _assert_close(grad_kernel, ref_grad_kernel, f"{which} vmap grad kernel")
+
+
+_CONV_WINDOW = re.compile(r"convolution\(.*?window=\{([^}]*)\}")
+
+
+def _compiled_conv_windows(fn, *args):
+    """The window attributes of every convolution XLA compiled for fn(*args)."""
+    hlo = jax.jit(fn).lower(*args).compile().as_text()
+    return _CONV_WINDOW.findall(hlo)
+
+
+def _slow_windows(windows):
+    """Windows XLA:CPU runs in its slow generic loop: strided or dilated."""
+    return [w for w in windows if re.search(r"stride=|lhs_dilate=|rhs_dilate=", w)]
+
+
+@pytest.mark.parametrize("case", ["3d_k344_s122_p1", "2d_k3_s2_odd_asym"])
+@pytest.mark.parametrize("which", ["conv", "conv_transpose"])
+def test_fast_route_compiles_to_stride1_undilated_convs(case, which):
+    if which == "conv":
+        x, kernel, strides, padding = _conv_inputs(case)
+        fn = conv_ops.conv
+    else:
+        x, kernel, strides, padding = _transpose_inputs(case)
+        fn = conv_ops.conv_transpose
+
+    def forward(x, kernel, impl):
+        return fn(x, kernel, strides, padding, impl=impl)
+
+    def grads(x, kernel, impl):
+        return jax.grad(lambda x, k: jnp.sum(forward(x, k, impl) ** 2), argnums=(0, 1))(x, kernel)
+
+    def penalty_grads(x, kernel, impl):
+        return jax.grad(_gradient_penalty, argnums=(1, 2))(forward, x, kernel, impl)
+
+    for name, program in [("forward", forward), ("grad", grads), ("grad-of-grad", penalty_grads)]:
+        fast_windows = _compiled_conv_windows(lambda x, k, p=program: p(x, k, "fast"), x, kernel)
+        assert fast_windows, f"{which}[{case}] {name}: found no convolution in the HLO"
+        assert not _slow_windows(fast_windows), (
+            f"{which}[{case}] {name}: fast route has strided/dilated convs {fast_windows}"
+        )
+    # The same check on the lax route must flag its strided/dilated convs, which shows
+    # the pattern above still matches what XLA prints.
+    lax_windows = _compiled_conv_windows(lambda x, k: grads(x, k, "lax"), x, kernel)
+    assert _slow_windows(lax_windows), lax_windows
+
+
+def test_default_impl(monkeypatch):
+    monkeypatch.delenv(conv_ops.IMPL_ENV_VAR, raising=False)
+    assert jax.default_backend() == "cpu"
+    assert conv_ops.default_impl() == "fast"
+    monkeypatch.setenv(conv_ops.IMPL_ENV_VAR, "lax")
+    assert conv_ops.default_impl() == "lax"
+    monkeypatch.setenv(conv_ops.IMPL_ENV_VAR, "fast")
+    assert conv_ops.default_impl() == "fast"
+    monkeypatch.setenv(conv_ops.IMPL_ENV_VAR, "cudnn")
+    with pytest.raises(ValueError, match="GAN_JAX_CONV_IMPL"):
+        conv_ops.default_impl()
+
+
+def test_impl_none_uses_default(monkeypatch):
+    x, kernel, strides, padding = _conv_inputs("2d_k4_s2_p1")
+    monkeypatch.setenv(conv_ops.IMPL_ENV_VAR, "lax")
+    lax_hlo = jax.jit(lambda x: conv_ops.conv(x, kernel, strides, padding)).lower(x).as_text()
+    monkeypatch.setenv(conv_ops.IMPL_ENV_VAR, "fast")
+    fast_hlo = jax.jit(lambda x: conv_ops.conv(x, kernel, strides, padding)).lower(x).as_text()
+    assert "stride = [2, 2]" in lax_hlo
+    assert "stride = [2, 2]" not in fast_hlo
+
+
+@pytest.mark.parametrize("fn", [conv_ops.conv, conv_ops.conv_transpose])
+def test_invalid_arguments(fn):
+    x = jnp.zeros((2, 8, 8, 3))
+    kernel = jnp.zeros((4, 4, 3, 5))
+    good = dict(strides=(2, 2), padding=((1, 1), (1, 1)))
+    bad_calls = [
+        ("kernel", (x, jnp.zeros((4, 4, 4, 3, 5))), good, {}),  # rank mismatch
+        ("x must be", (jnp.zeros((8, 3)), kernel), good, {}),  # no spatial dim
+        ("channel mismatch", (x, jnp.zeros((4, 4, 2, 5))), good, {}),
+        ("dtype", (x.astype(jnp.bfloat16), kernel), good, {}),
+        ("strides", (x, kernel), dict(good, strides=(2,)), {}),
+        ("strides", (x, kernel), dict(good, strides=(2, 0)), {}),
+        ("padding", (x, kernel), dict(good, padding=((1, 1), (-1, 1))), {}),
+        ("padding", (x, kernel), dict(good, padding=((1, 1),)), {}),
+        ("padding", (x, kernel), dict(good, padding=(1, 1)), {}),
+        ("impl", (x, kernel), good, {"impl": "cudnn"}),
+    ]
+    if fn is conv_ops.conv_transpose:
+        bad_calls.append(("empty output", (x, kernel), dict(good, padding=((40, 40), (1, 1))), {}))
+    for match, args, geometry, kwargs in bad_calls:
+        with pytest.raises(ValueError, match=match):
+            fn(*args, geometry["strides"], geometry["padding"], **kwargs)
+
+
+def test_conv_empty_output_raises():
+    with pytest.raises(ValueError, match="empty output"):
+        conv_ops.conv(jnp.zeros((1, 2, 3)), jnp.zeros((5, 3, 1)), (1,), ((0, 0),))
