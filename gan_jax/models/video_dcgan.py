@@ -1,0 +1,158 @@
+"""Video DCGAN: a generator of clips through 3-D transposed convolutions and a discriminator of
+strided 3-D convolutions with LeakyReLU (after Vondrick et al. 2016 and Radford et al. 2016).
+
+Clips are `[N, T, H, W, C]` in [-1, 1]. T = 1 makes an image GAN (time kernels become 1).
+
+Architecture for `depth` = d and `base_width` = w:
+  G: z `[N, Z]` -> Dense -> `[N, T0, H0, W0, w * 2^(d-1)]`, then d transposed convolutions
+     halving the channels (w * 2^(d-2), ..., w, then C) and doubling H and W; T doubles in the
+     first log2(T / T0) blocks. Kernel 4, stride 2, padding 1 where a dim doubles; kernel 3,
+     stride 1, padding 1 in time where it does not (kernel 1 when T = 1). Norm + ReLU between
+     blocks, tanh at the end.
+  D: the mirror: d strided convolutions w, 2w, ..., w * 2^(d-1) (no norm on the first),
+     LeakyReLU(0.2), then Dense -> logits `[N]`. Optional spectral norm on every layer.
+"""
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from gan_jax.models.layers import Conv, ConvTranspose, check_norm, normalize
+
+
+def block_plan(
+    clip_shape: tuple[int, int, int, int], depth: int
+) -> tuple[tuple[int, int, int], list[tuple[int, int, int]]]:
+    """Base size and per-block strides shared by G (upsampling) and D (downsampling).
+
+    Args:
+        clip_shape: `(T, H, W, C)`.
+        depth: number of (transposed) convolution blocks.
+
+    Returns:
+        `(T0, H0, W0)`, the smallest feature size, and `depth` strides `(st, sh, sw)` in G order
+        (from small to large).
+    """
+    t, h, w, c = clip_shape
+    if depth < 1:
+        raise ValueError(f"depth={depth} must be >= 1.")
+    if min(t, h, w, c) < 1:
+        raise ValueError(f"clip shape (T, H, W, C)={clip_shape} must be positive.")
+    scale = 2**depth
+    if h % scale or w % scale:
+        raise ValueError(
+            f"H={h} and W={w} must be divisible by 2**depth={scale} (depth={depth}); "
+            f"choose H, W multiples of {scale} or a smaller depth."
+        )
+    time_ups = 0
+    while (t >> time_ups) > 1 and (t >> time_ups) % 2 == 0 and time_ups < depth:
+        time_ups += 1
+    # Time doubles in the first blocks as long as T has factors of two left; any T works.
+    t0 = t >> time_ups
+    strides = [(2 if i < time_ups else 1, 2, 2) for i in range(depth)]
+    return (t0, h // scale, w // scale), strides
+
+
+def _geometry(stride_t: int, stride_s: int, t: int):
+    """Kernel and padding for one (transposed) conv block."""
+    if stride_t == 2:
+        kt, pt = 4, (1, 1)
+    elif t == 1:
+        kt, pt = 1, (0, 0)
+    else:
+        kt, pt = 3, (1, 1)
+    assert stride_s == 2
+    return (kt, 4, 4), (pt, (1, 1), (1, 1))
+
+
+class VideoGenerator(nn.Module):
+    """z `[N, z_dim]` -> clips `[N, T, H, W, C]` in [-1, 1]."""
+
+    clip_shape: tuple[int, int, int, int] = (16, 32, 32, 3)  # (T, H, W, C)
+    z_dim: int = 128
+    base_width: int = 64
+    depth: int = 4
+    norm: str = "batch"
+    bn_axis_name: str | None = None
+    conv_impl: str | None = None
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, z: jax.Array, train: bool = True) -> jax.Array:
+        check_norm(self.norm, "VideoGenerator")
+        if z.ndim != 2 or z.shape[1] != self.z_dim:
+            raise ValueError(f"VideoGenerator: z must be [N, {self.z_dim}], got {z.shape}.")
+        (t0, h0, w0), strides = block_plan(self.clip_shape, self.depth)
+        t = self.clip_shape[0]
+        c0 = self.base_width * 2 ** (self.depth - 1)
+        x = nn.Dense(t0 * h0 * w0 * c0, dtype=self.dtype, name="project")(z)
+        x = x.reshape(z.shape[0], t0, h0, w0, c0)
+        x = nn.relu(normalize(x, self.norm, train, self.bn_axis_name, "project_norm"))
+        for i, (st, ss, _) in enumerate(strides):
+            last = i == self.depth - 1
+            features = self.clip_shape[3] if last else self.base_width * 2 ** (self.depth - 2 - i)
+            kernel, padding = _geometry(st, ss, t)
+            x = ConvTranspose(
+                features,
+                kernel,
+                (st, ss, ss),
+                padding,
+                use_bias=last or self.norm == "none",
+                conv_impl=self.conv_impl,
+                dtype=self.dtype,
+                name=f"up{i}",
+            )(x)
+            if not last:
+                x = nn.relu(normalize(x, self.norm, train, self.bn_axis_name, f"up{i}_norm"))
+        return jnp.tanh(x.astype(jnp.float32))
+
+
+class VideoDiscriminator(nn.Module):
+    """clips `[N, T, H, W, C]` -> logits `[N]`."""
+
+    clip_shape: tuple[int, int, int, int] = (16, 32, 32, 3)
+    base_width: int = 64
+    depth: int = 4
+    norm: str = "batch"
+    spectral_norm: bool = False
+    bn_axis_name: str | None = None
+    conv_impl: str | None = None
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
+        check_norm(self.norm, "VideoDiscriminator")
+        if x.ndim != 5 or tuple(x.shape[1:]) != tuple(self.clip_shape):
+            raise ValueError(
+                f"VideoDiscriminator: input must be [N, {', '.join(map(str, self.clip_shape))}]"
+                f" (N, T, H, W, C), got {tuple(x.shape)}."
+            )
+        _, strides = block_plan(self.clip_shape, self.depth)
+        t = self.clip_shape[0]
+
+        def layer(module: nn.Module, h: jax.Array) -> jax.Array:
+            if self.spectral_norm:
+                return nn.SpectralNorm(module)(h, update_stats=train)
+            return module(h)
+
+        for i, (st, ss, _) in enumerate(reversed(strides)):
+            kernel, padding = _geometry(st, ss, t)
+            conv = Conv(
+                self.base_width * 2**i,
+                kernel,
+                (st, ss, ss),
+                padding,
+                use_bias=i == 0 or self.norm == "none",
+                conv_impl=self.conv_impl,
+                dtype=self.dtype,
+                name=f"down{i}",
+            )
+            x = layer(conv, x)
+            if i > 0:
+                x = normalize(x, self.norm, train, self.bn_axis_name, f"down{i}_norm")
+            x = nn.leaky_relu(x, 0.2)
+        x = x.reshape(x.shape[0], -1)
+        logits = layer(nn.Dense(1, dtype=self.dtype, name="logits"), x)
+        return logits[:, 0].astype(jnp.float32)
