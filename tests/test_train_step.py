@@ -14,6 +14,11 @@ from gan_jax.state import GANState, create_state, sample
 from gan_jax.train_step import StepConfig, make_train_step
 
 
+def _init(g, d, g_tx, d_tx):
+    """create_state compiled once, rather than run op by op."""
+    return jax.jit(lambda k: create_state(k, g, d, g_tx, d_tx))(jax.random.key(0))
+
+
 def _batch(n=4, seed=0):
     rng = np.random.default_rng(seed)
     return {"video": jnp.asarray(rng.uniform(-1, 1, (n, *TINY_CLIP)).astype(np.float32))}
@@ -25,7 +30,7 @@ def _trees_differ(a, b) -> bool:
 
 def test_one_step_updates_everything(tiny_gan):
     g, d, g_tx, d_tx = tiny_gan
-    state = create_state(jax.random.key(0), g, d, g_tx, d_tx)
+    state = _init(g, d, g_tx, d_tx)
     step = jax.jit(make_train_step(g, d, g_tx, d_tx, StepConfig(ema_decay=0.5)))
     new, metrics = step(state, _batch(), jax.random.key(1))
     assert int(new.step) == 1
@@ -59,7 +64,7 @@ def test_trainer_logic_with_a_fixed_discriminator():
     g, _ = tiny_video_models()
     d = ConstantD(logit=0.0)
     g_tx, d_tx = optax.sgd(0.1), optax.sgd(0.1)
-    state = create_state(jax.random.key(0), g, d, g_tx, d_tx)
+    state = _init(g, d, g_tx, d_tx)
     step = jax.jit(make_train_step(g, d, g_tx, d_tx, StepConfig(n_critic=3)))
     new, metrics = step(state, _batch(), jax.random.key(1))
     # Logit 0: each D term is log 2; no sample is judged correctly (0 is neither > 0 nor < 0).
@@ -75,7 +80,7 @@ def test_trainer_logic_with_a_fixed_discriminator():
 def test_n_critic_counts_discriminator_updates(tiny_gan):
     g, d, _, _ = tiny_gan
     g_tx, d_tx = optax.adam(1e-3), optax.adam(1e-3)
-    state = create_state(jax.random.key(0), g, d, g_tx, d_tx)
+    state = _init(g, d, g_tx, d_tx)
     step = jax.jit(make_train_step(g, d, g_tx, d_tx, StepConfig(n_critic=3)))
     new, _ = step(state, _batch(), jax.random.key(1))
     assert int(new.d_opt[0].count) == 3 and int(new.g_opt[0].count) == 1
@@ -94,7 +99,7 @@ def test_n_critic_counts_discriminator_updates(tiny_gan):
 def test_every_loss_trains(cfg):
     g, d = tiny_video_models(norm="none", spectral_norm=cfg.loss == "hinge")
     g_tx, d_tx = optax.adam(1e-3), optax.adam(1e-3)
-    state = create_state(jax.random.key(0), g, d, g_tx, d_tx)
+    state = _init(g, d, g_tx, d_tx)
     new, metrics = jax.jit(make_train_step(g, d, g_tx, d_tx, cfg))(
         state, _batch(), jax.random.key(1)
     )
@@ -111,7 +116,7 @@ def test_every_loss_trains(cfg):
 
 def test_traced_once_and_state_donated(tiny_gan):
     g, d, g_tx, d_tx = tiny_gan
-    state = create_state(jax.random.key(0), g, d, g_tx, d_tx)
+    state = _init(g, d, g_tx, d_tx)
     step = jax.jit(make_train_step(g, d, g_tx, d_tx), donate_argnums=(0,))
     key = jax.random.key(1)
     for i in range(3):
@@ -128,6 +133,6 @@ def test_bad_config_and_batch_are_named(tiny_gan):
     with pytest.raises(ValueError, match="n_critic"):
         StepConfig(n_critic=0)
     g, d, g_tx, d_tx = tiny_gan
-    state = create_state(jax.random.key(0), g, d, g_tx, d_tx)
+    state = _init(g, d, g_tx, d_tx)
     with pytest.raises(KeyError, match="'video'"):
         make_train_step(g, d, g_tx, d_tx)(state, {"clips": _batch()["video"]}, jax.random.key(0))
