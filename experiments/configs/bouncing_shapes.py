@@ -1,0 +1,54 @@
+"""THE MAIN JOB: a video DCGAN on bouncing shapes, 8 frames of 32x32, on a 2-core CPU.
+
+Run:
+    .venv/bin/gan-jax train --config experiments/configs/bouncing_shapes.py \
+        --workdir runs/bouncing_shapes
+
+Time: 1500 steps of batch 16, about 0.2 s/step on 2 idle cores (the step alone) plus ~20 s of
+compilation: measured 7 min 9 s wall including compilation and all writing, with other jobs
+pushing the load average from 1 to 6 during the second half. Alone: about 5.5 minutes.
+
+Expected (seed 0, bitwise reproducible on CPU): samples/step_001500.png shows coloured blobs
+(magenta, yellow, orange, green) on a black background, most of them moving or growing across
+the 8 frames; edges are soft, not yet crisp squares and discs. The final `eval/video_stats` line
+in metrics.jsonl: mean_gap 0.066, motion_ratio 1.54 (samples change a bit more between frames
+than real clips, partly flicker), final d/loss 0.59, g/loss 2.15.
+
+Choices: D with batch norm learned fastest here (no-norm D with R1, or spectral norm with the
+hinge loss, were still grey or single-coloured at the same step); Adam 5e-4 for both nets; EMA
+decay 0.99, since a 0.999 average over a run this short is mostly early, grey generators.
+"""
+
+from gan_jax.config import base_config, video_model_configs
+from gan_jax.data import default_data_config
+
+
+def get_config():
+    cfg = base_config()
+    cfg.steps = 1500
+    cfg.batch_size = 16
+
+    cfg.g, cfg.d = video_model_configs()
+    cfg.g.z_dim = 64
+    for net in (cfg.g, cfg.d):
+        net.base_width = 16
+        net.depth = 3
+        net.lr = 5e-4
+    cfg.step.ema_decay = 0.99
+
+    cfg.data = default_data_config("bouncing_shapes")
+    cfg.data.num_frames = 8
+    cfg.data.height = 32
+    cfg.data.width = 32
+    cfg.data.num_objects = (1, 2)
+    cfg.data.size_range = (8.0, 12.0)
+    cfg.data.speed_range = (1.0, 2.5)
+    cfg.data.num_threads = 1
+
+    cfg.ckpt.every = 250
+    cfg.log.every = 25
+    cfg.log.sample_every = 250
+    cfg.log.num_samples = 8
+    cfg.eval.every = 1500  # video_stats of the final EMA generator, into metrics.jsonl
+    cfg.eval.num_samples = 64
+    return cfg

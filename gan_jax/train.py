@@ -1,0 +1,326 @@
+"""The training loop: create or restore the state, step, log, sample, evaluate, checkpoint.
+
+WORKDIR layout (process 0 writes everything but the checkpoints, which orbax coordinates)::
+
+    config.json          the resolved config of the latest invocation
+    checkpoints/<step>/  GAN state, data-iterator state and config (gan_jax.checkpoint)
+    metrics.jsonl, tb/   metrics every `log.every` steps (gan_jax.metric_writer)
+    samples/step_XXXXXX.{mp4,gif,png}   (points: .npy, .png) from the EMA generator, fixed noise
+
+Resuming is exact: the latest finished checkpoint holds the state and the data position, and
+the step's randomness is `fold_in(key, step)`, so a run stopped and resumed ends bitwise equal
+to an uninterrupted one (same devices, same config).
+
+Host syncs: metrics stay on device until a log, checkpoint or final step, where every pending
+step's metrics are fetched at once and checked; a non-finite value raises `NonFiniteError`
+naming the first bad step and metric, before anything is saved. SIGTERM or SIGINT stops the
+loop after the current step, saves a checkpoint and returns normally.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.experimental import multihost_utils
+from ml_collections import config_dict
+from tqdm import tqdm
+
+from gan_jax import build, config, evaluate, parallel, samples
+from gan_jax.checkpoint import Checkpointer
+from gan_jax.metric_writer import MetricWriter
+from gan_jax.state import GANState, create_state
+from gan_jax.train_step import make_train_step
+
+CHECKPOINT_DIR = samples.CHECKPOINT_DIR
+SAMPLES_DIR = samples.SAMPLES_DIR
+
+
+class NonFiniteError(FloatingPointError):
+    """A metric or the state became NaN or infinite; nothing from that step was saved."""
+
+
+class StopSignals:
+    """Turns SIGTERM / SIGINT into "save and stop after this step"; a second signal aborts.
+
+    With several processes, JAX's preemption service owns SIGTERM (started by
+    `jax.distributed.initialize`) and agrees on a step at which every process stops; SIGINT is
+    agreed on at log steps. One process just checks its own flag.
+    """
+
+    def __init__(self):
+        self.received: int | None = None
+        self._multi = jax.process_count() > 1
+        self._previous: dict[int, object] = {}
+        self._preemption_service = self._multi
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is not threading.main_thread():
+            return self  # signal handlers can only be set from the main thread
+        wanted = [signal.SIGINT] if self._multi else [signal.SIGINT, signal.SIGTERM]
+        for signum in wanted:
+            self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+        self._previous.clear()
+
+    def _handle(self, signum, frame) -> None:
+        if self.received is not None:
+            raise KeyboardInterrupt(f"second {signal.Signals(signum).name}: aborting")
+        self.received = signum
+        logging.warning(
+            "Received %s: saving a checkpoint after this step, then stopping (send it again "
+            "to abort without saving)",
+            signal.Signals(signum).name,
+        )
+
+    def should_stop(self, step: int, at_sync_point: bool) -> bool:
+        """Whether to stop after `step`; every process must call this at every step."""
+        if not self._multi:
+            return self.received is not None
+        if self._preemption_service:
+            try:
+                if multihost_utils.reached_preemption_sync_point(step):
+                    return True
+            except RuntimeError as e:  # jax_enable_preemption_service is off
+                logging.warning("No coordinated SIGTERM handling: %s", e)
+                self._preemption_service = False
+        if at_sync_point:
+            flags = multihost_utils.process_allgather(np.int32(self.received is not None))
+            return bool(np.any(flags))
+        return False
+
+
+def _all_finite(tree) -> jax.Array:
+    """bool scalar: every floating-point leaf of `tree` is finite."""
+    leaves = [x for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.floating)]
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
+
+
+def _check_batch_size(cfg: config_dict.ConfigDict) -> None:
+    devices, processes = jax.device_count(), jax.process_count()
+    if cfg.batch_size % devices or cfg.batch_size % processes:
+        multiple = math.lcm(devices, processes)
+        raise config.ConfigError(
+            f"batch_size={cfg.batch_size} is not divisible by the {devices} devices over "
+            f"{processes} process(es); use a multiple of {multiple}, e.g. "
+            f"--config.batch_size={max(multiple, cfg.batch_size // multiple * multiple)}"
+        )
+
+
+class _MetricWindow:
+    """Per-step metrics kept on device until `flush`, then checked and averaged on the host."""
+
+    def __init__(self):
+        self._steps: list[int] = []
+        self._metrics: list[dict[str, jax.Array]] = []
+        self._since = time.perf_counter()
+
+    def add(self, step: int, metrics: dict[str, jax.Array]) -> None:
+        self._steps.append(step)
+        self._metrics.append(metrics)
+
+    def flush(self) -> dict[str, float] | None:
+        """Mean of each metric over the pending steps, plus `perf/steps_per_sec`.
+
+        Raises:
+            NonFiniteError: naming the first step and metric that is NaN or infinite.
+        """
+        if not self._steps:
+            return None
+        values = jax.device_get(self._metrics)  # one host sync for the whole window
+        for step, row in zip(self._steps, values):
+            for name in sorted(row):
+                if not np.isfinite(row[name]):
+                    raise NonFiniteError(
+                        f"metric {name} = {float(row[name])} at step {step}: training diverged. "
+                        "Nothing from this step was saved; lower g.lr / d.lr, add "
+                        "step.r1_gamma, or resume from the last checkpoint with another seed."
+                    )
+        now = time.perf_counter()
+        means = {name: float(np.mean([row[name] for row in values])) for name in values[-1]}
+        means["perf/steps_per_sec"] = len(values) / max(now - self._since, 1e-9)
+        self._steps, self._metrics, self._since = [], [], now
+        return means
+
+
+def _restore_or_init(
+    ckpt: Checkpointer, gan: build.GAN, mesh, init_key: jax.Array, cfg, data
+) -> GANState:
+    """The latest finished checkpoint (state and data position) or a fresh state."""
+    step = ckpt.latest_step()
+    if step is None:
+        create = lambda key: create_state(key, gan.g, gan.d, gan.g_tx, gan.d_tx)
+        # XLA:CPU compiles partitionable threefry draws of rank-5 conv kernels very slowly
+        # (about 7 s per kernel with JAX 0.10.2, 40 s for the tiny config's init); the state is
+        # replicated, so partitionable draws buy nothing here.
+        with jax.threefry_partitionable(False):
+            return parallel.create_replicated(create, init_key, mesh)
+    saved = ckpt.read_config(step=step)
+    if saved is not None:
+        changed = config.differences(saved, cfg.to_dict())
+        if changed:
+            logging.warning(
+                "Resuming from step %d with a changed config:\n  %s", step, "\n  ".join(changed)
+            )
+    state, data_state, _ = ckpt.restore(samples.abstract_state(gan, mesh), step=step)
+    if data_state is None:
+        raise ValueError(
+            f"checkpoint {ckpt.directory}/{step} has no data-iterator state, so the run cannot "
+            "resume exactly; start a new workdir"
+        )
+    # Every process consumes the same number of batches, so process 0's saved position (orbax
+    # writes JSON items from process 0 only) is every process's position.
+    data.set_state(data_state)
+    logging.info("Resumed from %s at step %d", ckpt.directory, step)
+    return state
+
+
+def train(cfg: config_dict.ConfigDict, workdir: str | os.PathLike) -> GANState:
+    """Trains (or resumes) the run described by `cfg` in `workdir`.
+
+    Args:
+        cfg: a run config (see gan_jax.config); validated here.
+        workdir: run directory; an existing checkpoint there is resumed.
+
+    Returns:
+        The final state (after `cfg.steps` steps, or at the step where a signal stopped it).
+
+    Raises:
+        ConfigError: the config cannot be trained on these devices.
+        NonFiniteError: a metric or the state became non-finite (the last good checkpoint
+            is kept).
+    """
+    config.validate(cfg)
+    _check_batch_size(cfg)
+    workdir = Path(workdir)
+    is_main = jax.process_index() == 0
+    mesh = parallel.make_mesh()
+    gan = build.build(cfg)
+    init_key, step_key = jax.random.split(jax.random.key(cfg.seed))
+    sample_key = samples.training_sample_key(cfg.seed)
+
+    train_step = parallel.jit_train_step(
+        make_train_step(
+            gan.g,
+            gan.d,
+            gan.g_tx,
+            gan.d_tx,
+            gan.step_cfg,
+            data_sharding=parallel.batch_sharding(mesh),
+        ),
+        mesh,
+    )
+    all_finite = jax.jit(_all_finite)
+    sampler = samples.make_sampler(gan.g, mesh)
+    data_key = build.data_key(cfg)
+    data = build.make_data(
+        cfg,
+        batch_size=cfg.batch_size // jax.process_count(),
+        seed=cfg.seed,
+        process_index=jax.process_index(),
+        process_count=jax.process_count(),
+    )
+    ckpt = Checkpointer(
+        workdir / CHECKPOINT_DIR,
+        save_interval_steps=cfg.ckpt.every,
+        max_to_keep=cfg.ckpt.keep,
+        async_save=cfg.ckpt.async_save,
+    )
+    writer = None
+    try:
+        state = _restore_or_init(ckpt, gan, mesh, init_key, cfg, data)
+        start = int(state.step)
+        if is_main:
+            config.write_config_json(cfg, workdir)
+        if start >= cfg.steps:
+            logging.info("Checkpoint step %d >= steps=%d: nothing to train", start, cfg.steps)
+            return state
+        writer = MetricWriter(workdir, enabled=is_main)
+        eval_ctx = None
+        if cfg.eval.every:
+            eval_ctx = evaluate.EvalContext(
+                cfg, gan, state, sampler, cfg.eval.num_samples, seed=cfg.seed
+            )
+        window = _MetricWindow()
+
+        def save(step: int, state: GANState) -> None:
+            if not bool(all_finite(state)):
+                raise NonFiniteError(
+                    f"the state at step {step} holds NaN or inf although its metrics are "
+                    "finite; it was not saved"
+                )
+            ckpt.save(step, state, data_state=data.get_state(), config=cfg, force=True)
+
+        progress = tqdm(
+            total=cfg.steps,
+            initial=start,
+            unit="step",
+            dynamic_ncols=True,
+            disable=not (is_main and cfg.log.progress),
+        )
+        previous = None
+        with progress, StopSignals() as stop_signals:
+            for step in range(start + 1, cfg.steps + 1):
+                try:
+                    host_batch = next(data)
+                except StopIteration:
+                    raise ValueError(
+                        f"the data ran out before step {step}; set data.num_epochs=None "
+                        "(repeat forever) or lower steps"
+                    ) from None
+                batch = parallel.global_batch({data_key: host_batch[data_key]}, mesh)
+                state, metrics = train_step(state, batch, step_key)
+                window.add(step, metrics)
+                # Wait for the previous step (not this one, which keeps the device busy while
+                # the next batch loads): the host runs at most one step ahead, so the bar's
+                # rate is true and pending batches do not pile up. No copy to the host.
+                jax.block_until_ready(previous)
+                previous = metrics
+                progress.update(1)
+
+                last = step == cfg.steps
+                log_due = step % cfg.log.every == 0 or last
+                stop = stop_signals.should_stop(step, at_sync_point=log_due)
+                ckpt_due = step % cfg.ckpt.every == 0 or last or stop
+                if log_due or ckpt_due:
+                    means = window.flush()
+                    writer.write_scalars(step, means)
+                    progress.set_postfix(
+                        {name.split("/")[0]: f"{means[name]:.3f}" for name in ("d/loss", "g/loss")},
+                        refresh=False,
+                    )
+                if ckpt_due:  # before samples and eval, so that a failure there loses nothing
+                    save(step, state)
+                sample_every = cfg.log.sample_every
+                if (sample_every and step % sample_every == 0) or last:
+                    fake = sampler(state, sample_key, cfg.log.num_samples)
+                    if is_main:
+                        samples.write_samples(workdir / SAMPLES_DIR, f"step_{step:06d}", fake, cfg)
+                        writer.write_images(step, {"samples": samples.preview_image(fake, cfg)})
+                if eval_ctx is not None and (step % cfg.eval.every == 0 or last):
+                    eval_ctx = eval_ctx.with_state(state)
+                    results = evaluate.run_metrics(cfg.eval.metrics, eval_ctx)
+                    writer.write_scalars(step, {f"eval/{k}": v for k, v in results.items()})
+                if stop:
+                    logging.warning("Stopped at step %d; checkpoint saved", step)
+                    break
+        return state
+    finally:
+        if writer is not None:
+            writer.close()
+        ckpt.close()
+        close = getattr(data, "close", None)
+        if close is not None:
+            close()

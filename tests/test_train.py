@@ -1,0 +1,226 @@
+"""The training loop: exact resume, cut-off saves, signals, non-finite losses, outputs."""
+
+import json
+import os
+import pathlib
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import jax
+import numpy as np
+import pytest
+from jax.experimental.compilation_cache import compilation_cache
+
+from gan_jax import build, config
+from gan_jax.checkpoint import Checkpointer
+from gan_jax.metric_writer import read_metrics
+from gan_jax.train import NonFiniteError, train
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+TINY = ROOT / "experiments" / "configs" / "tiny.py"
+LOSSES = ("d/loss", "d/total_loss", "g/loss", "grad_norm/d", "grad_norm/g", "d/real_logit")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def compile_cache(tmp_path_factory):
+    """A persistent compilation cache for this module: every run here compiles the same tiny
+    programs, which on a loaded 2-core machine otherwise takes ~10 s per run."""
+    names = (
+        "jax_compilation_cache_dir",
+        "jax_persistent_cache_min_compile_time_secs",
+        "jax_persistent_cache_min_entry_size_bytes",
+    )
+    saved = {name: getattr(jax.config, name) for name in names}
+    jax.config.update(names[0], str(tmp_path_factory.getbasetemp() / "jax_compile_cache"))
+    jax.config.update(names[1], 0.0)
+    jax.config.update(names[2], 0)
+    compilation_cache.reset_cache()
+    yield
+    for name, value in saved.items():
+        jax.config.update(name, value)
+    compilation_cache.reset_cache()
+
+
+def tiny(**overrides):
+    cfg = config.load_config_file(TINY)
+    return config.apply_overrides(cfg, [(k, str(v)) for k, v in overrides.items()])
+
+
+def _ckpt_steps(workdir):
+    with Checkpointer(pathlib.Path(workdir) / "checkpoints") as ckpt:
+        return ckpt.all_steps()
+
+
+def _assert_trees_equal(a, b):
+    leaves_a, tree_a = jax.tree.flatten(a)
+    leaves_b, tree_b = jax.tree.flatten(b)
+    assert tree_a == tree_b
+    for x, y in zip(leaves_a, leaves_b):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def _losses_by_step(workdir):
+    return {r["step"]: {k: r[k] for k in LOSSES} for r in read_metrics(workdir)}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """A 6-step run, and a 3-step run resumed for 3 more, with log.every=1."""
+    base = tmp_path_factory.mktemp("runs")
+    six = tiny(steps=6, **{"ckpt.every": 3, "log.sample_every": 0})
+    full = train(six, base / "full")
+    first = train(tiny(steps=3, **{"ckpt.every": 3, "log.sample_every": 0}), base / "split")
+    assert int(first.step) == 3
+    resumed = train(six, base / "split")
+    return {"six": six, "full": full, "resumed": resumed, "base": base}
+
+
+def test_resumed_run_is_bitwise_equal_to_an_uninterrupted_one(runs):
+    _assert_trees_equal(runs["full"], runs["resumed"])  # params, opt states, EMA, BN stats
+    assert int(runs["resumed"].step) == 6
+    full, split = _losses_by_step(runs["base"] / "full"), _losses_by_step(runs["base"] / "split")
+    assert sorted(split) == list(range(1, 7))
+    for step in (4, 5, 6):
+        assert full[step] == split[step], step  # exact float equality of the logged values
+
+
+def test_outputs_of_a_run(runs):
+    workdir = runs["base"] / "full"
+    assert _ckpt_steps(workdir) == [3, 6]
+    saved = json.loads((workdir / "config.json").read_text())
+    assert saved == json.loads(json.dumps(runs["six"].to_dict()))
+    # sample_every=0: samples at the end only, from the EMA generator.
+    names = sorted(p.name for p in (workdir / "samples").iterdir())
+    assert names == ["step_000006.gif", "step_000006.mp4", "step_000006.png"]
+    assert list((workdir / "tb").iterdir())
+    record = read_metrics(workdir)[-1]
+    assert record["step"] == 6 and all(np.isfinite(record[k]) for k in LOSSES)
+
+
+def test_a_cut_off_save_is_never_restored(runs, tmp_path):
+    workdir = tmp_path / "run"
+    shutil.copytree(runs["base"] / "split", workdir)
+    # Make the step-6 checkpoint look like a save killed half way: orbax writes into a
+    # temporary directory and renames it when complete (and a step directory without its
+    # commit file is just as unfinished).
+    step6 = workdir / "checkpoints" / "6"
+    (step6 / "commit_success.txt").unlink()
+    step6.rename(workdir / "checkpoints" / "6.orbax-checkpoint-tmp")
+    assert _ckpt_steps(workdir) == [3]
+    resumed = train(runs["six"], workdir)  # resumes from step 3, not from the broken 6
+    _assert_trees_equal(runs["full"], resumed)
+    steps = [r["step"] for r in read_metrics(workdir)]
+    assert steps == [1, 2, 3, 4, 5, 6, 4, 5, 6]  # 4-6 were trained again after step 3
+    assert _ckpt_steps(workdir) == [3, 6]
+
+
+class _NaNAtStep:
+    """Wraps a data iterator; the batch of step `bad_step` is all NaN."""
+
+    def __init__(self, iterator, bad_step):
+        self.iterator, self.bad_step, self.step = iterator, bad_step, 0
+
+    def __next__(self):
+        batch = next(self.iterator)
+        self.step += 1
+        if self.step == self.bad_step:
+            batch = {k: np.full_like(v, np.nan) if k == "video" else v for k, v in batch.items()}
+        return batch
+
+    def get_state(self):
+        return self.iterator.get_state()
+
+    def set_state(self, state):
+        self.iterator.set_state(state)
+
+
+def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(
+    tmp_path, monkeypatch
+):
+    make_data = build.make_data
+    monkeypatch.setattr(build, "make_data", lambda *a, **k: _NaNAtStep(make_data(*a, **k), 3))
+    # Metrics reach the host at step 4 (a checkpoint step) only: the error must still name 3.
+    cfg = tiny(steps=6, **{"ckpt.every": 2, "log.every": 4, "log.sample_every": 0})
+    with pytest.raises(NonFiniteError, match=r"metric d/\S+ = nan at step 3"):
+        train(cfg, tmp_path)
+    assert _ckpt_steps(tmp_path) == [2]
+    assert [r["step"] for r in read_metrics(tmp_path)] == [2]
+
+
+def test_sigint_saves_at_the_current_step_and_returns(tmp_path):
+    cfg = tiny(steps=10_000, **{"ckpt.every": 10_000, "log.every": 2, "log.sample_every": 0})
+    metrics = tmp_path / "metrics.jsonl"
+
+    def interrupt_once_training():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not (metrics.exists() and metrics.stat().st_size):
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    handler_before = signal.getsignal(signal.SIGINT)
+    thread = threading.Thread(target=interrupt_once_training, daemon=True)
+    thread.start()
+    state = train(cfg, tmp_path)
+    thread.join()
+    step = int(state.step)
+    assert 2 <= step < 10_000
+    assert _ckpt_steps(tmp_path) == [step]
+    assert read_metrics(tmp_path)[-1]["step"] == step
+    assert signal.getsignal(signal.SIGINT) is handler_before  # the trainer's handler is gone
+
+
+def test_sigterm_saves_and_exits_0(tmp_path, runs):
+    """A real process: `gan-jax train` gets SIGTERM mid-run, saves, exits 0."""
+    workdir = tmp_path / "run"
+    # The same 8 CPU devices and compilation cache as this module's in-process runs, so that the
+    # subprocess loads the tiny programs instead of compiling them again.
+    env = {
+        **os.environ,
+        "JAX_PLATFORMS": "cpu",
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=8",
+        "JAX_COMPILATION_CACHE_DIR": jax.config.jax_compilation_cache_dir,
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+        "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
+    }
+    command = [
+        sys.executable, "-m", "gan_jax", "train", "--config", str(TINY), "--workdir",
+        str(workdir), "--config.steps=100000", "--config.ckpt.every=100000",
+        "--config.log.every=2", "--config.log.sample_every=0",
+    ]  # fmt: skip
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        metrics = workdir / "metrics.jsonl"
+        deadline = time.monotonic() + 180
+        while not (metrics.exists() and metrics.stat().st_size):
+            assert process.poll() is None, process.communicate()[0]
+            assert time.monotonic() < deadline, "training did not start"
+            time.sleep(0.1)
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, output
+    assert "Received SIGTERM" in output
+    steps = _ckpt_steps(workdir)
+    assert len(steps) == 1 and steps[0] >= 2
+    assert read_metrics(workdir)[-1]["step"] == steps[0]
+
+
+@pytest.mark.slow
+def test_main_job_learns_moving_shapes(tmp_path):
+    """The full bouncing_shapes run (minutes): samples move about as much as real clips."""
+    from gan_jax import evaluate
+
+    cfg = config.load_config_file(ROOT / "experiments" / "configs" / "bouncing_shapes.py")
+    train(cfg, tmp_path)
+    results = evaluate.eval_command(tmp_path, ["video_stats"])
+    assert results["step"] == cfg.steps
+    assert 0.5 < results["video_stats/motion_ratio"] < 2.0, results
+    assert results["video_stats/mean_gap"] < 0.1, results
