@@ -10,6 +10,14 @@ from gan_jax.models.mlp import MLPDiscriminator, MLPGenerator
 from gan_jax.models.video_dcgan import VideoDiscriminator, VideoGenerator, block_plan
 
 
+@pytest.fixture(autouse=True)
+def _classic_threefry():
+    """Model inits here draw from the classic threefry layout, as `create_state` does: XLA:CPU
+    compiles the partitionable one's 5-D kernels for seconds each."""
+    with jax.threefry_partitionable(False):
+        yield
+
+
 def _init_apply(module, x, train=False):
     variables = module.init(jax.random.key(0), x, train=False)
     if train:
@@ -46,16 +54,19 @@ def test_block_plan():
 
 def test_image_gan_uses_time_kernel_one():
     g, _ = tiny_video_models(clip=(1, 8, 8, 3))
-    params = g.init(jax.random.key(0), jnp.zeros((2, 8)), train=False)["params"]
+    params = jax.eval_shape(lambda: g.init(jax.random.key(0), jnp.zeros((2, 8)), train=False))
+    params = params["params"]
     assert params["up0"]["kernel"].shape[0] == 1
 
 
 def test_settings_change_the_variables():
     g, d = tiny_video_models(norm="none", spectral_norm=True)
     z = jnp.zeros((2, 8))
-    g_vars = g.init(jax.random.key(0), z, train=False)
+    g_vars = jax.jit(lambda k: g.init(k, z, train=False))(jax.random.key(0))
     assert "batch_stats" not in g_vars  # no batch norm
-    d_vars = d.init(jax.random.key(0), jnp.zeros((2, 2, 8, 8, 3)), train=False)
+    d_vars = jax.jit(lambda k: d.init(k, jnp.zeros((2, 2, 8, 8, 3)), train=False))(
+        jax.random.key(0)
+    )
     sn_leaves = [p for p, _ in jax.tree_util.tree_flatten_with_path(d_vars["batch_stats"])[0]]
     assert any("sigma" in jax.tree_util.keystr(p) for p in sn_leaves)
     # Spectral norm bounds each layer: after a few power iterations sigma ~ 1 per kernel.
@@ -77,8 +88,10 @@ def test_conv_routes_agree_in_the_models():
         g = VideoGenerator(clip_shape=clip, z_dim=8, base_width=4, depth=2, conv_impl=impl)
         d = VideoDiscriminator(clip_shape=clip, base_width=4, depth=2, conv_impl=impl)
         z = jax.random.normal(jax.random.key(1), (2, 8))
-        g_vars = g.init(jax.random.key(0), z, train=False)
-        d_vars = d.init(jax.random.key(0), jnp.zeros((2, *clip)), train=False)
+        g_vars = jax.jit(lambda k, g=g, z=z: g.init(k, z, train=False))(jax.random.key(0))
+        d_vars = jax.jit(lambda k, d=d: d.init(k, jnp.zeros((2, *clip)), train=False))(
+            jax.random.key(0)
+        )
 
         def loss(g_params, d_params, g=g, d=d, g_vars=g_vars, d_vars=d_vars, z=z):
             clips = g.apply({**g_vars, "params": g_params}, z, train=False)

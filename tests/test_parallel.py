@@ -56,7 +56,9 @@ def _run_pmap(devices):
     step = parallel.pmap_train_step(
         make_train_step(g, d, g_tx, d_tx, cfg, axis_name=parallel.PMAP_AXIS), devices
     )
-    state = parallel.replicate_for_pmap(create_state(jax.random.key(0), g, d, g_tx, d_tx), n)
+    # create_state compiled once, rather than run op by op.
+    state = jax.jit(lambda k: create_state(k, g, d, g_tx, d_tx))(jax.random.key(0))
+    state = parallel.replicate_for_pmap(state, n)
     history = []
     for host_batch in _batches():
         state, metrics = step(state, parallel.split_for_pmap(host_batch, n), jax.random.key(1))
