@@ -3,8 +3,9 @@
 For every layer and impl this times one jitted program computing the layer output and the
 gradients w.r.t. input and kernel, and prints a table with the median time, the speed-up over
 "lax", and GFLOP/s. FLOPs come from XLA's cost analysis of the "lax" program (the useful work);
-"own GFLOP" is the cost analysis of each impl's program, which for the fast routes also counts
-taps on the materialized zero padding and on zero kernel taps (k not divisible by the stride).
+"own GFLOP" is the cost analysis of each impl's program, which for the CPU routes ("fast":
+matrix products, "s2d": stride-1 convolutions, both on space-to-depth blocks) also counts taps
+on the materialized zero padding and on zero kernel taps (k not divisible by the stride).
 
 Example (small, quick):
     .venv/bin/python benchmarks/conv_ops.py --batch 2 --channel-divisor 4 --repeats 3
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per point (median)")
     parser.add_argument(
         "--impls",
-        default="lax,fast,phase,lt",
+        default="lax,fast,s2d",
         help=f"comma-separated impls from {conv_ops.IMPLS}; lax is always run as the baseline",
     )
     parser.add_argument(
@@ -128,9 +129,7 @@ def main(argv: list[str] | None = None) -> None:
         cotangent = jnp.asarray(rng.standard_normal(out_shape.shape, dtype=np.float32))
         call_args = (x, kernel, cotangent)
         lax_flops = lax_seconds = None
-        # For conv every non-lax impl is the same space-to-depth code: time it once.
-        op_impls = impls if op == "conv_transpose" else [i for i in impls if i in ("lax", "fast")]
-        for impl in op_impls:
+        for impl in impls:
             compiled = _program(op, impl).lower(*call_args).compile()
             flops = _flops(compiled)
             seconds = _median_seconds(compiled, call_args, args.repeats)

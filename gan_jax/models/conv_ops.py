@@ -1,22 +1,31 @@
 """Strided and transposed N-d convolutions, channels last, with a fast CPU route.
 
-XLA on CPU runs every convolution with input (lhs) dilation -- each transposed convolution and
-the input gradient of each strided convolution -- through a slow generic loop, far slower than
-a stride-1 convolution. The "fast" route therefore re-expresses both ops with stride-1,
-undilated convolutions only, in the forward and in the backward pass:
+On CPU, XLA runs convolutions far below its matrix-product speed: strided and input-dilated
+ones (every transposed convolution and every strided convolution's input gradient) through a
+slow generic loop, stride-1 ones at a fraction of the dot peak. The "fast" route therefore
+runs every convolution, forward and backward, as matrix products (``dot_general``), which
+XLA:CPU hands to YNNPACK:
 
-* ``conv``: space-to-depth (s2d). The padded input is cut into stride-sized blocks that are
-  folded into channels, and the kernel is zero-padded to a multiple of the stride and folded
-  the same way; a stride-1 "valid" convolution then gives the strided result. Its gradients
-  (from plain autodiff) are stride-1 convolutions as well.
-* ``conv_transpose``: the linear transpose of that s2d convolution (a stride-1 convolution
-  followed by depth-to-space), with a ``jax.custom_vjp`` whose backward pass is the s2d
-  convolution itself (input gradient) and the s2d kernel gradient (kernel gradient).
+* The padded input is cut into stride-sized blocks folded into channels (space-to-depth),
+  and the kernel is zero-padded to a multiple of the stride and folded the same way, so the
+  strided conv becomes a stride-1 "valid" conv over blocks with ceil(K / s) taps per dim.
+* ``conv``: the patch matrix of that block conv (one row per output position, one column
+  block per kernel block; im2col) times the folded kernel ``[Kp, Cout]``.
+* ``conv_transpose``: its adjoint, ``col2im(x @ kernel^T)``: one product, then each kernel
+  block's columns are added back onto the blocks it reads (exact work: no multiplications by
+  inserted zeros, unlike an input-dilated conv).
+* The gradients are the same three operations with a ``jax.custom_vjp`` each: the input
+  gradient of one is the other, the kernel gradient is ``(grad^T @ patches)^T`` with the small
+  ``grad^T`` materialised, because XLA:CPU runs a product contracting the long row axis of two
+  row-major operands on its slower Eigen path. The three rules close over each other, so
+  gradients of gradients (R1, WGAN-GP) stay on this route. Reverse mode only.
 
-GPUs and TPUs use the plain ``lax`` ops, which are fast there.
+"s2d" is the previous CPU route (the same space-to-depth, but as stride-1 XLA convolutions),
+kept so ``benchmarks/conv_ops.py`` can compare. GPUs and TPUs use the plain ``lax`` ops.
 """
 
 import functools
+import itertools
 import math
 import os
 from collections.abc import Sequence
@@ -26,11 +35,9 @@ import jax.numpy as jnp
 from jax import lax
 
 IMPL_ENV_VAR = "GAN_JAX_CONV_IMPL"
-# Every impl but "lax" uses stride-1, undilated convs only. For conv_transpose, "phase" (one
-# conv per sub-pixel phase) and "lt" ("fast" without its custom VJP, i.e. plain autodiff of the
-# linear transpose) are kept so the benchmark can compare them with "fast"; for conv all three
-# are the space-to-depth conv.
-IMPLS = ("lax", "fast", "phase", "lt")
+# "fast": matrix products only; "s2d": stride-1 XLA convs only (the previous CPU route, kept for
+# benchmarks/conv_ops.py); "lax": XLA's strided / input-dilated convolutions.
+IMPLS = ("lax", "fast", "s2d")
 _PUBLIC_IMPLS = ("lax", "fast")
 
 Padding = Sequence[tuple[int, int]]
@@ -141,8 +148,10 @@ def conv(x: jax.Array, kernel: jax.Array, strides, padding, *, impl: str | None 
         kernel: weights, [*K, Cin, Cout].
         strides: one positive int per spatial dim, len(S).
         padding: one (lo, hi) pair of non-negative ints per spatial dim.
-        impl: "lax", "fast" (space-to-depth, stride-1 convs only) or None for
-            ``default_impl()``. "phase" and "lt" are accepted and behave like "fast" here.
+        impl: "lax", "fast" (matrix products on space-to-depth blocks), "s2d" (stride-1
+            convs on space-to-depth blocks) or None for ``default_impl()``. "fast" is
+            reverse-mode only (custom VJP; no jax.jvp / jacfwd); use "s2d" or "lax" for
+            forward mode.
 
     Returns:
         [N, *O, Cout] with O = (S + lo + hi - K) // stride + 1.
@@ -162,7 +171,9 @@ def conv(x: jax.Array, kernel: jax.Array, strides, padding, *, impl: str | None 
         return lax.conv_general_dilated(
             x, kernel, strides, padding, dimension_numbers=_dimension_numbers(x.ndim - 2)
         )
-    return _conv_s2d(x, kernel, strides, padding)
+    if impl == "s2d":
+        return _conv_s2d(x, kernel, strides, padding)
+    return _conv_mm(x, kernel, strides, padding)
 
 
 def conv_transpose(
@@ -181,10 +192,10 @@ def conv_transpose(
         strides: one positive int per spatial dim, len(S).
         padding: one (lo, hi) pair of non-negative ints per spatial dim; removed from the
             full output like PyTorch's ``padding`` (PyTorch's p is (p, p)).
-        impl: "lax", "fast" (linear transpose of the space-to-depth conv with a stride-1
-            custom VJP), "lt" (the same without the custom VJP), "phase" (sub-pixel phase
-            decomposition) or None for ``default_impl()``. "fast" is reverse-mode only (its
-            custom VJP rules out jax.jvp / jacfwd); use "lt" or "lax" for forward mode.
+        impl: "lax", "fast" (col2im of one matrix product), "s2d" (linear transpose of the
+            space-to-depth stride-1 conv) or None for ``default_impl()``. "fast" and "s2d"
+            are reverse-mode only (custom VJPs rule out jax.jvp / jacfwd); use "lax" for
+            forward mode.
 
     Returns:
         [N, *O, Cout] with O = (S - 1) * stride + K - lo - hi.
@@ -202,11 +213,9 @@ def conv_transpose(
         )
     if impl == "lax":
         return _conv_transpose_lax(x, kernel, strides, padding)
-    if impl == "phase":
-        return _conv_transpose_phase(x, kernel, strides, padding)
-    if impl == "lt":
-        return _conv_transpose_s2d_primal(x, kernel, strides, padding)
-    return _conv_transpose_s2d(x, kernel, strides, padding)
+    if impl == "s2d":
+        return _conv_transpose_s2d(x, kernel, strides, padding)
+    return _conv_transpose_mm(x, kernel, strides, padding)
 
 
 def _conv_out_sizes(in_sizes, kernel_sizes, strides, padding) -> tuple[int, ...]:
@@ -241,8 +250,42 @@ def _conv_transpose_lax(x, kernel, strides, padding) -> jax.Array:
 
 
 # ----------------------------------------------------------------------------------------------
-# Space-to-depth strided convolution.
+# Space-to-depth blocks, shared by the "s2d" and "fast" routes.
 # ----------------------------------------------------------------------------------------------
+
+# Static description of one strided conv: (input sizes S, kernel sizes K, strides, padding).
+Geometry = tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[tuple[int, int], ...]]
+
+
+def _block_layout(geometry: Geometry):
+    """(out sizes O, kernel blocks ceil(K / s), padded input sizes, kernel block offsets)."""
+    in_sizes, kernel_sizes, strides, padding = geometry
+    out_sizes = _conv_out_sizes(in_sizes, kernel_sizes, strides, padding)
+    kernel_blocks = tuple(-(-k // st) for k, st in zip(kernel_sizes, strides))
+    # Exactly the input window that the outputs read, rounded up to whole stride blocks:
+    # extra zeros on the high side meet zero kernel taps, extra input rows are cropped.
+    padded_sizes = tuple(st * (o - 1 + b) for st, o, b in zip(strides, out_sizes, kernel_blocks))
+    offsets = list(itertools.product(*(range(b) for b in kernel_blocks)))
+    return out_sizes, kernel_blocks, padded_sizes, offsets
+
+
+def _to_blocks(x: jax.Array, geometry: Geometry) -> jax.Array:
+    """[N, *S, C] -> padded (or cropped) space-to-depth blocks [N, *(O - 1 + kb), prod(s) * C]."""
+    in_sizes, _, strides, padding = geometry
+    padded_sizes = _block_layout(geometry)[2]
+    pad_config = [(0, 0, 0)]
+    pad_config += [
+        (lo, size - s - lo, 0) for (lo, _), size, s in zip(padding, padded_sizes, in_sizes)
+    ]
+    pad_config.append((0, 0, 0))
+    return _space_to_depth(lax.pad(x, jnp.zeros((), x.dtype), pad_config), strides)
+
+
+def _from_blocks(blocks: jax.Array, channels: int, geometry: Geometry) -> jax.Array:
+    """The adjoint of ``_to_blocks``: depth-to-space, then drop the padding."""
+    x_struct = jax.ShapeDtypeStruct((blocks.shape[0], *geometry[0], channels), blocks.dtype)
+    (x,) = jax.linear_transpose(lambda x: _to_blocks(x, geometry), x_struct)(blocks)
+    return x
 
 
 def _space_to_depth(x: jax.Array, strides: tuple[int, ...]) -> jax.Array:
@@ -275,24 +318,11 @@ def _kernel_to_depth(kernel: jax.Array, strides: tuple[int, ...]) -> jax.Array:
 
 
 def _conv_s2d(x, kernel, strides, padding) -> jax.Array:
-    """Strided conv as pad/crop + space-to-depth + a stride-1 valid conv."""
+    """Strided conv as pad/crop + space-to-depth + a stride-1 valid XLA conv."""
     num_spatial = x.ndim - 2
-    kernel_sizes = kernel.shape[:num_spatial]
-    out_sizes = _conv_out_sizes(x.shape[1:-1], kernel_sizes, strides, padding)
-    kernel_blocks = tuple(-(-k // st) for k, st in zip(kernel_sizes, strides))
-    # Exactly the input window that the outputs read, rounded up to whole stride blocks:
-    # extra zeros on the high side meet zero kernel taps, extra input rows are cropped.
-    padded_sizes = tuple(st * (o - 1 + b) for st, o, b in zip(strides, out_sizes, kernel_blocks))
-    pad_config = [(0, 0, 0)]
-    pad_config += [
-        (lo, size - s - lo, 0) for (lo, _), size, s in zip(padding, padded_sizes, x.shape[1:-1])
-    ]
-    pad_config.append((0, 0, 0))
-    x_padded = lax.pad(x, jnp.zeros((), x.dtype), pad_config)
+    geometry = (tuple(x.shape[1:-1]), tuple(kernel.shape[:num_spatial]), strides, padding)
     return _stride1_conv(
-        _space_to_depth(x_padded, strides),
-        _kernel_to_depth(kernel, strides),
-        [(0, 0)] * num_spatial,
+        _to_blocks(x, geometry), _kernel_to_depth(kernel, strides), [(0, 0)] * num_spatial
     )
 
 
@@ -340,45 +370,141 @@ _conv_transpose_s2d_vjp.defvjp(_conv_transpose_s2d_fwd, _conv_transpose_s2d_bwd)
 
 
 # ----------------------------------------------------------------------------------------------
-# Transposed convolution by sub-pixel phase decomposition (benchmark comparison).
+# The "fast" route: convolutions as matrix products on space-to-depth blocks.
 # ----------------------------------------------------------------------------------------------
 
 
-def _conv_transpose_phase(x, kernel, strides, padding) -> jax.Array:
-    """One stride-1 conv per output phase, interleaved, then cropped by the padding."""
+def _patches(x: jax.Array, geometry: Geometry) -> jax.Array:
+    """im2col: [N, *S, C] -> [N * prod(O), n_blocks * prod(s) * C].
+
+    Row = output position; column block i = the space-to-depth block that kernel block i
+    (``_block_layout`` offsets, row-major) reads for that output.
+    """
+    out_sizes, _, _, offsets = _block_layout(geometry)
+    blocks = _to_blocks(x, geometry)
+    batch, depth = blocks.shape[0], blocks.shape[-1]
+    views = [
+        lax.slice(
+            blocks, (0, *offset, 0), (batch, *(o + a for o, a in zip(out_sizes, offset)), depth)
+        )
+        for offset in offsets
+    ]
+    patches = views[0] if len(views) == 1 else jnp.concatenate(views, axis=-1)
+    return patches.reshape(batch * math.prod(out_sizes), len(offsets) * depth)
+
+
+def _col2im(columns: jax.Array, batch: int, channels: int, geometry: Geometry) -> jax.Array:
+    """The adjoint of ``_patches``: [N * prod(O), Kp] -> [N, *S, C].
+
+    Each kernel block's columns are added onto the blocks it read (one shifted pad each),
+    then depth-to-space.
+    """
+    out_sizes, kernel_blocks, _, offsets = _block_layout(geometry)
+    depth = columns.shape[1] // len(offsets)
+    shifted = [
+        lax.pad(
+            columns[:, i * depth : (i + 1) * depth].reshape(batch, *out_sizes, depth),
+            jnp.zeros((), columns.dtype),
+            [(0, 0, 0), *((a, b - 1 - a, 0) for a, b in zip(offset, kernel_blocks)), (0, 0, 0)],
+        )
+        for i, offset in enumerate(offsets)
+    ]
+    return _from_blocks(functools.reduce(jnp.add, shifted), channels, geometry)
+
+
+def _matmul(a: jax.Array, b: jax.Array) -> jax.Array:
+    """[M, K] @ [K, N], both row-major."""
+    return lax.dot_general(a, b, (((1,), (0,)), ((), ())))
+
+
+def _matmul_nt(a: jax.Array, b: jax.Array) -> jax.Array:
+    """[M, K] @ [N, K]^T."""
+    return lax.dot_general(a, b, (((1,), (1,)), ((), ())))
+
+
+def _transposed(a: jax.Array) -> jax.Array:
+    """a.T as its own array; the barrier stops XLA folding the transpose back into the dot
+    that reads it (XLA:CPU then runs that dot on Eigen, ~1.5x slower than YNNPACK here)."""
+    return lax.optimization_barrier(jnp.transpose(a))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _mm_conv(x: jax.Array, w_mat: jax.Array, geometry: Geometry) -> jax.Array:
+    """Strided conv: x [N, *S, Ci], w_mat [Kp, Co] (``_kernel_matrix``) -> [N, *O, Co]."""
+    out_sizes = _block_layout(geometry)[0]
+    return _matmul(_patches(x, geometry), w_mat).reshape(x.shape[0], *out_sizes, -1)
+
+
+def _mm_conv_fwd(x, w_mat, geometry):
+    return _mm_conv(x, w_mat, geometry), (x, w_mat)
+
+
+def _mm_conv_bwd(geometry, residuals, grad_y):
+    x, w_mat = residuals
+    return _mm_conv_t(grad_y, w_mat, geometry), _mm_wgrad(x, grad_y, geometry)
+
+
+_mm_conv.defvjp(_mm_conv_fwd, _mm_conv_bwd)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _mm_conv_t(y: jax.Array, w_mat: jax.Array, geometry: Geometry) -> jax.Array:
+    """Adjoint of ``_mm_conv`` w.r.t. x: y [N, *O, Co] -> [N, *S, Ci]."""
+    channels = w_mat.shape[0] // len(_block_layout(geometry)[3]) // math.prod(geometry[2])
+    columns = _matmul_nt(y.reshape(-1, y.shape[-1]), w_mat)
+    return _col2im(columns, y.shape[0], channels, geometry)
+
+
+def _mm_conv_t_fwd(y, w_mat, geometry):
+    return _mm_conv_t(y, w_mat, geometry), (y, w_mat)
+
+
+def _mm_conv_t_bwd(geometry, residuals, grad_x):
+    # <g, A^T y> = <A g, y>: the input gradient is the conv of g, the kernel one its wgrad.
+    y, w_mat = residuals
+    return _mm_conv(grad_x, w_mat, geometry), _mm_wgrad(grad_x, y, geometry)
+
+
+_mm_conv_t.defvjp(_mm_conv_t_fwd, _mm_conv_t_bwd)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _mm_wgrad(x: jax.Array, grad_y: jax.Array, geometry: Geometry) -> jax.Array:
+    """Kernel gradient ``patches(x)^T @ grad_y`` [Kp, Co], computed as
+    ``(grad_y^T @ patches)^T`` so that both operands of the product are row-major."""
+    grad_y_t = _transposed(grad_y.reshape(-1, grad_y.shape[-1]))
+    return jnp.transpose(_matmul(grad_y_t, _patches(x, geometry)))
+
+
+def _mm_wgrad_fwd(x, grad_y, geometry):
+    return _mm_wgrad(x, grad_y, geometry), (x, grad_y)
+
+
+def _mm_wgrad_bwd(geometry, residuals, grad_w):
+    # f(x, g) = P(x)^T g is bilinear: d/dx <C, f> = P^T(g C^T) = A^T, d/dg <C, f> = P(x) C.
+    x, grad_y = residuals
+    return _mm_conv_t(grad_y, grad_w, geometry), _mm_conv(x, grad_w, geometry)
+
+
+_mm_wgrad.defvjp(_mm_wgrad_fwd, _mm_wgrad_bwd)
+
+
+def _kernel_matrix(kernel: jax.Array, strides: tuple[int, ...]) -> jax.Array:
+    """[*K, Ci, Co] -> [Kp, Co] in the column order of ``_patches``."""
+    kernel_s2d = _kernel_to_depth(kernel, strides)  # [*kb, prod(s) * Ci, Co]
+    return kernel_s2d.reshape(-1, kernel.shape[-1])
+
+
+def _conv_mm(x, kernel, strides, padding) -> jax.Array:
     num_spatial = x.ndim - 2
-    in_sizes = x.shape[1:-1]
-    kernel_sizes = kernel.shape[:num_spatial]
-    out_sizes = _transpose_out_sizes(in_sizes, kernel_sizes, strides, padding)
-    kernel_blocks = tuple(-(-k // st) for k, st in zip(kernel_sizes, strides))
-    padded_kernel = jnp.pad(
-        kernel,
-        [(0, b * st - k) for b, st, k in zip(kernel_blocks, strides, kernel_sizes)]
-        + [(0, 0), (0, 0)],
-    )
-    # Full output position p = i * s + t; phase r = p mod s only sees taps t = r + j * s,
-    # i.e. a stride-1 "full" correlation of x with the flipped taps of that phase.
-    full_padding = [(b - 1, b - 1) for b in kernel_blocks]
-    spatial_axes = tuple(range(num_spatial))
-    phase_outputs = []
-    for phase in _all_phases(strides):
-        taps = padded_kernel[tuple(slice(r, None, st) for r, st in zip(phase, strides))]
-        phase_outputs.append(_stride1_conv(x, jnp.flip(taps, axis=spatial_axes), full_padding))
-    # [prod(s), N, *Q, C] -> [N, Q_1 * s_1, ..., C]
-    stacked = jnp.stack(phase_outputs).reshape(*strides, *phase_outputs[0].shape)
-    q_sizes = phase_outputs[0].shape[1:-1]
-    order = (num_spatial, *(d for i in range(num_spatial) for d in (num_spatial + 1 + i, i)))
-    interleaved = stacked.transpose(*order, stacked.ndim - 1).reshape(
-        x.shape[0], *(q * st for q, st in zip(q_sizes, strides)), kernel.shape[-1]
-    )
-    starts = (0, *(lo for lo, _ in padding), 0)
-    limits = (x.shape[0], *(lo + o for (lo, _), o in zip(padding, out_sizes)), kernel.shape[-1])
-    return lax.slice(interleaved, starts, limits)
+    geometry = (tuple(x.shape[1:-1]), tuple(kernel.shape[:num_spatial]), strides, padding)
+    return _mm_conv(x, _kernel_matrix(kernel, strides), geometry)
 
 
-def _all_phases(strides: tuple[int, ...]) -> list[tuple[int, ...]]:
-    """Every phase tuple (r_1, ..., r_d) with 0 <= r_i < s_i, in row-major order."""
-    phases = [()]
-    for st in strides:
-        phases = [(*p, r) for p in phases for r in range(st)]
-    return phases
+def _conv_transpose_mm(x, kernel, strides, padding) -> jax.Array:
+    num_spatial = x.ndim - 2
+    kernel_sizes = tuple(kernel.shape[:num_spatial])
+    out_sizes = _transpose_out_sizes(x.shape[1:-1], kernel_sizes, strides, padding)
+    geometry = (out_sizes, kernel_sizes, strides, padding)
+    # The adjoint of the conv with kernel [*K, Cout, Cin] from the output back to the input.
+    return _mm_conv_t(x, _kernel_matrix(jnp.swapaxes(kernel, -1, -2), strides), geometry)
