@@ -28,29 +28,67 @@ class MLPGenerator(nn.Module):
         return nn.Dense(self.out_dim, name="out")(x)
 
 
+def minibatch_std(h: jax.Array, group: int) -> jax.Array:
+    """Minibatch standard deviation feature (Karras et al. 2018, ProGAN sec. 3).
+
+    Rows are split into consecutive groups of `group`; the std of each feature over a group,
+    averaged over the features, is one scalar per group, repeated for every row of the group.
+    A collapsed generator makes batches whose spread differs from real ones, and this lets D see it.
+    A batch smaller than `group` (e.g. the batch of 2 at init) is one group, as in ProGAN.
+
+    Args:
+        h: features `[N, F]`, N divisible by `group` (or N < group).
+        group: rows per group, >= 2 (the std of one row is always 0).
+
+    Returns:
+        `[N, 1]`, the group statistic of each row.
+    """
+    n, features = h.shape
+    if group < 2 or (n >= group and n % group):
+        raise ValueError(
+            f"minibatch_std: group={group} must be >= 2 and divide the batch of {n} rows; pick a "
+            f"group size that divides the (packed) batch."
+        )
+    group = min(group, n)
+    grouped = h.reshape(n // group, group, features)
+    # Epsilon inside the sqrt: the gradient of sqrt is infinite at 0 (identical rows).
+    std = jnp.sqrt(jnp.var(grouped, axis=1) + 1e-8)  # [N / group, F]
+    per_group = jnp.mean(std, axis=1, keepdims=True)  # [N / group, 1]
+    return jnp.repeat(per_group, group, axis=0)
+
+
 class MLPDiscriminator(nn.Module):
     """points `[N, in_dim]` -> logits `[N]`.
 
     `pack` > 1 is PacGAN packing (Lin et al. 2018): D judges `pack` samples jointly; the input
     `[N, in_dim]` becomes `[N / pack, pack * in_dim]` and each logit is repeated `pack` times so
     that the output stays `[N]` and the losses are unchanged.
+
+    `minibatch_std_group` > 0 appends the `minibatch_std` feature of groups of that many (packed)
+    rows to the input of the last hidden layer (the input itself when depth is 1); 0 = off. It
+    couples the rows of a batch, so D's output for a sample depends on its group.
     """
 
     in_dim: int = 2
     hidden: int = 128
     depth: int = 3
     pack: int = 1
+    minibatch_std_group: int = 0
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
         del train
         if x.ndim != 2 or x.shape[1] != self.in_dim:
             raise ValueError(f"MLPDiscriminator: input must be [N, {self.in_dim}], got {x.shape}.")
+        if self.depth < 1:
+            raise ValueError(f"MLPDiscriminator: depth={self.depth} must be >= 1.")
         n = x.shape[0]
         if n % self.pack:
             raise ValueError(f"MLPDiscriminator: batch {n} is not divisible by pack={self.pack}.")
         h = x.reshape(n // self.pack, self.pack * self.in_dim)
         for i in range(self.depth):
+            if self.minibatch_std_group and i == self.depth - 1:
+                h = jnp.concatenate([h, minibatch_std(h, self.minibatch_std_group)], axis=1)
             h = nn.leaky_relu(nn.Dense(self.hidden, name=f"hidden{i}")(h), 0.2)
         logits = nn.Dense(1, name="out")(h)[:, 0]
         return jnp.repeat(logits, self.pack)
