@@ -237,8 +237,10 @@ def test_fvd_computer_rejects_out_of_range_floats():
     computer = FVDComputer(random_variables(6), batch_size=2, num_frames=9, size=64)
     with pytest.raises(ValueError, match=r"\[-1, 1\] but span \[0, 255\]"):
         computer.add_real(np.linspace(0, 255, 2 * 9 * 8 * 8 * 3).reshape(2, 9, 8, 8, 3))
-    with pytest.raises(ValueError, match=r"\[N, T, H, W, 3\]"):
+    with pytest.raises(ValueError, match=r"\[N, T, H, W, C\], got shape \(2, 9, 8, 8\)"):
         computer.add_real(np.zeros((2, 9, 8, 8), np.uint8))
+    with pytest.raises(ValueError, match=r"RGB clips.*repeat a grey channel"):
+        computer.add_real(np.zeros((2, 9, 8, 8, 1), np.uint8))
 
 
 def _compare_with_torch(tmp_path, clip_shape, avg_pool_window):

@@ -16,15 +16,10 @@ Real statistics can be cached: `fvd.real_stats.save("real.npz")`, later
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
-import numpy as np
 
+from gan_jax.metrics.feature_fd import StreamingFD
 from gan_jax.metrics.frechet import GaussianStats, stats_frechet_distance
 from gan_jax.metrics.i3d import FVD_NUM_FRAMES, FVD_SIZE, I3D, preprocess_for_i3d
-
-# Float clips must lie in [-1, 1]; this slack tolerates round-off of generator outputs while
-# still catching clips in [0, 255] floats.
-_RANGE_SLACK = 1e-3
 
 
 def fvd_from_features(real_features, fake_features) -> float:
@@ -43,13 +38,15 @@ def fvd_from_features(real_features, fake_features) -> float:
     return stats_frechet_distance(real, fake)
 
 
-class FVDComputer:
+class FVDComputer(StreamingFD):
     """Streams clips through I3D in fixed-size jit-compiled batches and accumulates statistics.
 
-    Only the running mean/covariance of the features is kept, never the clips or features. The
-    last partial batch of each call is zero-padded to `batch_size` so every call reuses one
-    compiled program (per input clip shape).
+    Only the running mean/covariance of the features is kept, never the clips or features
+    (see `gan_jax.metrics.feature_fd.StreamingFD`); one compiled program per input clip shape.
     """
+
+    who = "FVDComputer"
+    typical_count = "FVD is usually reported on 2048 or more"
 
     def __init__(
         self,
@@ -71,94 +68,20 @@ class FVDComputer:
             model: the I3D module; the default is the Kinetics-400 network.
             real_stats: precomputed real statistics to start from (e.g. `GaussianStats.load`).
         """
-        if batch_size < 1:
-            raise ValueError(f"FVDComputer: batch_size must be >= 1, got {batch_size}")
-        self._batch_size = batch_size
-        self._model = model if model is not None else I3D()
-        self._variables = jax.device_put(i3d_variables)
-        self._real = real_stats if real_stats is not None else GaussianStats()
-        self._fake = GaussianStats()
+        model = model if model is not None else I3D()
+        variables = jax.device_put(i3d_variables)
 
-        def features(variables, clips):
+        def features(clips):
             preprocessed = preprocess_for_i3d(clips, num_frames=num_frames, size=size)
-            return self._model.apply(variables, preprocessed)
+            return model.apply(variables, preprocessed)
 
-        self._features = jax.jit(features)
+        super().__init__(features, model.num_classes, batch_size=batch_size, real_stats=real_stats)
 
-    @property
-    def real_stats(self) -> GaussianStats:
-        """Statistics of the real clips added so far."""
-        return self._real
-
-    @property
-    def fake_stats(self) -> GaussianStats:
-        """Statistics of the generated clips added so far."""
-        return self._fake
-
-    def features(self, clips) -> np.ndarray:
-        """I3D features of clips.
-
-        Args:
-            clips: [N, T, H, W, 3], uint8 in [0, 255] or float in [-1, 1]; numpy or jax.
-
-        Returns:
-            float32 numpy [N, num_classes].
-        """
-        if not hasattr(clips, "shape"):
-            clips = np.asarray(clips)
-        if clips.ndim != 5:
-            raise ValueError(f"FVDComputer expects clips [N, T, H, W, 3], got shape {clips.shape}")
-        _check_range(clips)
-        # Dispatch every batch before reading any result back, so host-to-device copies and
-        # I3D runs overlap; only the small [batch, num_classes] outputs are kept.
-        pending = []
-        for start in range(0, clips.shape[0], self._batch_size):
-            chunk = clips[start : start + self._batch_size]
-            num_valid = chunk.shape[0]
-            if num_valid < self._batch_size:
-                pad = [(0, self._batch_size - num_valid)] + [(0, 0)] * 4
-                chunk = np.pad(chunk, pad) if isinstance(chunk, np.ndarray) else jnp.pad(chunk, pad)
-            pending.append((num_valid, self._features(self._variables, chunk)))
-        if not pending:
-            return np.zeros((0, self._model.num_classes), np.float32)
-        return np.concatenate([np.asarray(feats)[:num_valid] for num_valid, feats in pending])
-
-    def add_real(self, clips) -> None:
-        """Adds real clips [N, T, H, W, 3] to the real statistics."""
-        self._real.update(self.features(clips))
-
-    def add_fake(self, clips) -> None:
-        """Adds generated clips [N, T, H, W, 3] to the generated statistics."""
-        self._fake.update(self.features(clips))
-
-    def reset_fake(self) -> None:
-        """Forgets the generated clips (e.g. before evaluating the next checkpoint)."""
-        self._fake = GaussianStats()
-
-    def compute(self) -> float:
-        """FVD between the real and generated clips added so far (each needs >= 2 clips)."""
-        for name, stats in (("real", self._real), ("generated", self._fake)):
-            if stats.count < 2:
-                raise ValueError(
-                    f"FVDComputer.compute: {stats.count} {name} clips added, at least 2 are "
-                    "needed (FVD is usually reported on 2048 or more)"
-                )
-        return stats_frechet_distance(self._real, self._fake)
-
-
-def _check_range(clips) -> None:
-    """Rejects float clips outside [-1, 1] (e.g. [0, 255] floats), which I3D would misread."""
-    if clips.dtype == np.uint8 or clips.size == 0:
-        return
-    if not jnp.issubdtype(clips.dtype, jnp.floating):
-        raise ValueError(
-            f"FVDComputer expects uint8 [0, 255] or float [-1, 1] clips, got dtype {clips.dtype}"
-        )
-    xp = np if isinstance(clips, np.ndarray) else jnp
-    low, high = float(xp.min(clips)), float(xp.max(clips))
-    if not (low >= -1.0 - _RANGE_SLACK and high <= 1.0 + _RANGE_SLACK):
-        raise ValueError(
-            f"FVDComputer: float clips must lie in [-1, 1] but span [{low:.4g}, {high:.4g}]; "
-            "pass uint8 clips in [0, 255], or map floats to [-1, 1] (e.g. x / 127.5 - 1) "
-            "and clip generator outputs"
-        )
+    def _check_clips(self, clips):
+        clips = super()._check_clips(clips)
+        if clips.shape[-1] != 3:
+            raise ValueError(
+                f"FVDComputer expects RGB clips [N, T, H, W, 3], got shape {tuple(clips.shape)}; "
+                "repeat a grey channel 3 times (np.repeat(clips, 3, axis=-1))"
+            )
+        return clips
