@@ -68,6 +68,10 @@ def base_config() -> config_dict.ConfigDict:
     cfg.eval.every = 0  # steps between metric evaluations during training; 0 = off
     cfg.eval.metrics = ()  # names from gan_jax.evaluate.METRICS; () = all that apply
     cfg.eval.num_samples = 64  # generated (and real) samples per evaluation
+    cfg.eval.shapes_features_dir = ""  # shapes_fd's feature network cache; "" = WORKDIR/...
+    cfg.eval.shapes_features_steps = 1200  # training steps of that network (on first use)
+    cfg.eval.i3d_weights = ""  # I3D weights .npz for fvd (gan_jax.metrics.i3d_convert); "" = none
+    cfg.eval.fvd_num_samples = 2048  # real and generated clips of fvd (the usual protocol)
     return cfg
 
 
@@ -483,16 +487,17 @@ def validate(cfg: config_dict.ConfigDict) -> None:
     _need(cfg, "log.progress", bool)
     _at_least(cfg, "eval.every", 0)
     _at_least(cfg, "eval.num_samples", 1)
+    _need(cfg, "eval.shapes_features_dir", str)
+    _at_least(cfg, "eval.shapes_features_steps", 1)
+    _need(cfg, "eval.i3d_weights", str)
+    _at_least(cfg, "eval.fvd_num_samples", 2)
     metrics = _need(cfg, "eval.metrics", (tuple, list))
-    from gan_jax.evaluate import applicable_metrics  # noqa: PLC0415 (evaluate imports jax)
+    from gan_jax.evaluate import check_metric_names  # noqa: PLC0415 (evaluate imports jax)
 
-    allowed = applicable_metrics(cfg)
-    for metric in metrics:
-        if metric not in allowed:
-            raise ConfigError(
-                f"eval.metrics: {metric!r} does not apply to data.name={name!r}; allowed: "
-                f"{list(allowed)}"
-            )
+    try:
+        check_metric_names(cfg, metrics)
+    except ConfigError as e:
+        raise ConfigError(f"eval.metrics: {e}") from None
 
 
 def differences(old: dict, new: dict, prefix: str = "") -> list[str]:

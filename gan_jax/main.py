@@ -35,8 +35,13 @@ def _parser() -> argparse.ArgumentParser:
         choices=sorted(evaluate.METRICS),
         help="metric to compute (repeatable; default: all that apply)",
     )
-    score.add_argument("--num-samples", type=int, help="default: the run's eval.num_samples")
+    score.add_argument(
+        "--num-samples",
+        type=int,
+        help="samples per metric (default: the run's eval.num_samples; FVD: eval.fvd_num_samples)",
+    )
     score.add_argument("--seed", type=int, default=0)
+    score.add_argument("--i3d-weights", help="I3D weights .npz for --metric fvd")
     return parser
 
 
@@ -80,7 +85,9 @@ def main(argv=None) -> int:
         elif args.command == "sample":
             samples.sample_command(args.workdir, args.num, args.out, args.seed)
         else:
-            evaluate.eval_command(args.workdir, args.metric, args.num_samples, args.seed)
+            evaluate.eval_command(
+                args.workdir, args.metric, args.num_samples, args.seed, args.i3d_weights
+            )
     except (config.ConfigError, FileNotFoundError) as e:
         print(f"gan-jax {command}: error: {e}", file=sys.stderr)
         return 2

@@ -251,8 +251,11 @@ def train(cfg: config_dict.ConfigDict, workdir: str | os.PathLike) -> GANState:
         eval_ctx = None
         if cfg.eval.every:
             eval_ctx = evaluate.EvalContext(
-                cfg, gan, state, sampler, cfg.eval.num_samples, seed=cfg.seed
+                cfg, gan, state, sampler, cfg.eval.num_samples, seed=cfg.seed, workdir=workdir
             )
+            if start == 0:  # the untrained generator: where the metrics start from
+                results = evaluate.run_metrics(cfg.eval.metrics, eval_ctx)
+                writer.write_scalars(0, {f"eval/{k}": v for k, v in results.items()})
         window = _MetricWindow()
 
         def save(step: int, state: GANState) -> None:
