@@ -1,4 +1,4 @@
-"""The shapes_fd and fvd metrics end to end: during training, in `gan-jax eval`, and their errors."""
+"""The shapes_fd and fvd metrics end to end: in training, in `gan-jax eval`, and their errors."""
 
 import json
 import pathlib

@@ -1,0 +1,46 @@
+"""benchmarks/vs_pytorch.py on a tiny GAN: the PyTorch twin has our parameter counts and FLOPs.
+
+The script refuses to time two steps that differ; this runs its checks (and one timed step)
+so that a change to the models that the twin does not follow fails here, not in a benchmark.
+"""
+
+import importlib.util
+import pathlib
+
+import pytest
+
+pytest.importorskip("torch")
+
+SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "vs_pytorch.py"
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location("vs_pytorch", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_twin_matches_and_the_table_prints(capsys):
+    vs_pytorch = _load_script()
+    args = ["--shapes", "4x8x8", "--batch", "2", "--width", "4", "--depth", "2", "--z-dim", "8"]
+    vs_pytorch.main([*args, "--steps", "1", "--warmup", "0", "--matmul-size", "256"])
+    out = capsys.readouterr().out
+    # The FLOP check passed (it exits otherwise) and every row of the table is there.
+    assert "ratio gan_jax/PyTorch clips/s:" in out
+    for row in ("clips/s", "useful GFLOP/s", "% of own matmul peak", "peak RSS growth MiB"):
+        assert row in out, row
+
+
+def test_the_flop_counter_counts_valid_taps_only():
+    vs_pytorch = _load_script()
+    # 1-D, input 4, kernel 4, stride 2, pad 1: outputs 0 and 1 read 3 and 3 valid inputs.
+    assert vs_pytorch._valid_taps(4, 2, 4, 2, 1, transposed=False) == 6
+    # Its transpose writes the same pairs.
+    assert vs_pytorch._valid_taps(2, 4, 4, 2, 1, transposed=True) == 6
+
+
+def test_bad_shape_argument_says_the_format():
+    vs_pytorch = _load_script()
+    with pytest.raises(SystemExit):
+        vs_pytorch.parse_args(["--shapes", "16x32"])
