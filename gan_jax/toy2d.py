@@ -97,16 +97,19 @@ class ToyConfig:
 # The recipe that beats PacGAN's Table 1 on both mixtures (experiments/mode_coverage_table.py):
 # R1 on real data keeps D smooth around the modes so G is pulled into every one of them, the
 # minibatch-std feature lets D see a batch that lacks spread, the linear learning-rate decay
-# and the EMA of G pull samples tight onto the mode centres.
+# and the EMA of G pull samples tight onto the mode centres. Measured on the grid over seeds
+# 0 and 1 (HQ % / reverse KL): 6k steps 72 / 0.06, 12k 90 / 0.007, 20k 95 / 0.004, 30k
+# 96 / 0.004 (R1 gamma 1; 0.01 and 0.1 were no better at 6k); a 5x lower lr (3e-4) reached
+# 8 % at 6k, 2e-3 was no better than 1e-3 at 20k, wider nets (256) no better at 6k.
 BEST_RECIPE = ToyConfig(
-    steps=6_000,
+    steps=30_000,
     batch_size=256,
     d_minibatch_std=4,
     g_lr=1e-3,
     d_lr=1e-3,
     betas=(0.5, 0.99),
     lr_decay_start=0.5,
-    step=StepConfig(loss="nonsaturating", r1_gamma=0.1, ema_decay=0.995, data_key="points"),
+    step=StepConfig(loss="nonsaturating", r1_gamma=1.0, ema_decay=0.995, data_key="points"),
 )
 
 PRESETS: dict[str, ToyConfig] = {"plain": ToyConfig(), "best": BEST_RECIPE}
