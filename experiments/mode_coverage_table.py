@@ -11,8 +11,8 @@ constant lr 2e-4) and "best" is `BEST_RECIPE`. Both get `--steps` steps (default
 recipe's), so the comparison is at an equal budget.
 
 The four (dataset, recipe) pairs train in parallel processes (`--jobs`, default: the CPU
-count). Run from the repository root (all 10 seeds, both datasets, both recipes; about 40 minutes
-on 2 CPU cores):
+count). Run from the repository root (all 10 seeds, both datasets, both recipes; 57 minutes on 2
+CPU cores):
     nice -n 5 .venv/bin/python experiments/mode_coverage_table.py
 A quick look at fewer seeds, written elsewhere:
     .venv/bin/python experiments/mode_coverage_table.py --seeds 0 1 --out /tmp/mode_coverage.md
