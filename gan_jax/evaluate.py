@@ -44,6 +44,8 @@ from gan_jax.state import GANState
 POINTS = "points"
 VIDEO = "video"
 EVAL_DIR = "eval"
+# Generated samples per sampler call in evaluation (one compiled program for every count).
+EVAL_CHUNK = 64
 # Salts of the eval noise key and of the real-data order, distinct from training's.
 _EVAL_NOISE_SALT = 0xE7A1
 _EVAL_DATA_SALT = 0xDA7A
@@ -87,13 +89,19 @@ class EvalContext:
             self._cache["kept", name] = make()
         return self._cache["kept", name]
 
-    def fake_batches(self, num: int, batch_size: int):
-        """Yields `num` samples of the EMA generator in batches of at most `batch_size`, so a
-        large count never sits in memory; fixed eval noise (batch i from fold_in(key, i))."""
+    def fake_batches(self, num: int):
+        """Yields `num` samples of the EMA generator in chunks of `EVAL_CHUNK`, so a large count
+        never sits in memory. Chunk i is drawn from fold_in(eval key, i): every metric sees the
+        same samples, and they are drawn once where `fake(num)` already holds them."""
+        if ("fake", num) in self._cache:
+            whole = self._cache["fake", num]
+            for start in range(0, num, EVAL_CHUNK):
+                yield whole[start : start + EVAL_CHUNK]
+            return
         key = jax.random.fold_in(jax.random.key(self.seed), _EVAL_NOISE_SALT)
-        for i, start in enumerate(range(0, num, batch_size)):
-            fake = self.sampler(self.state, jax.random.fold_in(key, i), batch_size)
-            fake = fake[: min(batch_size, num - start)]
+        for i, start in enumerate(range(0, num, EVAL_CHUNK)):
+            fake = self.sampler(self.state, jax.random.fold_in(key, i), EVAL_CHUNK)
+            fake = fake[: min(EVAL_CHUNK, num - start)]
             if not np.all(np.isfinite(fake)):
                 raise FloatingPointError(
                     f"the EMA generator at step {int(self.state.step)} produced non-finite samples"
@@ -120,22 +128,22 @@ class EvalContext:
                 close()
 
     def fake(self, num: int | None = None) -> np.ndarray:
-        """`[num, ...]` samples of the EMA generator (fixed eval noise), as one array."""
-        return self._whole("fake", self.fake_batches, num)
+        """`[num, ...]` samples of the EMA generator (those of `fake_batches`), as one array."""
+        num = self.num_samples if num is None else num
+        if ("fake", num) not in self._cache:
+            self._cache["fake", num] = np.concatenate(list(self.fake_batches(num)))
+        return self._cache["fake", num]
 
     def real(self, num: int | None = None) -> np.ndarray:
         """`[num, ...]` real samples from `cfg.data`, as one array."""
-        return self._whole("real", self.real_batches, num)
-
-    def _whole(self, which: str, batches, num: int | None) -> np.ndarray:
         num = self.num_samples if num is None else num
-        if (which, num) not in self._cache:
-            iterator = batches(num, num)
+        if ("real", num) not in self._cache:
+            batches = self.real_batches(num, num)
             try:
-                self._cache[which, num] = next(iterator)
+                self._cache["real", num] = next(batches)
             finally:
-                iterator.close()  # runs the generator's clean-up (closes the data iterator)
-        return self._cache[which, num]
+                batches.close()  # runs the generator's clean-up (closes the data iterator)
+        return self._cache["real", num]
 
 
 # Cache entries of an EvalContext that survive `with_state` (they do not depend on G).
@@ -292,7 +300,7 @@ def _shapes_fd(ctx: EvalContext) -> dict[str, float]:
         )
 
     metric = ctx.cached(f"shapes_fd/{num}", real_metric)
-    return {"fsd": metric.score(ctx.fake_batches(num, _SHAPES_FD_BATCH))}
+    return {"fsd": metric.score(ctx.fake_batches(num))}
 
 
 def _fvd_missing(cfg: config_dict.ConfigDict) -> str | None:
@@ -331,7 +339,7 @@ def _fvd(ctx: EvalContext) -> dict[str, float]:
         return computer
 
     computer = ctx.cached(f"fvd/{num}", real_metric)
-    return {"fvd": computer.score(ctx.fake_batches(num, batch)), "num_clips": float(num)}
+    return {"fvd": computer.score(ctx.fake_batches(num)), "num_clips": float(num)}
 
 
 def run_metrics(names: Sequence[str] | None, ctx: EvalContext) -> dict[str, float]:

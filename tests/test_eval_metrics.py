@@ -3,6 +3,7 @@
 import json
 import pathlib
 
+import jax
 import numpy as np
 import pytest
 from test_i3d import random_variables
@@ -91,3 +92,21 @@ def test_fvd_needs_sixteen_frames(tmp_path, capsys):
     args = ["train", *TINY, "--workdir", str(tmp_path / "run"), "--config.eval.metrics=('fvd',)"]
     assert main([*args, f"--config.eval.i3d_weights={weights}"]) == 2
     assert "at least 16 frames" in capsys.readouterr().err
+
+
+def test_generated_samples_are_shared_between_metrics():
+    """`fake()` and `fake_batches()` give the same samples, drawn once, in fixed chunks."""
+    calls = []
+
+    def sampler(state, key, num):
+        calls.append(num)
+        return np.asarray(jax.random.normal(key, (num, 2)))
+
+    ctx = evaluate.EvalContext(cfg=None, gan=None, state=None, sampler=sampler, num_samples=150)
+    streamed = np.concatenate(list(ctx.fake_batches(150)))
+    assert calls == [evaluate.EVAL_CHUNK] * 3 and streamed.shape == (150, 2)
+    whole = ctx.fake()
+    np.testing.assert_array_equal(whole, streamed)
+    calls.clear()
+    again = np.concatenate(list(ctx.fake_batches(150)))  # from the cache: no sampling
+    assert calls == [] and np.array_equal(again, whole)
