@@ -6,15 +6,15 @@ Run:
 
 Time: 1500 steps of batch 16 at about 8 steps/s on 2 idle cores, plus the shapes feature
 network (trained once, about 30 s), 7 evaluations of 512 clips and compilation: measured
-3 min 45 s wall, peak host memory 1.6 GB.
+3 min 32 s wall, peak host memory 1.6 GB.
 
 Expected (seed 0, bitwise reproducible on CPU): samples/step_001500.png shows soft coloured
 blobs (red, orange, yellow, green, cyan, blue) on a black background, one or two per clip, most
 of them drifting across the 8 frames; edges are soft, not yet crisp squares and discs. The
 Fréchet Shapes Distance (eval/shapes_fd/fsd in metrics.jsonl; 512 clips) falls from 125 at
 step 0 (the untrained generator) to 21 at step 1500, not monotonically (156 at step 500, 39 at
-1250); two draws of real clips score 1.7. Final eval/video_stats: mean_gap 0.05, motion_ratio
-1.27; D wins at the end (d/loss 0.08, g/loss 3.9).
+1250); two draws of real clips score 1.7. Final eval/video_stats: mean_gap 0.06, motion_ratio
+1.32; D wins at the end (d/loss 0.08, g/loss 3.9).
 
 Choices: D with batch norm learned fastest here (no-norm D with R1, or spectral norm with the
 hinge loss, were still grey or single-coloured at the same step); Adam 5e-4 for both nets; EMA
