@@ -20,7 +20,7 @@ import jax
 import numpy as np
 import optax
 
-from gan_jax import parallel
+from gan_jax import cpu_memory, parallel
 from gan_jax.models.conv_ops import default_impl
 from gan_jax.models.video_dcgan import VideoDiscriminator, VideoGenerator
 from gan_jax.state import create_state
@@ -78,6 +78,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--conv-impl", default=None, help="lax | fast (default: per backend)")
     args = parser.parse_args()
+    # As the gan-jax command does: XLA:CPU's per-step temporaries reuse freed pages.
+    cpu_memory.keep_freed_memory()
 
     impl = args.conv_impl or default_impl()
     # Useful FLOPs: the plain-lax program (compiled, never run).

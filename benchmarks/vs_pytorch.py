@@ -17,7 +17,11 @@ plain `lax` convolutions (the useful work, whatever route runs), PyTorch's by co
 valid (non-padding) taps of every convolution, its gradients and every matrix product that
 the PyTorch step dispatches. It then times the two steps alternately (jax, torch, jax, ...)
 after warm-up, so both see the same machine load, and prints clips/s, the ratio, GFLOP/s,
-the machine's float32 matmul peak (a large `jnp.dot` and `torch.mm`) and peak memory.
+the machine's float32 matmul peak (a large `jnp.dot` and `torch.mm`) and peak memory (XLA's
+own buffer analysis, and the peak growth of the bytes malloc has handed out during one step of
+each). Both frameworks run in this process under the allocator policy the `gan-jax` command
+sets (`gan_jax.cpu_memory.keep_freed_memory`: freed memory is kept for reuse instead of being
+unmapped and faulted in again next step); `--allocator default` measures glibc's own.
 
     pip install -e '.[bench]'    # torch
     .venv/bin/python benchmarks/vs_pytorch.py                        # 16x32x32 and 16x64x64
@@ -28,6 +32,7 @@ XLA flags (`--xla-flags`) are set before JAX starts; they are an experiment knob
 
 import argparse
 import contextlib
+import ctypes
 import math
 import os
 import re
@@ -35,6 +40,8 @@ import statistics
 import threading
 import time
 from typing import Any
+
+from gan_jax.cpu_memory import keep_freed_memory
 
 TORCH_INSTALL_HINT = "pip install torch==2.13.0  (or: pip install -e '.[bench]')"
 
@@ -82,6 +89,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--xla-flags", default="", help="appended to XLA_FLAGS before JAX starts (experiments)"
+    )
+    parser.add_argument(
+        "--allocator",
+        choices=("keep", "default"),
+        default="keep",
+        help="keep: glibc keeps freed memory for reuse (gan_jax.cpu_memory, as the gan-jax "
+        "command sets it; applies to both frameworks in this process); default: glibc's own",
     )
     parser.add_argument("--skip-checks", action="store_true", help="skip the FLOP check")
     parser.add_argument(
@@ -384,15 +398,55 @@ def _rss_bytes() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def peak_rss_growth(fn) -> int:
-    """Peak host RSS during fn() minus RSS before it, sampled every 0.5 ms (0 if unavailable)."""
-    if not os.path.exists("/proc/self/statm"):
-        return 0
-    before, peak, done = _rss_bytes(), [0], threading.Event()
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd",
+            "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost",
+        )
+    ]  # fmt: skip
+
+
+def _heap_reader():
+    """A function giving the bytes glibc's malloc has handed out and not taken back, or None.
+
+    With the "keep" allocator policy RSS no longer falls after a step (freed pages stay
+    mapped for reuse), so the growth of RSS would not show a step's own memory; the bytes in
+    use do, whatever the policy.
+    """
+    try:
+        libc = ctypes.CDLL(None)
+        mallinfo2 = libc.mallinfo2
+    except (OSError, AttributeError):
+        return None
+    mallinfo2.restype = _MallInfo2
+
+    def in_use() -> int:
+        info = mallinfo2()
+        return info.uordblks + info.hblkhd  # heap blocks in use + mmapped blocks
+
+    return in_use
+
+
+def peak_memory_growth(fn) -> tuple[int, str]:
+    """Peak host memory in use during fn() minus before it, sampled every 0.5 ms.
+
+    Returns:
+        (bytes, what was measured): malloc's bytes in use where glibc tells them, else RSS;
+        (0, "none") where neither is available.
+    """
+    reader = _heap_reader()
+    what = "malloc in use"
+    if reader is None:
+        if not os.path.exists("/proc/self/statm"):
+            return 0, "none"
+        reader, what = _rss_bytes, "RSS"
+    before, peak, done = reader(), [0], threading.Event()
 
     def sample():
         while not done.is_set():
-            peak[0] = max(peak[0], _rss_bytes())
+            peak[0] = max(peak[0], reader())
             time.sleep(0.0005)
 
     thread = threading.Thread(target=sample, daemon=True)
@@ -402,7 +456,7 @@ def peak_rss_growth(fn) -> int:
     finally:
         done.set()
         thread.join()
-    return max(peak[0], _rss_bytes()) - before
+    return max(peak[0], reader()) - before, what
 
 
 def matmul_peak(jax, torch, n: int = 4096, repeats: int = 5) -> tuple[float, float]:
@@ -558,8 +612,8 @@ def run_shape(jax, torch, shape, args, peaks) -> None:
         state, out = step(state, batch, key)
         jax.block_until_ready((state, out))
 
-    jax_rss = peak_rss_growth(jax_once)
-    torch_rss = peak_rss_growth(lambda: torch_step(torch_real))
+    jax_mem, mem_what = peak_memory_growth(jax_once)
+    torch_mem, _ = peak_memory_growth(lambda: torch_step(torch_real))
 
     jax_s, torch_s = statistics.median(jax_times), statistics.median(torch_times)
     pair_ratio = statistics.median(t / j for j, t in zip(jax_times, torch_times))
@@ -596,7 +650,7 @@ def run_shape(jax, torch, shape, args, peaks) -> None:
             f"{100 * useful_flops / torch_s / 1e9 / peak_torch:.0f}",
         ),
         ("peak memory, XLA MiB", f"{jax_xla_bytes / mib:.0f}", "-"),
-        ("peak RSS growth MiB", f"{jax_rss / mib:.0f}", f"{torch_rss / mib:.0f}"),
+        (f"peak host MiB ({mem_what})", f"{jax_mem / mib:.0f}", f"{torch_mem / mib:.0f}"),
     ]
     print(f"{'':<24}{'gan_jax':>12}{'PyTorch':>12}")
     for label, ours, theirs in rows:
@@ -610,6 +664,8 @@ def run_shape(jax, torch, shape, args, peaks) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    # Before either framework allocates; see gan_jax/cpu_memory.py.
+    kept = args.allocator == "keep" and keep_freed_memory()
     if args.xla_flags:
         os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {args.xla_flags}".strip()
     torch = import_torch()
@@ -623,7 +679,8 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"CPU: {os.cpu_count()} cores; jax {jax.__version__} ({jax.device_count()} device(s)), "
         f"torch {torch.__version__} ({torch.get_num_threads()} threads); XLA_FLAGS="
-        f"{os.environ.get('XLA_FLAGS', '')!r}; load average {_load()}"
+        f"{os.environ.get('XLA_FLAGS', '')!r}; allocator "
+        f"{'keeps freed memory' if kept else 'glibc default'}; load average {_load()}"
     )
     peaks = matmul_peak(jax, torch, args.matmul_size)
     print(

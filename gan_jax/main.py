@@ -7,7 +7,7 @@ from pathlib import Path
 
 import jax
 
-from gan_jax import config, distributed, evaluate, samples
+from gan_jax import config, cpu_memory, distributed, evaluate, samples
 from gan_jax.train import train
 
 
@@ -63,6 +63,9 @@ def main(argv=None) -> int:
     """Runs a command; returns the exit status (2: bad config or missing files)."""
     if argv is None:  # the real command line, not a call from Python (tests keep their logging)
         _setup_logging()
+        # Before JAX allocates: XLA:CPU steps then reuse freed pages instead of faulting in
+        # fresh ones every step (see gan_jax/cpu_memory.py); harmless on GPU hosts.
+        cpu_memory.keep_freed_memory()
         argv = sys.argv[1:]
     parser = _parser()
     argv = list(argv)

@@ -24,6 +24,11 @@ CASES = {
     "1d_k5_s3": ((2, 13, 3), (5,), (3,), ((2, 1),), 4),
     # Kernel smaller than the stride.
     "2d_k1x2_s2x3": ((1, 6, 7, 2), (1, 2), (2, 3), ((0, 1), (1, 0)), 3),
+    # One output along a padded dim: the fast route crops the taps that only meet padding
+    # (the video GAN's T 2 -> 1 block; an asymmetric window; input rows the window never reads).
+    "3d_T2to1_k444_s222": ((2, 2, 4, 4, 3), (4, 4, 4), (2, 2, 2), ((1, 1),) * 3, 4),
+    "2d_single_out_asym": ((1, 3, 5, 2), (4, 3), (2, 1), ((2, 0), (1, 1)), 3),
+    "2d_single_out_unread": ((2, 5, 4, 2), (3, 2), (4, 2), ((1, 0), (0, 0)), 3),
 }
 CPU_IMPLS = ("fast", "s2d")  # every route but "lax"
 # "s2d" (the previous CPU route, kept for the benchmark) is checked on fewer cases.
@@ -293,6 +298,25 @@ def test_cpu_routes_compile_to_fast_ops(which, case="2d_k3_s2_odd_asym"):
     # the patterns above still match what XLA prints.
     lax_windows = _CONV_WINDOW.findall(_compiled_hlo(lambda x, k: grads(x, k, "lax"), x, kernel))
     assert _slow_windows(lax_windows), lax_windows
+
+
+@pytest.mark.parametrize("which", ["conv", "conv_transpose"])
+def test_fast_route_skips_taps_that_only_meet_padding(which, case="3d_T2to1_k444_s222"):
+    """T 2 -> 1 with kernel 4 and padding 1: only the middle 2 of the 4 time taps meet input,
+    so every product of the forward and backward contracts (or makes) 2 * 4 * 4 * C taps,
+    not 4 * 4 * 4 * C (the values are checked against lax by the tests above)."""
+    op, x, kernel = _op_and_inputs(which, case)
+    channels = kernel.shape[-2] if which == "conv" else kernel.shape[-1]
+    hlo = _compiled_hlo(
+        jax.grad(lambda x, k: jnp.sum(op(x, k, "fast") ** 2), argnums=(0, 1)), x, kernel
+    )
+    shapes = [
+        tuple(int(d) for d in dims.split(","))
+        for dims in re.findall(r"= f32\[([\d,]+)\]\{[\d,]*\} dot\(", hlo)
+    ]
+    assert shapes, "no dot in the fast route's HLO"
+    tap_dims = {d for shape in shapes for d in shape if d % channels == 0 and d > channels * 4}
+    assert tap_dims == {2 * 4 * 4 * channels}, (shapes, channels)
 
 
 def test_default_impl(monkeypatch):

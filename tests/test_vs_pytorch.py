@@ -28,7 +28,12 @@ def test_twin_matches_and_the_table_prints(capsys):
     out = capsys.readouterr().out
     # The FLOP check passed (it exits otherwise) and every row of the table is there.
     assert "ratio gan_jax/PyTorch clips/s:" in out
-    for row in ("clips/s", "useful GFLOP/s", "% of own matmul peak", "peak RSS growth MiB"):
+    for row in (
+        "clips/s",
+        "useful GFLOP/s",
+        "% of own matmul peak",
+        "peak host MiB (malloc in use)",
+    ):
         assert row in out, row
 
 

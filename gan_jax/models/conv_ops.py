@@ -15,9 +15,9 @@ XLA:CPU hands to YNNPACK:
   block's columns are added back onto the blocks it reads (exact work: no multiplications by
   inserted zeros, unlike an input-dilated conv).
 * The gradients are the same three operations with a ``jax.custom_vjp`` each: the input
-  gradient of one is the other, the kernel gradient is ``(grad^T @ patches)^T`` with the small
-  ``grad^T`` materialised, because XLA:CPU runs a product contracting the long row axis of two
-  row-major operands on its slower Eigen path. The three rules close over each other, so
+  gradient of one is the other, the kernel gradient is ``patches^T @ grad`` with the patch
+  matrix built transposed, because XLA:CPU runs a product contracting the long row axis of
+  two row-major operands on its slower Eigen path. The three rules close over each other, so
   gradients of gradients (R1, WGAN-GP) stay on this route. Reverse mode only.
 
 "s2d" is the previous CPU route (the same space-to-depth, but as stride-1 XLA convolutions),
@@ -393,6 +393,25 @@ def _patches(x: jax.Array, geometry: Geometry) -> jax.Array:
     return patches.reshape(batch * math.prod(out_sizes), len(offsets) * depth)
 
 
+def _patches_t(x: jax.Array, geometry: Geometry) -> jax.Array:
+    """``_patches(x, geometry).T`` built directly: [N, *S, C] -> [n_blocks * prod(s) * C, M].
+
+    Moving the (small) block channels to the front before slicing makes every column block a
+    contiguous copy, instead of a transpose of the large patch matrix afterwards.
+    """
+    out_sizes, _, _, offsets = _block_layout(geometry)
+    blocks = jnp.moveaxis(_to_blocks(x, geometry), -1, 0)  # [D, N, *B]
+    depth, batch = blocks.shape[0], blocks.shape[1]
+    views = [
+        lax.slice(
+            blocks, (0, 0, *offset), (depth, batch, *(o + a for o, a in zip(out_sizes, offset)))
+        )
+        for offset in offsets
+    ]
+    patches_t = views[0] if len(views) == 1 else jnp.concatenate(views, axis=0)
+    return patches_t.reshape(len(offsets) * depth, batch * math.prod(out_sizes))
+
+
 def _col2im(columns: jax.Array, batch: int, channels: int, geometry: Geometry) -> jax.Array:
     """The adjoint of ``_patches``: [N * prod(O), Kp] -> [N, *S, C].
 
@@ -420,12 +439,6 @@ def _matmul(a: jax.Array, b: jax.Array) -> jax.Array:
 def _matmul_nt(a: jax.Array, b: jax.Array) -> jax.Array:
     """[M, K] @ [N, K]^T."""
     return lax.dot_general(a, b, (((1,), (1,)), ((), ())))
-
-
-def _transposed(a: jax.Array) -> jax.Array:
-    """a.T as its own array; the barrier stops XLA folding the transpose back into the dot
-    that reads it (XLA:CPU then runs that dot on Eigen, ~1.5x slower than YNNPACK here)."""
-    return lax.optimization_barrier(jnp.transpose(a))
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
@@ -470,10 +483,13 @@ _mm_conv_t.defvjp(_mm_conv_t_fwd, _mm_conv_t_bwd)
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
 def _mm_wgrad(x: jax.Array, grad_y: jax.Array, geometry: Geometry) -> jax.Array:
-    """Kernel gradient ``patches(x)^T @ grad_y`` [Kp, Co], computed as
-    ``(grad_y^T @ patches)^T`` so that both operands of the product are row-major."""
-    grad_y_t = _transposed(grad_y.reshape(-1, grad_y.shape[-1]))
-    return jnp.transpose(_matmul(grad_y_t, _patches(x, geometry)))
+    """Kernel gradient ``patches(x)^T @ grad_y`` [Kp, Co].
+
+    The patch matrix is built already transposed (``_patches_t``) so that the product is a
+    plain row-major ``[Kp, M] @ [M, Co]``: XLA:CPU hands that form to YNNPACK, while a
+    product contracting the long row axis M of both operands runs on its slower Eigen path.
+    """
+    return _matmul(_patches_t(x, geometry), grad_y.reshape(-1, grad_y.shape[-1]))
 
 
 def _mm_wgrad_fwd(x, grad_y, geometry):
@@ -495,16 +511,64 @@ def _kernel_matrix(kernel: jax.Array, strides: tuple[int, ...]) -> jax.Array:
     return kernel_s2d.reshape(-1, kernel.shape[-1])
 
 
+def _single_output_crops(in_sizes, kernel_sizes, padding, out_sizes):
+    """Per spatial dim, the (input start, kernel start, kernel stop) of its valid taps, for the
+    dims with a single output position whose window meets padding; None for the others.
+
+    A window that starts in the low padding or ends in the high one multiplies zeros with
+    those taps; with one output per dim the taps that meet real input form one contiguous
+    range, so cropping kernel and input to it gives the same result with less work. The
+    video GAN's smallest blocks (T 1 <-> 2, kernel 4, padding 1) halve their products.
+    """
+    crops = []
+    for size, k, (lo, hi), out in zip(in_sizes, kernel_sizes, padding, out_sizes):
+        start, stop = max(0, lo), min(k, size + lo)
+        if out != 1 or stop <= start or (lo == 0 and hi == 0):
+            crops.append(None)
+        else:
+            crops.append((start - lo, start, stop))
+    return crops
+
+
 def _conv_mm(x, kernel, strides, padding) -> jax.Array:
     num_spatial = x.ndim - 2
-    geometry = (tuple(x.shape[1:-1]), tuple(kernel.shape[:num_spatial]), strides, padding)
-    return _mm_conv(x, _kernel_matrix(kernel, strides), geometry)
+    out_sizes = _conv_out_sizes(x.shape[1:-1], kernel.shape[:num_spatial], strides, padding)
+    crops = _single_output_crops(x.shape[1:-1], kernel.shape[:num_spatial], padding, out_sizes)
+    strides, padding = list(strides), list(padding)
+    for d, crop in enumerate(crops):
+        if crop is not None:
+            x_start, k_start, k_stop = crop
+            x = lax.slice_in_dim(x, x_start, x_start + k_stop - k_start, axis=1 + d)
+            kernel = lax.slice_in_dim(kernel, k_start, k_stop, axis=d)
+            strides[d], padding[d] = 1, (0, 0)
+    geometry = (
+        tuple(x.shape[1:-1]),
+        tuple(kernel.shape[:num_spatial]),
+        tuple(strides),
+        tuple(padding),
+    )
+    return _mm_conv(x, _kernel_matrix(kernel, tuple(strides)), geometry)
 
 
 def _conv_transpose_mm(x, kernel, strides, padding) -> jax.Array:
     num_spatial = x.ndim - 2
     kernel_sizes = tuple(kernel.shape[:num_spatial])
     out_sizes = _transpose_out_sizes(x.shape[1:-1], kernel_sizes, strides, padding)
-    geometry = (out_sizes, kernel_sizes, strides, padding)
-    # The adjoint of the conv with kernel [*K, Cout, Cin] from the output back to the input.
-    return _mm_conv_t(x, _kernel_matrix(jnp.swapaxes(kernel, -1, -2), strides), geometry)
+    # The adjoint of the conv from the output (sizes out_sizes) back to x: crop that conv's
+    # single-output dims as in _conv_mm, then place the cropped output back with zeros.
+    crops = _single_output_crops(out_sizes, kernel_sizes, padding, x.shape[1:-1])
+    strides, padding, sizes = list(strides), list(padding), list(out_sizes)
+    placement = [(0, 0, 0)] * x.ndim
+    for d, crop in enumerate(crops):
+        if crop is not None:
+            out_start, k_start, k_stop = crop
+            kernel = lax.slice_in_dim(kernel, k_start, k_stop, axis=d)
+            sizes[d] = k_stop - k_start
+            placement[1 + d] = (out_start, out_sizes[d] - out_start - sizes[d], 0)
+            strides[d], padding[d] = 1, (0, 0)
+    geometry = (tuple(sizes), tuple(kernel.shape[:num_spatial]), tuple(strides), tuple(padding))
+    kernel_t = jnp.swapaxes(kernel, -1, -2)  # [*K, Cout, Cin]: the conv this op is adjoint to.
+    y = _mm_conv_t(x, _kernel_matrix(kernel_t, tuple(strides)), geometry)
+    if any(p != (0, 0, 0) for p in placement):
+        y = lax.pad(y, jnp.zeros((), y.dtype), placement)
+    return y
