@@ -319,6 +319,57 @@ def test_fast_route_skips_taps_that_only_meet_padding(which, case="3d_T2to1_k444
     assert tap_dims == {2 * 4 * 4 * channels}, (shapes, channels)
 
 
+# Cases whose edge outputs meet padding: T 4 -> 2 (a quarter of the time taps), T 8 -> 4
+# (an eighth), an asymmetric 2-D window.
+SPLIT_CASES = {
+    "3d_T4to2": ((2, 4, 4, 4, 3), (4, 4, 4), (2, 2, 2), ((1, 1),) * 3, 4),
+    "3d_T8to4": ((1, 8, 4, 4, 2), (4, 4, 4), (2, 2, 2), ((1, 1),) * 3, 3),
+    "2d_asym": ((2, 6, 5, 3), (4, 3), (2, 1), ((2, 1), (1, 1)), 2),
+}
+
+
+def _dot_flops(hlo: str) -> int:
+    """2 * M * N * K summed over the dots of a compiled HLO module."""
+    flops = 0
+    for line in hlo.splitlines():
+        match = re.search(
+            r"= f32\[([\d,]+)\]\{[\d,]*\} dot\(%?([\w.\-]+), .*"
+            r"lhs_contracting_dims=\{(\d+)\}",
+            line,
+        )
+        if not match:
+            continue
+        out_dims, lhs, contracting = match.groups()
+        lhs_shape = re.search(r"%" + re.escape(lhs) + r" = f32\[([\d,]+)\]", hlo).group(1)
+        contracted = int(lhs_shape.split(",")[int(contracting)])
+        flops += 2 * contracted * int(np.prod([int(d) for d in out_dims.split(",")]))
+    return flops
+
+
+@pytest.mark.parametrize("case", sorted(SPLIT_CASES))
+@pytest.mark.parametrize("which", ["conv", "conv_transpose"])
+def test_fast_route_splits_edge_outputs(monkeypatch, which, case):
+    """Edge outputs in their own cropped regions: same values, gradients and gradients of
+    gradients as lax, with fewer multiply-adds than the unsplit block route."""
+    monkeypatch.setitem(CASES, case, SPLIT_CASES[case])
+    monkeypatch.setattr(conv_ops, "_MIN_SPLIT_ROWS", 1)  # the shapes here are tiny
+    op, x, kernel = _op_and_inputs(which, case)
+    ref = lambda x, k: op(x, k, "lax")  # noqa: E731
+    _check_value_and_grads(lambda x, k: op(x, k, "fast"), ref, x, kernel, f"{which}[{case}]")
+    penalty_grad = jax.jit(jax.grad(_gradient_penalty, argnums=(1, 2)), static_argnums=(0, 3))
+    for got, want in zip(penalty_grad(op, x, kernel, "fast"), penalty_grad(op, x, kernel, "lax")):
+        _assert_close(got, want, f"{which}[{case}] grad-of-grad")
+
+    def grads(x, kernel):
+        return jax.grad(lambda x, k: jnp.sum(op(x, k, "fast") ** 2), argnums=(0, 1))(x, kernel)
+
+    # A new function each time: jax.jit would reuse the first trace for the same one.
+    split_flops = _dot_flops(_compiled_hlo(lambda x, k: grads(x, k), x, kernel))
+    monkeypatch.setattr(conv_ops, "_MIN_SPLIT_SAVING", 2.0)  # never split
+    dense_flops = _dot_flops(_compiled_hlo(lambda x, k: grads(x, k), x, kernel))
+    assert 0 < split_flops < 0.95 * dense_flops, (split_flops, dense_flops)
+
+
 def test_default_impl(monkeypatch):
     monkeypatch.delenv(conv_ops.IMPL_ENV_VAR, raising=False)
     assert jax.default_backend() == "cpu"

@@ -512,25 +512,138 @@ def _kernel_matrix(kernel: jax.Array, strides: tuple[int, ...]) -> jax.Array:
 
 
 def _single_output_crops(in_sizes, kernel_sizes, padding, out_sizes):
-    """Per spatial dim, the (input start, kernel start, kernel stop) of its valid taps, for the
-    dims with a single output position whose window meets padding; None for the others.
+    """Per spatial dim with a single output position, the (input start, kernel start, kernel
+    stop) of the taps that meet real input; None for the other dims.
 
     A window that starts in the low padding or ends in the high one multiplies zeros with
-    those taps; with one output per dim the taps that meet real input form one contiguous
-    range, so cropping kernel and input to it gives the same result with less work. The
-    video GAN's smallest blocks (T 1 <-> 2, kernel 4, padding 1) halve their products.
+    those taps; with one output the taps that meet input form one range, so cropping kernel
+    and input to it (stride 1: one output does not move) gives the same result with less
+    work. The video GAN's smallest blocks (T 1 <-> 2, kernel 4, padding 1) halve their
+    products.
     """
     crops = []
-    for size, k, (lo, hi), out in zip(in_sizes, kernel_sizes, padding, out_sizes):
+    for size, k, (lo, _), out in zip(in_sizes, kernel_sizes, padding, out_sizes):
         start, stop = max(0, lo), min(k, size + lo)
-        if out != 1 or stop <= start or (lo == 0 and hi == 0):
-            crops.append(None)
-        else:
-            crops.append((start - lo, start, stop))
+        crops.append((start - lo, start, stop) if out == 1 and stop > start else None)
     return crops
 
 
+# A dim's outputs are split into regions (below) only where that saves at least this share
+# of its products, and only into regions of at least this many patch rows: smaller products
+# run well below YNNPACK's peak and every region costs its own copies.
+_MIN_SPLIT_SAVING = 0.1
+_MIN_SPLIT_ROWS = 256
+
+
+def _tap_regions(size: int, k: int, stride: int, lo: int, out: int):
+    """One dim's outputs grouped by the taps that meet real input.
+
+    Returns:
+        [(o_start, o_stop, j_start, j_stop)]: outputs o_start..o_stop-1 read input with
+        kernel taps j_start..j_stop-1 only; contiguous and in order.
+    """
+    regions = []
+    for o in range(out):
+        taps = (max(0, lo - stride * o), min(k, size + lo - stride * o))
+        if regions and regions[-1][2:] == taps:
+            regions[-1] = (regions[-1][0], o + 1, *taps)
+        else:
+            regions.append((o, o + 1, *taps))
+    return regions
+
+
+def _split_plan(in_sizes, kernel_sizes, strides, padding, batch: int):
+    """The dim whose edge outputs waste the most taps on padding, and its regions, or None.
+
+    The block route multiplies ceil(K / s) * s taps per output, zeros included. Splitting a
+    dim's outputs into an interior region (no padding) and its edge outputs (single-output
+    regions, cropped to their valid taps) leaves only the products that meet real input:
+    for the video GAN's T 2 -> 1... 4 -> 2 blocks a quarter to an eighth of the work.
+    """
+    out_sizes = _conv_out_sizes(in_sizes, kernel_sizes, strides, padding)
+    best = None
+    for d, (size, k, st, (lo, hi), out) in enumerate(
+        zip(in_sizes, kernel_sizes, strides, padding, out_sizes)
+    ):
+        if out < 2 or (lo == 0 and hi == 0):
+            continue
+        regions = _tap_regions(size, k, st, lo, out)
+        if len(regions) > 3 or any(j1 <= j0 for _, _, j0, j1 in regions):
+            continue
+        rows_per_output = batch * math.prod(out_sizes) // out
+        if min(o1 - o0 for o0, o1, _, _ in regions) * rows_per_output < _MIN_SPLIT_ROWS:
+            continue
+        full = out * -(-k // st) * st
+        split = sum(
+            j1 - j0 if o1 - o0 == 1 else (o1 - o0) * -(-(j1 - j0) // st) * st
+            for o0, o1, j0, j1 in regions
+        )
+        saving = 1.0 - split / full
+        if saving >= _MIN_SPLIT_SAVING and (best is None or saving > best[0]):
+            best = (saving, d, regions)
+    return None if best is None else best[1:]
+
+
+def _region_window(region, stride: int, lo: int) -> tuple[int, int]:
+    """The input rows [start, stop) that a region's outputs read with its taps."""
+    o0, o1, j0, j1 = region
+    return stride * o0 - lo + j0, stride * (o1 - 1) - lo + j1
+
+
+def _without_padding(padding, d: int):
+    return tuple((0, 0) if i == d else p for i, p in enumerate(padding))
+
+
 def _conv_mm(x, kernel, strides, padding) -> jax.Array:
+    num_spatial = x.ndim - 2
+    plan = _split_plan(
+        x.shape[1:-1], kernel.shape[:num_spatial], strides, padding, batch=x.shape[0]
+    )
+    if plan is None:
+        return _conv_mm_dense(x, kernel, strides, padding)
+    d, regions = plan
+    pieces = []
+    for region in regions:
+        start, stop = _region_window(region, strides[d], padding[d][0])
+        pieces.append(
+            _conv_mm_dense(
+                lax.slice_in_dim(x, start, stop, axis=1 + d),
+                lax.slice_in_dim(kernel, region[2], region[3], axis=d),
+                strides,
+                _without_padding(padding, d),
+            )
+        )
+    return jnp.concatenate(pieces, axis=1 + d)
+
+
+def _conv_transpose_mm(x, kernel, strides, padding) -> jax.Array:
+    num_spatial = x.ndim - 2
+    kernel_sizes = tuple(kernel.shape[:num_spatial])
+    out_sizes = _transpose_out_sizes(x.shape[1:-1], kernel_sizes, strides, padding)
+    # Split the conv this op is the adjoint of (from the output back to x) as in _conv_mm;
+    # the adjoint of its concatenation adds each region's output rows back in place.
+    plan = _split_plan(out_sizes, kernel_sizes, strides, padding, batch=x.shape[0])
+    if plan is None:
+        return _conv_transpose_mm_dense(x, kernel, strides, padding)
+    d, regions = plan
+    y = None
+    for region in regions:
+        start, stop = _region_window(region, strides[d], padding[d][0])
+        piece = _conv_transpose_mm_dense(
+            lax.slice_in_dim(x, region[0], region[1], axis=1 + d),
+            lax.slice_in_dim(kernel, region[2], region[3], axis=d),
+            strides,
+            _without_padding(padding, d),
+        )
+        placement = [(0, 0, 0)] * x.ndim
+        placement[1 + d] = (start, out_sizes[d] - stop, 0)
+        piece = lax.pad(piece, jnp.zeros((), piece.dtype), placement)
+        y = piece if y is None else y + piece
+    return y
+
+
+def _conv_mm_dense(x, kernel, strides, padding) -> jax.Array:
+    """One block conv (``_mm_conv``), its single-output dims cropped to their valid taps."""
     num_spatial = x.ndim - 2
     out_sizes = _conv_out_sizes(x.shape[1:-1], kernel.shape[:num_spatial], strides, padding)
     crops = _single_output_crops(x.shape[1:-1], kernel.shape[:num_spatial], padding, out_sizes)
@@ -550,12 +663,11 @@ def _conv_mm(x, kernel, strides, padding) -> jax.Array:
     return _mm_conv(x, _kernel_matrix(kernel, tuple(strides)), geometry)
 
 
-def _conv_transpose_mm(x, kernel, strides, padding) -> jax.Array:
+def _conv_transpose_mm_dense(x, kernel, strides, padding) -> jax.Array:
+    """The adjoint of ``_conv_mm_dense`` (its crops placed back with zeros)."""
     num_spatial = x.ndim - 2
     kernel_sizes = tuple(kernel.shape[:num_spatial])
     out_sizes = _transpose_out_sizes(x.shape[1:-1], kernel_sizes, strides, padding)
-    # The adjoint of the conv from the output (sizes out_sizes) back to x: crop that conv's
-    # single-output dims as in _conv_mm, then place the cropped output back with zeros.
     crops = _single_output_crops(out_sizes, kernel_sizes, padding, x.shape[1:-1])
     strides, padding, sizes = list(strides), list(padding), list(out_sizes)
     placement = [(0, 0, 0)] * x.ndim
