@@ -9,8 +9,9 @@ serve every block from its heap and never trim it keeps those pages mapped betwe
 the process then holds its peak memory, which a training job does anyway.
 
 The call is Linux/glibc only and is a no-op elsewhere (macOS, musl, or when the allocator is
-not glibc's). It changes the allocator's policy for the whole process, so the command line
-calls it for CPU runs; a user's own loop may call it once at start-up.
+not glibc's). It changes the allocator's policy for the whole process, so the `gan-jax`
+command calls it once at start-up (on any backend: host buffers elsewhere are small); a user's
+own training loop may do the same.
 """
 
 import ctypes
