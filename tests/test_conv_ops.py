@@ -65,11 +65,11 @@ def _random(seed, shape):
     return jnp.asarray(np.random.default_rng(seed).standard_normal(shape, dtype=np.float32))
 
 
-def _assert_close(actual, expected, what):
+def _assert_close(actual, expected, what, tol=1e-5):
     expected = np.asarray(expected)
     assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
-    atol = 1e-5 * max(float(np.abs(expected).max()), 1.0)
-    np.testing.assert_allclose(np.asarray(actual), expected, rtol=1e-5, atol=atol, err_msg=what)
+    atol = tol * max(float(np.abs(expected).max()), 1.0)
+    np.testing.assert_allclose(np.asarray(actual), expected, rtol=tol, atol=atol, err_msg=what)
 
 
 def _conv_inputs(case):
@@ -301,10 +301,13 @@ def test_cpu_routes_compile_to_fast_ops(which, case="2d_k3_s2_odd_asym"):
 
 
 @pytest.mark.parametrize("which", ["conv", "conv_transpose"])
-def test_fast_route_skips_taps_that_only_meet_padding(which, case="3d_T2to1_k444_s222"):
+def test_fast_route_skips_taps_that_only_meet_padding(
+    monkeypatch, which, case="3d_T2to1_k444_s222"
+):
     """T 2 -> 1 with kernel 4 and padding 1: only the middle 2 of the 4 time taps meet input,
     so every product of the forward and backward contracts (or makes) 2 * 4 * 4 * C taps,
     not 4 * 4 * 4 * C (the values are checked against lax by the tests above)."""
+    monkeypatch.setattr(conv_ops, "_WINOGRAD", False)  # the im2col products, as for thin convs
     op, x, kernel = _op_and_inputs(which, case)
     channels = kernel.shape[-2] if which == "conv" else kernel.shape[-1]
     hlo = _compiled_hlo(
@@ -353,6 +356,7 @@ def test_fast_route_splits_edge_outputs(monkeypatch, which, case):
     gradients as lax, with fewer multiply-adds than the unsplit block route."""
     monkeypatch.setitem(CASES, case, SPLIT_CASES[case])
     monkeypatch.setattr(conv_ops, "_MIN_SPLIT_ROWS", 1)  # the shapes here are tiny
+    monkeypatch.setattr(conv_ops, "_WINOGRAD", False)  # convs that qualify take it instead
     op, x, kernel = _op_and_inputs(which, case)
     ref = lambda x, k: op(x, k, "lax")  # noqa: E731
     _check_value_and_grads(lambda x, k: op(x, k, "fast"), ref, x, kernel, f"{which}[{case}]")
@@ -368,6 +372,65 @@ def test_fast_route_splits_edge_outputs(monkeypatch, which, case):
     monkeypatch.setattr(conv_ops, "_MIN_SPLIT_SAVING", 2.0)  # never split
     dense_flops = _dot_flops(_compiled_hlo(lambda x, k: grads(x, k), x, kernel))
     assert 0 < split_flops < 0.95 * dense_flops, (split_flops, dense_flops)
+
+
+# Cases with dims that run as Winograd F(2, 2): every dim (T 4 -> 2, H, W 8 -> 4); a kernel-3
+# stride-1 time dim that stays direct; a cropped single-output time dim; an odd number of
+# outputs (direct) between two transformed dims; 1-D stride 3 (two taps of 3-blocks).
+WINOGRAD_CASES = (
+    "3d_k444_s222_p1",
+    "3d_k344_s122_p1",
+    "3d_T2to1_k444_s222",
+    "3d_k444_s222_odd",
+    "2d_k4_s2_p1",
+    "1d_k5_s3",
+)
+
+
+def _force_winograd(monkeypatch):
+    """The tiny test shapes are under the route's size limits; lift them."""
+    monkeypatch.setattr(conv_ops, "_WINOGRAD_MIN_DEPTH", 1)
+    monkeypatch.setattr(conv_ops, "_WINOGRAD_MIN_ROWS", 1)
+
+
+@pytest.mark.parametrize("case", WINOGRAD_CASES)
+@pytest.mark.parametrize("which", ["conv", "conv_transpose"])
+def test_winograd_route_matches_lax(monkeypatch, which, case):
+    """Values, gradients and both gradient penalties equal lax's; the HLO runs batched
+    products (the Winograd positions) with fewer multiply-adds than the im2col route."""
+    _force_winograd(monkeypatch)
+    op, x, kernel = _op_and_inputs(which, case)
+    ref = lambda x, k: op(x, k, "lax")  # noqa: E731
+    _check_value_and_grads(lambda x, k: op(x, k, "fast"), ref, x, kernel, f"{which}[{case}]")
+    for penalty in (_gradient_penalty, _kernel_gradient_penalty):
+        penalty_grad = jax.jit(jax.grad(penalty, argnums=(1, 2)), static_argnums=(0, 3))
+        for got, want in zip(
+            penalty_grad(op, x, kernel, "fast"), penalty_grad(op, x, kernel, "lax")
+        ):
+            # The transforms' adds round too: against float64, these gradients of gradients
+            # were off by up to 1.6e-5 of their largest value (lax's own f32 convs: 9.5e-6).
+            _assert_close(got, want, f"{which}[{case}] {penalty.__name__} grad-of-grad", 5e-5)
+
+    def grads(x, kernel):
+        return jax.grad(lambda x, k: jnp.sum(op(x, k, "fast") ** 2), argnums=(0, 1))(x, kernel)
+
+    # A new function each time: jax.jit would reuse the first trace for the same one.
+    hlo = _compiled_hlo(lambda x, k: grads(x, k), x, kernel)
+    assert "lhs_batch_dims={0}" in hlo, f"{which}[{case}]: no batched (Winograd) product"
+    winograd_flops = _dot_flops(hlo)
+    monkeypatch.setattr(conv_ops, "_WINOGRAD", False)
+    im2col_flops = _dot_flops(_compiled_hlo(lambda x, k: grads(x, k), x, kernel))
+    assert 0 < winograd_flops <= 0.8 * im2col_flops, (winograd_flops, im2col_flops)
+
+
+def test_winograd_route_takes_every_qualifying_video_layer():
+    """At the video GAN's sizes the kernel-4 stride-2 blocks qualify, except thin ones (the
+    RGB layer, depth 8 * 3) and ones with under 128 tiles; their values are checked above."""
+    geometry = ((8, 32, 32), (4, 4, 4), (2, 2, 2), ((1, 1),) * 3)
+    assert conv_ops._winograd_dims(geometry, 32, 64) == (True, True, True)
+    assert conv_ops._winograd_dims(geometry, 32, 3) == (False,) * 3
+    small = ((2, 4, 4), (4, 4, 4), (2, 2, 2), ((1, 1),) * 3)  # 1 x 2 x 2 outputs
+    assert conv_ops._winograd_dims(small, 32, 256) == (False,) * 3
 
 
 def test_default_impl(monkeypatch):

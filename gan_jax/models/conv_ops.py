@@ -34,6 +34,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from gan_jax.models import conv_winograd
+
 IMPL_ENV_VAR = "GAN_JAX_CONV_IMPL"
 # "fast": matrix products only; "s2d": stride-1 XLA convs only (the previous CPU route, kept for
 # benchmarks/conv_ops.py); "lax": XLA's strided / input-dilated convolutions.
@@ -536,6 +538,11 @@ def _single_output_crops(in_sizes, kernel_sizes, padding, out_sizes):
 # run well below YNNPACK's peak and every region costs its own copies.
 _MIN_SPLIT_SAVING = 0.1
 _MIN_SPLIT_ROWS = 256
+# Convs with a dim that qualifies for Winograd F(2, 2) products (``conv_winograd``) take them
+# instead of the split: 3 products per 2 outputs along that dim, padding taps included.
+_WINOGRAD = True
+_WINOGRAD_MIN_DEPTH = 64
+_WINOGRAD_MIN_ROWS = 128
 
 
 def _tap_regions(size: int, k: int, stride: int, lo: int, out: int):
@@ -555,7 +562,7 @@ def _tap_regions(size: int, k: int, stride: int, lo: int, out: int):
     return regions
 
 
-def _split_plan(in_sizes, kernel_sizes, strides, padding, batch: int):
+def _split_plan(in_sizes, kernel_sizes, strides, padding, batch: int, channels: int):
     """The dim whose edge outputs waste the most taps on padding, and its regions, or None.
 
     The block route multiplies ceil(K / s) * s taps per output, zeros included. Splitting a
@@ -564,6 +571,9 @@ def _split_plan(in_sizes, kernel_sizes, strides, padding, batch: int):
     a quarter of the work of the video GAN's T 4 -> 2 blocks, an eighth of its T 8 -> 4 ones.
     """
     out_sizes = _conv_out_sizes(in_sizes, kernel_sizes, strides, padding)
+    geometry = (tuple(in_sizes), tuple(kernel_sizes), tuple(strides), tuple(padding))
+    if any(_winograd_dims(geometry, batch, channels)):
+        return None
     best = None
     for d, (size, k, st, (lo, hi), out) in enumerate(
         zip(in_sizes, kernel_sizes, strides, padding, out_sizes)
@@ -600,7 +610,7 @@ def _without_padding(padding, d: int):
 def _conv_mm(x, kernel, strides, padding) -> jax.Array:
     num_spatial = x.ndim - 2
     plan = _split_plan(
-        x.shape[1:-1], kernel.shape[:num_spatial], strides, padding, batch=x.shape[0]
+        x.shape[1:-1], kernel.shape[:num_spatial], strides, padding, x.shape[0], x.shape[-1]
     )
     if plan is None:
         return _conv_mm_dense(x, kernel, strides, padding)
@@ -625,7 +635,7 @@ def _conv_transpose_mm(x, kernel, strides, padding) -> jax.Array:
     out_sizes = _transpose_out_sizes(x.shape[1:-1], kernel_sizes, strides, padding)
     # Split the conv this op is the adjoint of (from the output back to x) as in _conv_mm;
     # the adjoint of its concatenation adds each region's output rows back in place.
-    plan = _split_plan(out_sizes, kernel_sizes, strides, padding, batch=x.shape[0])
+    plan = _split_plan(out_sizes, kernel_sizes, strides, padding, x.shape[0], kernel.shape[-1])
     if plan is None:
         return _conv_transpose_mm_dense(x, kernel, strides, padding)
     d, regions = plan
@@ -671,11 +681,29 @@ def _crop_valid_taps(kernel, in_sizes, strides, padding):
     return kernel, windows, geometry
 
 
+def _winograd_dims(geometry: Geometry, batch: int, channels: int) -> tuple[bool, ...]:
+    """The dims of a block conv that run as Winograd F(2, 2) (``conv_winograd``); none when
+    the route is switched off. Single-output dims never qualify, cropped or not."""
+    if not _WINOGRAD:
+        return (False,) * len(geometry[0])
+    out_sizes, kernel_blocks, _, _ = _block_layout(geometry)
+    block_sizes = tuple(o - 1 + b for o, b in zip(out_sizes, kernel_blocks))
+    dims = conv_winograd.winograd_dims(block_sizes, kernel_blocks)
+    tiles = batch * math.prod(o // 2 if w else o for o, w in zip(out_sizes, dims))
+    depth = math.prod(geometry[2]) * channels
+    if depth < _WINOGRAD_MIN_DEPTH or tiles < _WINOGRAD_MIN_ROWS:
+        return (False,) * len(dims)
+    return dims
+
+
 def _conv_mm_dense(x, kernel, strides, padding) -> jax.Array:
-    """One block conv (``_mm_conv``), its single-output dims cropped to their valid taps."""
+    """One block conv (``_mm_conv``, or Winograd products where a dim qualifies), its
+    single-output dims cropped to their valid taps."""
     kernel, windows, geometry = _crop_valid_taps(kernel, x.shape[1:-1], strides, padding)
     for d, (start, size) in enumerate(windows):
         x = lax.slice_in_dim(x, start, start + size, axis=1 + d)
+    if any(_winograd_dims(geometry, x.shape[0], x.shape[-1])):
+        return conv_winograd.conv(_to_blocks(x, geometry), _kernel_to_depth(kernel, geometry[2]))
     return _mm_conv(x, _kernel_matrix(kernel, geometry[2]), geometry)
 
 
@@ -685,7 +713,13 @@ def _conv_transpose_mm_dense(x, kernel, strides, padding) -> jax.Array:
     out_sizes = _transpose_out_sizes(x.shape[1:-1], kernel.shape[:num_spatial], strides, padding)
     kernel, windows, geometry = _crop_valid_taps(kernel, out_sizes, strides, padding)
     kernel_t = jnp.swapaxes(kernel, -1, -2)  # [*K, Cout, Cin]: the conv this op is adjoint to.
-    y = _mm_conv_t(x, _kernel_matrix(kernel_t, geometry[2]), geometry)
+    if any(_winograd_dims(geometry, x.shape[0], kernel_t.shape[-2])):
+        kernel_s2d = _kernel_to_depth(kernel_t, geometry[2])
+        block_sizes = tuple(o - 1 + b for o, b in zip(x.shape[1:-1], kernel_s2d.shape))
+        blocks = conv_winograd.conv_transpose(x, kernel_s2d, block_sizes)
+        y = _from_blocks(blocks, kernel_t.shape[-2], geometry)
+    else:
+        y = _mm_conv_t(x, _kernel_matrix(kernel_t, geometry[2]), geometry)
     placement = [(0, 0, 0)] + [
         (start, total - start - size, 0) for (start, size), total in zip(windows, out_sizes)
     ]

@@ -1,0 +1,101 @@
+"""Tests for gan_jax.models.conv_winograd against lax's stride-1 valid convolution."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import lax
+
+from gan_jax.models import conv_winograd
+
+# (block sizes B, kernel taps k): every dim transformed; a 3-tap dim left direct; an odd
+# number of outputs left direct; one tile per dim; 1-D.
+CASES = [
+    ((5, 9, 9), (2, 2, 2)),
+    ((3, 5, 7), (2, 2, 3)),
+    ((4, 5), (2, 2)),
+    ((3, 3, 3), (2, 2, 2)),
+    ((7,), (2,)),
+]
+
+
+def _random(seed, shape):
+    return jnp.asarray(np.random.default_rng(seed).standard_normal(shape, dtype=np.float32))
+
+
+def _lax_valid_conv(blocks, kernel):
+    n = blocks.ndim - 2
+    numbers = {
+        1: ("NWC", "WIO", "NWC"),
+        2: ("NHWC", "HWIO", "NHWC"),
+        3: ("NDHWC", "DHWIO", "NDHWC"),
+    }
+    return lax.conv_general_dilated(
+        blocks, kernel, (1,) * n, "VALID", dimension_numbers=numbers[n], precision="highest"
+    )
+
+
+def _close(got, want, what):
+    scale = max(float(jnp.abs(want).max()), 1.0)
+    np.testing.assert_allclose(
+        np.asarray(got), np.asarray(want), rtol=1e-5, atol=2e-5 * scale, err_msg=what
+    )
+
+
+@pytest.mark.parametrize("block_sizes, taps", CASES)
+def test_conv_and_adjoint_match_lax(block_sizes, taps):
+    blocks = _random(0, (2, *block_sizes, 3))
+    kernel = _random(1, (*taps, 3, 4))
+    assert any(conv_winograd.winograd_dims(block_sizes, taps))
+    out = conv_winograd.conv(blocks, kernel)
+    _close(out, _lax_valid_conv(blocks, kernel), "conv")
+    cotangent = _random(2, out.shape)
+    (want,) = jax.linear_transpose(lambda b: _lax_valid_conv(b, kernel), blocks)(cotangent)
+    _close(conv_winograd.conv_transpose(cotangent, kernel, block_sizes), want, "conv_transpose")
+
+    # First and second derivatives through the custom VJPs of all three products.
+    def loss(conv_fn, blocks, kernel):
+        return jnp.sum(jnp.tanh(conv_fn(blocks, kernel)) * cotangent)
+
+    def penalty(conv_fn, blocks, kernel):
+        grads = jax.grad(loss, argnums=(1, 2))(conv_fn, blocks, kernel)
+        return sum(jnp.sum(g**2) for g in grads)
+
+    for fn in (loss, penalty):
+        got = jax.grad(fn, argnums=(1, 2))(conv_winograd.conv, blocks, kernel)
+        want = jax.grad(fn, argnums=(1, 2))(_lax_valid_conv, blocks, kernel)
+        for g, w, name in zip(got, want, ("blocks", "kernel")):
+            _close(g, w, f"{fn.__name__} d/d{name}")
+
+
+def test_conv_transpose_gradients_match_lax():
+    block_sizes, taps = (5, 5, 9), (2, 2, 2)
+    kernel = _random(1, (*taps, 3, 4))
+    y = _random(2, (2, 4, 4, 8, 4))
+    weights = _random(3, (2, *block_sizes, 3))
+
+    def lax_adjoint(y, kernel):
+        blocks = jax.ShapeDtypeStruct((2, *block_sizes, 3), jnp.float32)
+        return jax.linear_transpose(lambda b: _lax_valid_conv(b, kernel), blocks)(y)[0]
+
+    def loss(fn, y, kernel):
+        return jnp.sum(jnp.tanh(fn(y, kernel)) * weights)
+
+    ours = lambda y, k: conv_winograd.conv_transpose(y, k, block_sizes)  # noqa: E731
+    for got, want in zip(
+        jax.grad(loss, (1, 2))(ours, y, kernel), jax.grad(loss, (1, 2))(lax_adjoint, y, kernel)
+    ):
+        _close(got, want, "conv_transpose grad")
+
+
+def test_transformed_kernel_has_three_positions_per_dim():
+    kernel = _random(0, (2, 2, 3, 5, 6))
+    w = conv_winograd.transform_kernel(kernel, (True, True, False))
+    assert w.shape == (9, 3 * 5, 6)
+    # Position (1, 1) pairs with the middle blocks: (g0 + g1) along both transformed dims.
+    np.testing.assert_allclose(w[4].reshape(3, 5, 6), kernel.sum(axis=(0, 1)), rtol=1e-6)
+
+
+def test_conv_without_a_qualifying_dim_raises():
+    with pytest.raises(ValueError, match="two taps and an even number of outputs"):
+        conv_winograd.conv(jnp.zeros((1, 4, 4, 2)), jnp.zeros((3, 2, 2, 2)))
