@@ -17,7 +17,7 @@ qualify (other tap counts, an odd number of outputs) stay direct: their taps joi
 contraction, as in im2col.
 
 Layouts: blocks ``[N, *B, D]``, kernel ``[*k, D, Cout]``, output ``[N, *O, Cout]`` with
-``O = B - k + 1``; the transformed input is ``[P, R, Kd]`` and the kernel ``[P, Kd, Cout]``,
+``O = B - k + 1``; the transformed input is ``[P, R, Kd]`` and the kernel ``[P, Cout, Kd]``,
 with P = 3 ** (transformed dims), R = N * prod(tiles) and Kd = prod(direct taps) * D.
 
 As in ``conv_ops``, the conv, its adjoint and its kernel gradient have a ``jax.custom_vjp``
@@ -25,7 +25,6 @@ each, written with one another, so gradients of gradients stay on this route.
 """
 
 import functools
-import math
 
 import jax
 import jax.numpy as jnp
@@ -66,77 +65,102 @@ def transform_kernel(kernel: jax.Array, wino: tuple[bool, ...]) -> jax.Array:
     return moved.reshape(3 ** len(wino_axes), -1, kernel.shape[-1])
 
 
-def _input_positions(blocks: jax.Array, spec: Spec) -> jax.Array:
-    """[N, *B, D] -> [N, t_0, p_0, t_1, p_1, ..., D]: per dim, tiles and their tap positions.
+def _input_transform(blocks: jax.Array, spec: Spec, transposed: bool = False) -> jax.Array:
+    """[N, *B, D] -> [P, R, Kd], or [P, Kd, R] when ``transposed``.
 
-    Transformed dims: p = (d0 - d1, d1, d2 - d1) of each tile's three blocks; direct dims:
-    p = the k blocks each output reads (im2col).
+    Along a transformed dim, each tile's three blocks become its positions
+    (d0 - d1, d1, d2 - d1); a direct dim's taps join Kd (im2col). One dim at a time, the
+    positions are stacked in front, so each pass streams whole rows and the last one
+    leaves [P, R, Kd] without a transpose. ``transposed`` then moves Kd before the rows in
+    one more pass: a plain copy, faster than reading the blocks across their rows.
     """
-    _, block_sizes, kernel_sizes, wino, _ = spec
+    _, _, kernel_sizes, wino, _ = spec
     out_sizes = _out_sizes(spec)
-    x = blocks
-    # From the last dim back, so the axis of each dim still to do is 1 + d.
-    for d in reversed(range(len(block_sizes))):
-        axis, out = 1 + d, out_sizes[d]
+    x, n_positions = blocks, 0
+    for d in reversed(range(len(wino))):
+        axis, out = n_positions + 1 + d, out_sizes[d]
         if wino[d]:
             tiles = out // 2
             even = lax.slice_in_dim(x, 0, 2 * tiles + 1, stride=2, axis=axis)  # tiles + 1
             odd = lax.slice_in_dim(x, 1, 2 * tiles, stride=2, axis=axis)  # tiles
             first = lax.slice_in_dim(even, 0, tiles, axis=axis)
             last = lax.slice_in_dim(even, 1, tiles + 1, axis=axis)
-            parts = [first - odd, odd, last - odd]
+            x = jnp.stack([first - odd, odd, last - odd])
+            n_positions += 1
         else:
-            parts = [lax.slice_in_dim(x, j, j + out, axis=axis) for j in range(kernel_sizes[d])]
-        x = jnp.stack(parts, axis=axis + 1)
-    return x
+            taps = [lax.slice_in_dim(x, j, j + out, axis=axis) for j in range(kernel_sizes[d])]
+            x = jnp.concatenate(taps, axis=-1) if len(taps) > 1 else taps[0]
+    return _positions_to_matrix(x, n_positions, transposed)
 
 
-def _input_transform(blocks: jax.Array, spec: Spec, transposed: bool = False) -> jax.Array:
-    """[N, *B, D] -> [P, R, Kd], or [P, Kd, R] when ``transposed`` (for the kernel gradient:
-    a row-major [Kd, R] @ [R, Co] runs on YNNPACK, a product contracting R of both does not)."""
-    wino = spec[3]
-    x = _input_positions(blocks, spec)
-    num_spatial = len(wino)
-    tile_axes = [1 + 2 * d for d in range(num_spatial)]
-    wino_pos = [2 + 2 * d for d in range(num_spatial) if wino[d]]
-    direct_pos = [2 + 2 * d for d in range(num_spatial) if not wino[d]]
-    depth_axis = x.ndim - 1
-    p = 3 ** len(wino_pos)
+def _positions_to_matrix(x: jax.Array, n_positions: int, transposed: bool) -> jax.Array:
+    """[*(3,) * n, N, *tiles, C] -> [P, R, C], or [P, C, R] when ``transposed``.
+
+    The transposed form is a transpose followed by a reshape that merges the row axes:
+    XLA cannot fold that into the product (as it folds a plain transpose, into a form
+    XLA:CPU runs on its slow Eigen path), so it stays one fast copy.
+    """
+    p = 3**n_positions
     if transposed:
-        moved = x.transpose(*wino_pos, *direct_pos, depth_axis, 0, *tile_axes)
-        return moved.reshape(p, -1, math.prod(moved.shape[-1 - num_spatial :]))
-    moved = x.transpose(*wino_pos, 0, *tile_axes, *direct_pos, depth_axis)
-    return moved.reshape(
-        p, math.prod(moved.shape[len(wino_pos) : len(wino_pos) + 1 + num_spatial]), -1
-    )
+        moved = jnp.moveaxis(x, -1, n_positions)
+        return moved.reshape(p, x.shape[-1], -1)
+    return x.reshape(p, -1, x.shape[-1])
 
 
 def _input_transform_t(v: jax.Array, spec: Spec) -> jax.Array:
-    """The adjoint of ``_input_transform``: [P, R, Kd] -> [N, *B, D]."""
-    batch, block_sizes, _, _, depth = spec
-    blocks_struct = jax.ShapeDtypeStruct((batch, *block_sizes, depth), v.dtype)
-    (blocks,) = jax.linear_transpose(lambda b: _input_transform(b, spec), blocks_struct)(v)
-    return blocks
+    """The adjoint of ``_input_transform``: [P, R, Kd] -> [N, *B, D].
+
+    Along a transformed dim, even blocks take u0 of their tile and u2 of the tile before,
+    odd blocks u1 - u0 - u2 of their tile; a direct dim's taps are added back onto the
+    blocks they read (col2im).
+    """
+    batch, _, kernel_sizes, wino, depth = spec
+    n_wino = sum(wino)
+    direct_taps = [k for k, w in zip(kernel_sizes, wino) if not w]
+    x = v.reshape(*(3,) * n_wino, batch, *_tile_sizes(spec), *direct_taps, depth)
+    zero = jnp.zeros((), v.dtype)
+    n_front, n_taps = n_wino, len(direct_taps)
+    for d in range(len(wino)):
+        if not wino[d]:
+            continue
+        n_front -= 1
+        axis = n_front + 1 + d  # in x[i], which drops the leading position axis
+        u0, u1, u2 = x[0], x[1], x[2]
+        config = [(0, 0, 0)] * u0.ndim
+        high, low = list(config), list(config)
+        high[axis], low[axis] = (0, 1, 0), (1, 0, 0)
+        even = lax.pad(u0, zero, high) + lax.pad(u2, zero, low)  # tiles + 1
+        odd = lax.pad(u1 - u0 - u2, zero, high)
+        pair = jnp.stack([even, odd], axis=axis + 1)
+        merged = pair.reshape(*pair.shape[:axis], -1, *pair.shape[axis + 2 :])
+        x = lax.slice_in_dim(merged, 0, merged.shape[axis] - 1, axis=axis)
+    # [N, *B (direct dims still outputs), *direct taps, D]
+    tap_axis = x.ndim - 1 - n_taps
+    for d in range(len(wino)):
+        if wino[d]:
+            continue
+        k = kernel_sizes[d]
+        pieces = []
+        for j in range(k):
+            piece = lax.index_in_dim(x, j, axis=tap_axis, keepdims=False)
+            config = [(0, 0, 0)] * piece.ndim
+            config[1 + d] = (j, k - 1 - j, 0)
+            pieces.append(lax.pad(piece, zero, config))
+        x = functools.reduce(jnp.add, pieces)
+    return x
 
 
 def _output_transform(m: jax.Array, spec: Spec) -> jax.Array:
     """[P, R, Co] -> [N, *O, Co]: (m0 + m1, m1 + m2) along each transformed dim."""
     batch, _, _, wino, _ = spec
-    num_spatial, n_wino = len(wino), sum(wino)
-    x = m.reshape(*(3,) * n_wino, batch, *_tile_sizes(spec), m.shape[-1])
-    # To [N, t_0, (p_0), t_1, (p_1), ..., Co], each transformed dim's positions after its tiles.
-    order, w = [n_wino], 0
-    for d in range(num_spatial):
-        order.append(n_wino + 1 + d)
-        if wino[d]:
-            order.append(w)
-            w += 1
-    x = x.transpose(*order, x.ndim - 1)
-    for d in reversed(range(num_spatial)):
+    n_front = sum(wino)
+    x = m.reshape(*(3,) * n_front, batch, *_tile_sizes(spec), m.shape[-1])
+    for d in range(len(wino)):
         if not wino[d]:
             continue
-        axis = 1 + d + sum(wino[:d])  # this dim's tile axis; later dims are already merged
-        m0, m1, m2 = (lax.index_in_dim(x, i, axis=axis + 1, keepdims=False) for i in range(3))
+        n_front -= 1
+        axis = n_front + 1 + d
+        m0, m1, m2 = x[0], x[1], x[2]
         pair = jnp.stack([m0 + m1, m1 + m2], axis=axis + 1)
         x = pair.reshape(*pair.shape[:axis], -1, *pair.shape[axis + 2 :])
     return x
@@ -145,24 +169,16 @@ def _output_transform(m: jax.Array, spec: Spec) -> jax.Array:
 def _output_transform_t(g: jax.Array, spec: Spec) -> jax.Array:
     """The adjoint of ``_output_transform``: [N, *O, Co] -> [P, R, Co]."""
     wino = spec[3]
-    num_spatial = len(wino)
-    x = g
-    for d in reversed(range(num_spatial)):
+    x, n_positions = g, 0
+    for d in reversed(range(len(wino))):
         if not wino[d]:
             continue
-        axis = 1 + d
-        pairs = x.reshape(*x.shape[:axis], x.shape[axis] // 2, 2, *x.shape[axis + 1 :])
-        g0, g1 = (lax.index_in_dim(pairs, i, axis=axis + 1, keepdims=False) for i in range(2))
-        x = jnp.stack([g0, g0 + g1, g1], axis=axis + 1)
-    # Axes now: N, then per dim its tiles and (transformed dims) its 3 positions, then Co.
-    pos_axes, tile_axes, a = [], [], 1
-    for d in range(num_spatial):
-        tile_axes.append(a)
-        if wino[d]:
-            pos_axes.append(a + 1)
-        a += 2 if wino[d] else 1
-    moved = x.transpose(*pos_axes, 0, *tile_axes, x.ndim - 1)
-    return moved.reshape(3 ** len(pos_axes), -1, g.shape[-1])
+        axis = n_positions + 1 + d
+        g0 = lax.slice_in_dim(x, 0, x.shape[axis], stride=2, axis=axis)
+        g1 = lax.slice_in_dim(x, 1, x.shape[axis], stride=2, axis=axis)
+        x = jnp.stack([g0, g0 + g1, g1])
+        n_positions += 1
+    return _positions_to_matrix(x, n_positions, transposed=False)
 
 
 def _bmm(a: jax.Array, b: jax.Array) -> jax.Array:
@@ -214,8 +230,13 @@ _conv_t.defvjp(_conv_t_fwd, _conv_t_bwd)
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
 def _wgrad(blocks: jax.Array, grad_y: jax.Array, spec: Spec) -> jax.Array:
-    """Gradient w.r.t. the transformed kernel: V(blocks)^T @ A^T(grad_y), [P, Kd, Co]."""
-    return _bmm(_input_transform(blocks, spec, transposed=True), _output_transform_t(grad_y, spec))
+    """Gradient w.r.t. the transformed kernel: V(blocks)^T @ A^T(grad_y), [P, Kd, Co].
+
+    V is built transposed (``_positions_to_matrix``): XLA:CPU hands YNNPACK only products
+    contracting the last axis of the left operand.
+    """
+    v_t = _input_transform(blocks, spec, transposed=True)
+    return _bmm(v_t, _output_transform_t(grad_y, spec))
 
 
 def _wgrad_fwd(blocks, grad_y, spec):
