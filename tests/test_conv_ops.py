@@ -29,6 +29,8 @@ CASES = {
     "3d_T2to1_k444_s222": ((2, 2, 4, 4, 3), (4, 4, 4), (2, 2, 2), ((1, 1),) * 3, 4),
     "2d_single_out_asym": ((1, 3, 5, 2), (4, 3), (2, 1), ((2, 0), (1, 1)), 3),
     "2d_single_out_unread": ((2, 5, 4, 2), (3, 2), (4, 2), ((1, 0), (0, 0)), 3),
+    # 8 outputs per dim: the Winograd route's F(4, 2) tiles.
+    "2d_k4_s2_p1_8x8": ((2, 16, 16, 3), (4, 4), (2, 2), ((1, 1),) * 2, 4),
 }
 CPU_IMPLS = ("fast", "s2d")  # every route but "lax"
 # "s2d" (the previous CPU route, kept for the benchmark) is checked on fewer cases.
@@ -376,8 +378,10 @@ def test_fast_route_splits_edge_outputs(monkeypatch, which, case):
 
 # Cases with dims that run as Winograd F(2, 2): every dim (T 4 -> 2, H, W 8 -> 4); a kernel-3
 # stride-1 time dim that stays direct; a cropped single-output time dim; an odd number of
-# outputs (direct) between two transformed dims; 1-D stride 3 (two taps of 3-blocks).
+# outputs (direct) between two transformed dims; 1-D stride 3 (two taps of 3-blocks); 8
+# outputs per dim (F(4, 2)).
 WINOGRAD_CASES = (
+    "2d_k4_s2_p1_8x8",
     "3d_k444_s222_p1",
     "3d_k344_s122_p1",
     "3d_T2to1_k444_s222",
@@ -427,10 +431,11 @@ def test_winograd_route_takes_every_qualifying_video_layer():
     """At the video GAN's sizes the kernel-4 stride-2 blocks qualify, except thin ones (the
     RGB layer, depth 8 * 3) and ones with under 128 tiles; their values are checked above."""
     geometry = ((8, 32, 32), (4, 4, 4), (2, 2, 2), ((1, 1),) * 3)
-    assert conv_ops._winograd_dims(geometry, 32, 64) == (True, True, True)
-    assert conv_ops._winograd_dims(geometry, 32, 3) == (False,) * 3
+    # 4 x 16 x 16 outputs: F(2, 2) in time, F(4, 2) in space.
+    assert conv_ops._winograd_dims(geometry, 32, 64) == (2, 4, 4)
+    assert conv_ops._winograd_dims(geometry, 32, 3) == (0,) * 3
     small = ((2, 4, 4), (4, 4, 4), (2, 2, 2), ((1, 1),) * 3)  # 1 x 2 x 2 outputs
-    assert conv_ops._winograd_dims(small, 32, 256) == (False,) * 3
+    assert conv_ops._winograd_dims(small, 32, 256) == (0,) * 3
 
 
 def test_default_impl(monkeypatch):

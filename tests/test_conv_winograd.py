@@ -8,14 +8,16 @@ from jax import lax
 
 from gan_jax.models import conv_winograd
 
-# (block sizes B, kernel taps k): every dim transformed; a 3-tap dim left direct; an odd
-# number of outputs left direct; one tile per dim; 1-D.
+# (block sizes B, kernel taps k): every dim F(2, 2); F(2, 2) in time with F(4, 2) in space
+# (8 and 16 outputs); 1-D F(4, 2); a 3-tap dim left direct; an odd number of outputs left
+# direct; one tile per dim.
 CASES = [
-    ((5, 9, 9), (2, 2, 2)),
+    ((5, 5, 5), (2, 2, 2)),
+    ((5, 9, 17), (2, 2, 2)),
+    ((9,), (2,)),
     ((3, 5, 7), (2, 2, 3)),
     ((4, 5), (2, 2)),
     ((3, 3, 3), (2, 2, 2)),
-    ((7,), (2,)),
 ]
 
 
@@ -47,6 +49,8 @@ def test_conv_and_adjoint_match_lax(block_sizes, taps):
     blocks = _random(0, (2, *block_sizes, 3))
     kernel = _random(1, (*taps, 3, 4))
     assert any(conv_winograd.winograd_dims(block_sizes, taps))
+    if 16 in block_sizes or 17 in block_sizes or block_sizes == (9,):
+        assert 4 in conv_winograd.winograd_dims(block_sizes, taps)
     out = conv_winograd.conv(blocks, kernel)
     _close(out, _lax_valid_conv(blocks, kernel), "conv")
     cotangent = _random(2, out.shape)
@@ -88,12 +92,14 @@ def test_conv_transpose_gradients_match_lax():
         _close(got, want, "conv_transpose grad")
 
 
-def test_transformed_kernel_has_three_positions_per_dim():
+def test_transformed_kernel_has_m_plus_one_positions_per_dim():
     kernel = _random(0, (2, 2, 3, 5, 6))
-    w = conv_winograd.transform_kernel(kernel, (True, True, False))
-    assert w.shape == (9, 3 * 5, 6)
-    # Position (1, 1) pairs with the middle blocks: (g0 + g1) along both transformed dims.
-    np.testing.assert_allclose(w[4].reshape(3, 5, 6), kernel.sum(axis=(0, 1)), rtol=1e-6)
+    w = conv_winograd.transform_kernel(kernel, (2, 4, 0))
+    assert w.shape == (3 * 5, 3 * 5, 6)
+    # F(2, 2)'s middle position is g0 + g1; F(4, 2)'s last is g1 (the point at infinity).
+    np.testing.assert_allclose(
+        w[1 * 5 + 4].reshape(3, 5, 6), kernel[0, 1] + kernel[1, 1], rtol=1e-6
+    )
 
 
 def test_conv_without_a_qualifying_dim_raises():

@@ -538,8 +538,10 @@ def _single_output_crops(in_sizes, kernel_sizes, padding, out_sizes):
 # run well below YNNPACK's peak and every region costs its own copies.
 _MIN_SPLIT_SAVING = 0.1
 _MIN_SPLIT_ROWS = 256
-# Convs with a dim that qualifies for Winograd F(2, 2) products (``conv_winograd``) take them
-# instead of the split: 3 products per 2 outputs along that dim, padding taps included.
+# Convs with a dim that qualifies for Winograd products (``conv_winograd``) take them instead
+# of the split: 3 products per 2 outputs (or 5 per 4) along that dim, padding taps included.
+# Thin convs (block depth under 64: the RGB layers) and ones with under 128 tiles stay on
+# im2col, which measured faster there.
 _WINOGRAD = True
 _WINOGRAD_MIN_DEPTH = 64
 _WINOGRAD_MIN_ROWS = 128
@@ -681,18 +683,19 @@ def _crop_valid_taps(kernel, in_sizes, strides, padding):
     return kernel, windows, geometry
 
 
-def _winograd_dims(geometry: Geometry, batch: int, channels: int) -> tuple[bool, ...]:
-    """The dims of a block conv that run as Winograd F(2, 2) (``conv_winograd``); none when
-    the route is switched off. Single-output dims never qualify, cropped or not."""
+def _winograd_dims(geometry: Geometry, batch: int, channels: int) -> tuple[int, ...]:
+    """Per dim of a block conv, its Winograd output tile (``conv_winograd.winograd_dims``;
+    0: direct); all 0 for thin or small convs, or when the route is switched off.
+    Single-output dims never qualify, cropped or not."""
     if not _WINOGRAD:
-        return (False,) * len(geometry[0])
+        return (0,) * len(geometry[0])
     out_sizes, kernel_blocks, _, _ = _block_layout(geometry)
     block_sizes = tuple(o - 1 + b for o, b in zip(out_sizes, kernel_blocks))
     dims = conv_winograd.winograd_dims(block_sizes, kernel_blocks)
-    tiles = batch * math.prod(o // 2 if w else o for o, w in zip(out_sizes, dims))
+    tiles = batch * math.prod(o // w if w else o for o, w in zip(out_sizes, dims))
     depth = math.prod(geometry[2]) * channels
     if depth < _WINOGRAD_MIN_DEPTH or tiles < _WINOGRAD_MIN_ROWS:
-        return (False,) * len(dims)
+        return (0,) * len(dims)
     return dims
 
 

@@ -1,4 +1,4 @@
-"""Stride-1 "valid" convolutions whose two-tap dims run as Winograd F(2, 2) products.
+"""Stride-1 "valid" convolutions whose two-tap dims run as Winograd F(m, 2) products.
 
 The fast CPU route (``conv_ops``) turns every stride-2, kernel-4 convolution into a stride-1
 valid conv with two taps per dim over space-to-depth blocks. Along such a dim two
@@ -10,36 +10,88 @@ take three products instead of four (Winograd's minimal filtering F(2, 2); Lavin
 
     m0 = (d0 - d1) g0,    m1 = d1 (g0 + g1),    m2 = (d2 - d1) g1;    y0 = m0 + m1,  y1 = m1 + m2.
 
-The transforms only add and subtract, so the rounding is that of the direct sum. With every
-dim transformed, a 3-D conv is 27 products of ``[tiles, D] @ [D, Cout]`` where the direct one
-is 64 of them (0.42 of the multiply-adds), batched into one ``dot_general``. Dims that do not
-qualify (other tap counts, an odd number of outputs) stay direct: their taps join the
-contraction, as in im2col.
+F(2, 2) only adds and subtracts. Dims with 8 or more outputs (a multiple of 4) take F(4, 2):
+five products per four outputs, with coefficients up to 8 and 1/6 that round a little more.
+Over the 3 dims of the video GAN's 4 x 16 x 16-output block, 3 * 5 * 5 products of
+``[tiles, D] @ [D, Cout]`` per 2 * 4 * 4 outputs replace 8 each (0.29 of the multiply-adds),
+batched into one ``dot_general``. Dims that do not qualify (other tap counts, an odd number
+of outputs) stay direct: their taps join the contraction, as in im2col.
 
 Layouts: blocks ``[N, *B, D]``, kernel ``[*k, D, Cout]``, output ``[N, *O, Cout]`` with
-``O = B - k + 1``; the transformed input is ``[P, R, Kd]`` and the kernel ``[P, Cout, Kd]``,
-with P = 3 ** (transformed dims), R = N * prod(tiles) and Kd = prod(direct taps) * D.
+``O = B - k + 1``; the transformed input is ``[P, R, Kd]`` and the kernel ``[P, Kd, Cout]``,
+with P = prod(m + 1) over transformed dims, R = N * prod(tiles), Kd = prod(direct taps) * D.
 
 As in ``conv_ops``, the conv, its adjoint and its kernel gradient have a ``jax.custom_vjp``
 each, written with one another, so gradients of gradients stay on this route.
 """
 
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
 from jax import lax
 
-# Static description: (batch N, block sizes B, kernel taps k, transformed dims, depth D).
-Spec = tuple[int, tuple[int, ...], tuple[int, ...], tuple[bool, ...], int]
+# Static description: (batch N, block sizes B, kernel taps k, output tile per dim (0 for a
+# direct dim), depth D).
+Spec = tuple[int, tuple[int, ...], tuple[int, ...], tuple[int, ...], int]
+# Per output tile size m: (B^T [m + 1, m + 1], G [m + 1, 2], A^T [m, m + 1]) of F(m, 2),
+# whose m + 1 positions each take one product. F(2, 2) uses only 0 and +-1; F(4, 2) (points
+# 0, 1, -1, 2 and infinity) needs 1/2, 1/6 and powers of 2 up to 8, so it rounds more.
+_TRANSFORMS = {
+    2: (
+        ((1, -1, 0), (0, 1, 0), (0, -1, 1)),
+        ((1, 0), (1, 1), (0, 1)),
+        ((1, 1, 0), (0, 1, 1)),
+    ),
+    4: (
+        (
+            (2, -1, -2, 1, 0),
+            (0, -2, -1, 1, 0),
+            (0, 2, -3, 1, 0),
+            (0, -1, 0, 1, 0),
+            (0, 2, -1, -2, 1),
+        ),
+        ((1 / 2, 0), (-1 / 2, -1 / 2), (-1 / 6, 1 / 6), (1 / 6, 1 / 3), (0, 1)),
+        ((1, 1, 1, 1, 0), (0, 1, -1, 2, 0), (0, 1, 1, 4, 0), (0, 1, -1, 8, 1)),
+    ),
+}
 
 
-def winograd_dims(block_sizes, kernel_sizes) -> tuple[bool, ...]:
-    """Per dim, whether it runs as F(2, 2): two taps and an even number (>= 2) of outputs."""
-    return tuple(
-        k == 2 and (b - k + 1) >= 2 and (b - k + 1) % 2 == 0
-        for b, k in zip(block_sizes, kernel_sizes)
-    )
+def _combine(coefficients, arrays):
+    """sum(c * a) over the nonzero coefficients; +-1 as adds and subtracts."""
+    total = None
+    for c, a in zip(coefficients, arrays):
+        if c == 0:
+            continue
+        term = a if c in (1, -1) else a * jnp.asarray(c, a.dtype)
+        if total is None:
+            total = term if c != -1 else -term
+        elif c == -1:
+            total = total - term
+        else:
+            total = total + term
+    return total
+
+
+# Dims with at least this many outputs (and a multiple of 4) take F(4, 2) rather than F(2, 2):
+# 5 products per 4 outputs instead of 6, but 1.5x the positions, so fewer rows per product.
+_F4_MIN_OUTPUTS = 8
+
+
+def winograd_dims(block_sizes, kernel_sizes) -> tuple[int, ...]:
+    """Per dim, its output tile: 4 for F(4, 2), 2 for F(2, 2) (two taps and an even number
+    of outputs), 0 where it stays direct."""
+    tiles = []
+    for b, k in zip(block_sizes, kernel_sizes):
+        out = b - k + 1
+        if k == 2 and out >= _F4_MIN_OUTPUTS and out % 4 == 0:
+            tiles.append(4)
+        elif k == 2 and out >= 2 and out % 2 == 0:
+            tiles.append(2)
+        else:
+            tiles.append(0)
+    return tuple(tiles)
 
 
 def _out_sizes(spec: Spec) -> tuple[int, ...]:
@@ -48,21 +100,26 @@ def _out_sizes(spec: Spec) -> tuple[int, ...]:
 
 
 def _tile_sizes(spec: Spec) -> tuple[int, ...]:
-    return tuple(o // 2 if w else o for o, w in zip(_out_sizes(spec), spec[3]))
+    """Per dim, the number of tiles (transformed) or outputs (direct)."""
+    return tuple(o // m if m else o for o, m in zip(_out_sizes(spec), spec[3]))
 
 
-def transform_kernel(kernel: jax.Array, wino: tuple[bool, ...]) -> jax.Array:
-    """[*k, D, Co] -> [P, Kd, Co]: (g0, g0 + g1, g1) along each transformed dim."""
-    num_spatial = len(wino)
+def _n_positions(tiles: tuple[int, ...]) -> int:
+    return math.prod(m + 1 for m in tiles if m)
+
+
+def transform_kernel(kernel: jax.Array, tiles: tuple[int, ...]) -> jax.Array:
+    """[*k, D, Co] -> [P, Kd, Co]: G g along each transformed dim ((g0, g0 + g1, g1) for
+    F(2, 2))."""
+    num_spatial = len(tiles)
     for d in range(num_spatial):
-        if wino[d]:
-            g0 = lax.index_in_dim(kernel, 0, axis=d, keepdims=False)
-            g1 = lax.index_in_dim(kernel, 1, axis=d, keepdims=False)
-            kernel = jnp.stack([g0, g0 + g1, g1], axis=d)
-    wino_axes = [d for d in range(num_spatial) if wino[d]]
-    direct_axes = [d for d in range(num_spatial) if not wino[d]]
+        if tiles[d]:
+            taps = [lax.index_in_dim(kernel, j, axis=d, keepdims=False) for j in range(2)]
+            kernel = jnp.stack([_combine(row, taps) for row in _TRANSFORMS[tiles[d]][1]], axis=d)
+    wino_axes = [d for d in range(num_spatial) if tiles[d]]
+    direct_axes = [d for d in range(num_spatial) if not tiles[d]]
     moved = kernel.transpose(*wino_axes, *direct_axes, num_spatial, num_spatial + 1)
-    return moved.reshape(3 ** len(wino_axes), -1, kernel.shape[-1])
+    return moved.reshape(_n_positions(tiles), -1, kernel.shape[-1])
 
 
 def _input_transform(blocks: jax.Array, spec: Spec, transposed: bool = False) -> jax.Array:
@@ -74,18 +131,19 @@ def _input_transform(blocks: jax.Array, spec: Spec, transposed: bool = False) ->
     leaves [P, R, Kd] without a transpose. ``transposed`` then moves Kd before the rows in
     one more pass: a plain copy, faster than reading the blocks across their rows.
     """
-    _, _, kernel_sizes, wino, _ = spec
+    _, _, kernel_sizes, tiles, _ = spec
     out_sizes = _out_sizes(spec)
     x, n_positions = blocks, 0
-    for d in reversed(range(len(wino))):
-        axis, out = n_positions + 1 + d, out_sizes[d]
-        if wino[d]:
-            tiles = out // 2
-            even = lax.slice_in_dim(x, 0, 2 * tiles + 1, stride=2, axis=axis)  # tiles + 1
-            odd = lax.slice_in_dim(x, 1, 2 * tiles, stride=2, axis=axis)  # tiles
-            first = lax.slice_in_dim(even, 0, tiles, axis=axis)
-            last = lax.slice_in_dim(even, 1, tiles + 1, axis=axis)
-            x = jnp.stack([first - odd, odd, last - odd])
+    for d in reversed(range(len(tiles))):
+        axis, out, m = n_positions + 1 + d, out_sizes[d], tiles[d]
+        if m:
+            count = out // m
+            # Block a of each tile: m * t + a for t < count, a = 0 .. m (shared with the next).
+            views = [
+                lax.slice_in_dim(x, a, a + m * (count - 1) + 1, stride=m, axis=axis)
+                for a in range(m + 1)
+            ]
+            x = jnp.stack([_combine(row, views) for row in _TRANSFORMS[m][0]])
             n_positions += 1
         else:
             taps = [lax.slice_in_dim(x, j, j + out, axis=axis) for j in range(kernel_sizes[d])]
@@ -94,13 +152,13 @@ def _input_transform(blocks: jax.Array, spec: Spec, transposed: bool = False) ->
 
 
 def _positions_to_matrix(x: jax.Array, n_positions: int, transposed: bool) -> jax.Array:
-    """[*(3,) * n, N, *tiles, C] -> [P, R, C], or [P, C, R] when ``transposed``.
+    """[*positions (n axes), N, *tiles, C] -> [P, R, C], or [P, C, R] when ``transposed``.
 
     The transposed form is a transpose followed by a reshape that merges the row axes:
     XLA cannot fold that into the product (as it folds a plain transpose, into a form
     XLA:CPU runs on its slow Eigen path), so it stays one fast copy.
     """
-    p = 3**n_positions
+    p = math.prod(x.shape[:n_positions])
     if transposed:
         moved = jnp.moveaxis(x, -1, n_positions)
         return moved.reshape(p, x.shape[-1], -1)
@@ -110,34 +168,38 @@ def _positions_to_matrix(x: jax.Array, n_positions: int, transposed: bool) -> ja
 def _input_transform_t(v: jax.Array, spec: Spec) -> jax.Array:
     """The adjoint of ``_input_transform``: [P, R, Kd] -> [N, *B, D].
 
-    Along a transformed dim, even blocks take u0 of their tile and u2 of the tile before,
-    odd blocks u1 - u0 - u2 of their tile; a direct dim's taps are added back onto the
-    blocks they read (col2im).
+    Along a transformed dim, block a of each tile takes sum_p B^T[p, a] u_p of its tile
+    (the tile's last block is the next tile's first); a direct dim's taps are added back
+    onto the blocks they read (col2im).
     """
-    batch, _, kernel_sizes, wino, depth = spec
-    n_wino = sum(wino)
-    direct_taps = [k for k, w in zip(kernel_sizes, wino) if not w]
-    x = v.reshape(*(3,) * n_wino, batch, *_tile_sizes(spec), *direct_taps, depth)
+    batch, _, kernel_sizes, tiles, depth = spec
+    wino = [m for m in tiles if m]
+    direct_taps = [k for k, m in zip(kernel_sizes, tiles) if not m]
+    x = v.reshape(*(m + 1 for m in wino), batch, *_tile_sizes(spec), *direct_taps, depth)
     zero = jnp.zeros((), v.dtype)
-    n_front, n_taps = n_wino, len(direct_taps)
-    for d in range(len(wino)):
-        if not wino[d]:
+    n_front, n_taps = len(wino), len(direct_taps)
+    for d in range(len(tiles)):
+        m = tiles[d]
+        if not m:
             continue
         n_front -= 1
         axis = n_front + 1 + d  # in x[i], which drops the leading position axis
-        u0, u1, u2 = x[0], x[1], x[2]
-        config = [(0, 0, 0)] * u0.ndim
+        parts = [x[p] for p in range(m + 1)]
+        b_t = _TRANSFORMS[m][0]
+        config = [(0, 0, 0)] * parts[0].ndim
         high, low = list(config), list(config)
         high[axis], low[axis] = (0, 1, 0), (1, 0, 0)
-        even = lax.pad(u0, zero, high) + lax.pad(u2, zero, low)  # tiles + 1
-        odd = lax.pad(u1 - u0 - u2, zero, high)
-        pair = jnp.stack([even, odd], axis=axis + 1)
-        merged = pair.reshape(*pair.shape[:axis], -1, *pair.shape[axis + 2 :])
-        x = lax.slice_in_dim(merged, 0, merged.shape[axis] - 1, axis=axis)
+        # Per block offset a < m: count + 1 entries (the last one only for a = 0).
+        classes = [lax.pad(_combine([row[a] for row in b_t], parts), zero, high) for a in range(m)]
+        shared = _combine([row[m] for row in b_t], parts)
+        classes[0] = classes[0] + lax.pad(shared, zero, low)
+        stacked = jnp.stack(classes, axis=axis + 1)
+        merged = stacked.reshape(*stacked.shape[:axis], -1, *stacked.shape[axis + 2 :])
+        x = lax.slice_in_dim(merged, 0, merged.shape[axis] - (m - 1), axis=axis)
     # [N, *B (direct dims still outputs), *direct taps, D]
     tap_axis = x.ndim - 1 - n_taps
-    for d in range(len(wino)):
-        if wino[d]:
+    for d in range(len(tiles)):
+        if tiles[d]:
             continue
         k = kernel_sizes[d]
         pieces = []
@@ -151,32 +213,36 @@ def _input_transform_t(v: jax.Array, spec: Spec) -> jax.Array:
 
 
 def _output_transform(m: jax.Array, spec: Spec) -> jax.Array:
-    """[P, R, Co] -> [N, *O, Co]: (m0 + m1, m1 + m2) along each transformed dim."""
-    batch, _, _, wino, _ = spec
-    n_front = sum(wino)
-    x = m.reshape(*(3,) * n_front, batch, *_tile_sizes(spec), m.shape[-1])
-    for d in range(len(wino)):
-        if not wino[d]:
+    """[P, R, Co] -> [N, *O, Co]: A^T along each transformed dim ((m0 + m1, m1 + m2) for
+    F(2, 2))."""
+    batch, _, _, tiles, _ = spec
+    wino = [t for t in tiles if t]
+    x = m.reshape(*(t + 1 for t in wino), batch, *_tile_sizes(spec), m.shape[-1])
+    n_front = len(wino)
+    for d in range(len(tiles)):
+        if not tiles[d]:
             continue
         n_front -= 1
         axis = n_front + 1 + d
-        m0, m1, m2 = x[0], x[1], x[2]
-        pair = jnp.stack([m0 + m1, m1 + m2], axis=axis + 1)
-        x = pair.reshape(*pair.shape[:axis], -1, *pair.shape[axis + 2 :])
+        parts = [x[p] for p in range(tiles[d] + 1)]
+        outputs = [_combine(row, parts) for row in _TRANSFORMS[tiles[d]][2]]
+        stacked = jnp.stack(outputs, axis=axis + 1)
+        x = stacked.reshape(*stacked.shape[:axis], -1, *stacked.shape[axis + 2 :])
     return x
 
 
 def _output_transform_t(g: jax.Array, spec: Spec) -> jax.Array:
     """The adjoint of ``_output_transform``: [N, *O, Co] -> [P, R, Co]."""
-    wino = spec[3]
+    tiles = spec[3]
     x, n_positions = g, 0
-    for d in reversed(range(len(wino))):
-        if not wino[d]:
+    for d in reversed(range(len(tiles))):
+        m = tiles[d]
+        if not m:
             continue
         axis = n_positions + 1 + d
-        g0 = lax.slice_in_dim(x, 0, x.shape[axis], stride=2, axis=axis)
-        g1 = lax.slice_in_dim(x, 1, x.shape[axis], stride=2, axis=axis)
-        x = jnp.stack([g0, g0 + g1, g1])
+        outputs = [lax.slice_in_dim(x, i, x.shape[axis], stride=m, axis=axis) for i in range(m)]
+        a_t = _TRANSFORMS[m][2]
+        x = jnp.stack([_combine([row[p] for row in a_t], outputs) for p in range(m + 1)])
         n_positions += 1
     return _positions_to_matrix(x, n_positions, transposed=False)
 
