@@ -19,6 +19,10 @@ XLA:CPU hands to YNNPACK:
   matrix built transposed, because XLA:CPU runs a product contracting the long row axis of
   two row-major operands on its slower Eigen path. The three rules close over each other, so
   gradients of gradients (R1, WGAN-GP) stay on this route. Reverse mode only.
+* Block convs with two taps along a dim with an even number of outputs (every kernel-4,
+  stride-2 layer of the video GAN past the RGB ones) run as Winograd F(2, 2) / F(4, 2)
+  products instead (``conv_winograd``): 3 products per 2 outputs (5 per 4) along each such
+  dim instead of 4 (8), as one batched ``dot_general`` per direction.
 
 "s2d" is the previous CPU route (the same space-to-depth, but as stride-1 XLA convolutions),
 kept so ``benchmarks/conv_ops.py`` can compare. GPUs and TPUs use the plain ``lax`` ops.
