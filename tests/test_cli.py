@@ -9,9 +9,13 @@ import numpy as np
 import pytest
 from jax.experimental.compilation_cache import compilation_cache
 
+from gan_jax import evaluate
+from gan_jax.io import frame_grid
 from gan_jax.io.grid import SEPARATOR_PX
 from gan_jax.main import main
 from gan_jax.metric_writer import read_metrics
+from gan_jax.samples import load_run, training_sample_key
+from gan_jax.state import sample
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "experiments" / "configs"
@@ -141,3 +145,101 @@ def test_new_workdir_needs_a_config(tmp_path, capsys):
 def test_sample_without_checkpoints_says_train_first(tmp_path, capsys):
     assert main(["sample", "--workdir", str(tmp_path), "--num", "1", "--out", str(tmp_path)]) == 2
     assert "train first" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------
+# Samples and metrics come from the EMA generator (g_ema), not from the raw one (g_params).
+
+EMA_SAMPLES = 8  # a multiple of the 8 devices: the samplers draw exactly this much noise
+
+
+@pytest.fixture(scope="module")
+def ema_run(tmp_path_factory):
+    """A tiny run whose EMA generator is far from its raw one: decay 0.99 over 4 steps of a
+    high learning rate, so g_ema is still near the initial G while g_params has moved."""
+    workdir = tmp_path_factory.mktemp("ema")
+    args = ["train", "--config", str(CONFIGS / "tiny.py"), "--workdir", str(workdir)]
+    overrides = [
+        "--config.steps=4",
+        "--config.step.ema_decay=0.99",
+        "--config.g.lr=0.02",
+        "--config.log.sample_every=0",  # samples at the end only: step 4, the restored state
+        f"--config.log.num_samples={EMA_SAMPLES}",
+    ]
+    assert main([*args, *overrides]) == 0
+    cfg, gan, state, _ = load_run(workdir)
+    assert int(state.step) == 4
+    return workdir, cfg, gan, state
+
+
+def _ema_and_raw_clips(gan, state, key, num=EMA_SAMPLES):
+    """Clips `[num, T, H, W, C]` of G with g_ema and with g_params for the noise the samplers
+    draw from `key`.
+
+    Relies on how `samples.make_sampler` draws its noise: `normal(key, [num, z_dim])` (num is a
+    multiple of the device count here, so no padding rows).
+    """
+    z = jax.random.normal(key, (num, gan.g.z_dim))
+    ema = np.asarray(sample(gan.g, state, z, ema=True))
+    raw = np.asarray(sample(gan.g, state, z, ema=False))
+    return ema, raw
+
+
+def _assert_grid_is_ema(grid, ema, raw):
+    """`grid` (uint8 PNG) is `frame_grid(ema)` up to one level of rounding, and clearly not
+    `frame_grid(raw)`."""
+    expected, wrong = frame_grid(ema).astype(int), frame_grid(raw).astype(int)
+    assert grid.shape == expected.shape
+    # Float round-off between the sharded sampler and this unsharded apply may flip a rounding.
+    assert np.abs(grid.astype(int) - expected).max() <= 1
+    assert np.abs(grid.astype(int) - wrong).max() > 16, "g_ema and g_params look alike"
+
+
+def test_sample_command_draws_from_the_ema_generator(ema_run, tmp_path):
+    workdir, _, gan, state = ema_run
+    out = tmp_path / "out"
+    args = ["sample", "--workdir", str(workdir), "--num", str(EMA_SAMPLES), "--out", str(out)]
+    assert main([*args, "--seed", "3"]) == 0
+    ema, raw = _ema_and_raw_clips(gan, state, jax.random.key(3))
+    _assert_grid_is_ema(iio.imread(out / "samples.png"), ema, raw)
+
+
+def test_training_samples_are_drawn_from_the_ema_generator(ema_run):
+    workdir, cfg, gan, state = ema_run
+    ema, raw = _ema_and_raw_clips(gan, state, training_sample_key(cfg.seed))
+    _assert_grid_is_ema(iio.imread(workdir / "samples" / "step_000004.png"), ema, raw)
+
+
+def _numpy_clip_stats(clips):
+    """Per-channel mean and std `[C]` and motion (mean |x[t+1] - x[t]|) of `[N, T, H, W, C]`."""
+    x = np.asarray(clips, np.float64)
+    return {
+        "mean": x.mean(axis=(0, 1, 2, 3)),
+        "std": x.std(axis=(0, 1, 2, 3)),
+        "motion": np.abs(x[:, 1:] - x[:, :-1]).mean(),
+    }
+
+
+def test_eval_scores_the_ema_generator(ema_run, capsys):
+    workdir, _, gan, state = ema_run
+    args = ["eval", "--workdir", str(workdir), "--metric", "video_stats"]
+    assert main([*args, "--num-samples", str(EMA_SAMPLES), "--seed", "5"]) == 0
+    capsys.readouterr()
+    saved = json.loads((workdir / "eval" / "step_000004.json").read_text())
+    # Relies on how eval derives its noise (gan_jax.evaluate internals): chunk 0 of its fake
+    # samples comes from fold_in(fold_in(key(seed), _EVAL_NOISE_SALT), 0), drawn as a full
+    # chunk of EVAL_CHUNK rows; G in inference mode treats rows independently, so the first
+    # EMA_SAMPLES rows of that noise give the first EMA_SAMPLES clips.
+    key = jax.random.fold_in(jax.random.fold_in(jax.random.key(5), evaluate._EVAL_NOISE_SALT), 0)
+    z = jax.random.normal(key, (evaluate.EVAL_CHUNK, gan.g.z_dim))[:EMA_SAMPLES]
+    ema = _numpy_clip_stats(sample(gan.g, state, z, ema=True))
+    raw = _numpy_clip_stats(sample(gan.g, state, z, ema=False))
+    got = {
+        "mean": np.array([saved[f"video_stats/fake_mean_c{c}"] for c in range(3)]),
+        "std": np.array([saved[f"video_stats/fake_std_c{c}"] for c in range(3)]),
+        "motion": np.array(saved["video_stats/fake_motion"]),
+    }
+    for name in ("mean", "std", "motion"):
+        np.testing.assert_allclose(got[name], ema[name], rtol=1e-4, atol=1e-5, err_msg=name)
+        # The raw generator's statistics are far outside that tolerance.
+        assert np.abs(raw[name] - ema[name]).max() > 1e-2, name

@@ -18,7 +18,7 @@ from jax.experimental.compilation_cache import compilation_cache
 from gan_jax import build, config
 from gan_jax.checkpoint import Checkpointer
 from gan_jax.metric_writer import read_metrics
-from gan_jax.train import NonFiniteError, train
+from gan_jax.train import NonFiniteError, StopSignals, train
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TINY = ROOT / "experiments" / "configs" / "tiny.py"
@@ -211,6 +211,100 @@ def test_sigterm_saves_and_exits_0(tmp_path, runs):
     steps = _ckpt_steps(workdir)
     assert len(steps) == 1 and steps[0] >= 2
     assert read_metrics(workdir)[-1]["step"] == steps[0]
+
+
+def test_stop_signals_a_second_signal_raises_keyboard_interrupt():
+    """The unit under the end-to-end test below: the first SIGTERM only sets the flag, the
+    second raises KeyboardInterrupt, and the previous handler is back afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers can only be installed from the main thread")
+    handler_before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt), StopSignals() as stop_signals:
+        # raise_signal runs the Python handler before it returns: no waiting, no race.
+        signal.raise_signal(signal.SIGTERM)
+        assert stop_signals.received == signal.SIGTERM
+        assert stop_signals.should_stop(1, at_sync_point=False)
+        signal.raise_signal(signal.SIGTERM)
+        pytest.fail("the second SIGTERM did not raise")  # (Failed is not a KeyboardInterrupt)
+    assert signal.getsignal(signal.SIGTERM) is handler_before
+
+
+def _sigterm_twice(workdir):
+    """Runs `gan-jax train` in a process, sends SIGTERM, and a second SIGTERM as soon as the
+    first is acknowledged ("Received SIGTERM" in the log).
+
+    Returns:
+        `(returncode, output)`, or None when the second signal could not be sent before the
+        stop's save had begun (a checkpoint directory entry already existed), so the attempt
+        says nothing.
+    """
+    env = {
+        **os.environ,
+        "JAX_PLATFORMS": "cpu",
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=8",
+        "JAX_COMPILATION_CACHE_DIR": jax.config.jax_compilation_cache_dir,
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+        "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
+    }
+    # The programs of test_sigterm_saves_and_exits_0: loaded from this module's cache.
+    command = [
+        sys.executable, "-m", "gan_jax", "train", "--config", str(TINY), "--workdir",
+        str(workdir), "--config.steps=100000", "--config.ckpt.every=100000",
+        "--config.log.every=2", "--config.log.sample_every=0",
+    ]  # fmt: skip
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    lines, second = [], {}
+    checkpoints = workdir / "checkpoints"
+
+    def read_and_answer():
+        # Two SIGTERMs that arrive before Python runs the handler count once, so the second is
+        # sent only after the first was handled. It must also come before the stop's save has
+        # started, or a correct trainer saves anyway: then the attempt is inconclusive.
+        for line in process.stdout:
+            lines.append(line)
+            if "Received SIGTERM" in line and not second:
+                started = checkpoints.is_dir() and any(checkpoints.iterdir())
+                second["sent"] = not started
+                if not started:
+                    process.send_signal(signal.SIGTERM)
+
+    reader = threading.Thread(target=read_and_answer, daemon=True)
+    reader.start()
+    try:
+        metrics = workdir / "metrics.jsonl"
+        deadline = time.monotonic() + 180
+        while not (metrics.exists() and metrics.stat().st_size):
+            assert process.poll() is None, "".join(lines)
+            assert time.monotonic() < deadline, "training did not start"
+            time.sleep(0.1)
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        reader.join(timeout=30)
+    output = "".join(lines)
+    assert "sent" in second, f"the first SIGTERM was never acknowledged:\n{output}"
+    return (process.returncode, output) if second["sent"] else None
+
+
+def test_a_second_sigterm_aborts_without_saving(tmp_path, runs):
+    """A real process: two SIGTERMs, and `gan-jax train` stops at once, with a non-zero status
+    and without the checkpoint a single SIGTERM writes (README: "a second signal aborts without
+    saving"). `runs` first fills this module's compilation cache."""
+    for attempt in range(3):
+        workdir = tmp_path / f"run{attempt}"
+        result = _sigterm_twice(workdir)
+        if result is not None:
+            break
+    else:
+        pytest.fail("3 attempts: the stop's save always began before the second SIGTERM")
+    returncode, output = result
+    assert returncode != 0, output
+    assert _ckpt_steps(workdir) == [], output  # ckpt.every is never reached: none at all
+    assert "Stopped at step" not in output
 
 
 @pytest.mark.slow

@@ -136,3 +136,100 @@ def test_bad_config_and_batch_are_named(tiny_gan):
     state = _init(g, d, g_tx, d_tx)
     with pytest.raises(KeyError, match="'video'"):
         make_train_step(g, d, g_tx, d_tx)(state, {"clips": _batch()["video"]}, jax.random.key(0))
+
+
+class ConstantClipG(nn.Module):
+    """A fake G that ignores its noise: every sample is one learned clip `c` `[T, H, W, C]`.
+
+    It has the interface of `VideoGenerator` (`z_dim`; `(z [N, z_dim], train) -> [N, T, H, W, C]`)
+    but no randomness reaches its output, so the step's noise draws cannot change a number.
+    """
+
+    clip_shape: tuple[int, int, int, int] = TINY_CLIP
+    z_dim: int = 8
+    level: float = 0.5  # initial value of every clip entry
+
+    @nn.compact
+    def __call__(self, z, train=True):
+        c = self.param("clip", nn.initializers.constant(self.level), self.clip_shape)
+        return jnp.broadcast_to(c, (z.shape[0], *self.clip_shape))
+
+
+class LinearMeanD(nn.Module):
+    """A fake D with two scalar params: logit = w * mean(clip) + b, `[N, ...]` -> `[N]`."""
+
+    w_init: float = 1.0
+    b_init: float = 0.0
+
+    @nn.compact
+    def __call__(self, x, train=True):
+        w = self.param("w", nn.initializers.constant(self.w_init), ())
+        b = self.param("b", nn.initializers.constant(self.b_init), ())
+        return w * jnp.mean(x, axis=tuple(range(1, x.ndim))) + b
+
+
+def _softplus(x):
+    return np.logaddexp(0.0, x)
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _linear_d_sgd_step(w, b, real_means, fake_mean, lr):
+    """One SGD step of `LinearMeanD` on the logistic D loss, written out by hand.
+
+    L(w, b) = mean_i softplus(-(w r_i + b)) + softplus(w f + b), with r_i the means of the real
+    clips `[N]` and f the mean of the (identical) fake clips.
+    """
+    s_real = _sigmoid(-(w * real_means + b))  # d/du softplus(-u) = -sigmoid(-u)
+    s_fake = _sigmoid(w * fake_mean + b)  # d/du softplus(u) = sigmoid(u)
+    dw = np.mean(-s_real * real_means) + s_fake * fake_mean
+    db = np.mean(-s_real) + s_fake
+    return w - lr * dw, b - lr * db
+
+
+@pytest.mark.parametrize("n_critic", [1, 2])
+def test_generator_trains_against_the_discriminator_just_updated(n_critic):
+    """G's loss and update use D after its `n_critic` updates of this step, not the D the step
+    started with (README: "n_critic D updates, then G against the new D").
+
+    Everything is computed by hand: G outputs a constant clip (mean f), D is linear in the clip
+    mean, both nets use SGD, and the non-saturating losses are written out in numpy.
+    """
+    lr_d, lr_g, f0, w0, b0 = 1.0, 0.5, 0.5, 1.0, 0.0
+    g, d = ConstantClipG(level=f0), LinearMeanD(w_init=w0, b_init=b0)
+    state = _init(g, d, optax.sgd(lr_g), optax.sgd(lr_d))
+    rng = np.random.default_rng(0)
+    levels = np.array([-0.7, -0.3, 0.1, 0.6])  # real clips `[4, T, H, W, C]` of distinct means
+    real = (levels[:, None, None, None, None] + rng.uniform(-0.2, 0.2, (4, *TINY_CLIP))).astype(
+        np.float32
+    )
+    real_means = real.astype(np.float64).mean(axis=(1, 2, 3, 4))
+    step = jax.jit(
+        make_train_step(g, d, optax.sgd(lr_g), optax.sgd(lr_d), StepConfig(n_critic=n_critic))
+    )
+    new, metrics = step(state, {"video": jnp.asarray(real)}, jax.random.key(1))
+
+    # D's n_critic updates against the same real batch and the same (constant) fake clip.
+    history = [(w0, b0)]
+    for _ in range(n_critic):
+        history.append(_linear_d_sgd_step(*history[-1], real_means, f0, lr_d))
+    (w_new, b_new), (w_old, b_old) = history[-1], history[-2]
+    np.testing.assert_allclose(new.d_params["w"], w_new, rtol=1e-5)
+    np.testing.assert_allclose(new.d_params["b"], b_new, rtol=1e-5, atol=1e-6)
+
+    expected_g_loss = _softplus(-(w_new * f0 + b_new))
+    # The test only means something if a D one update behind gives G a clearly different loss.
+    for w, b in history[:-1]:
+        assert abs(_softplus(-(w * f0 + b)) - expected_g_loss) > 0.03
+    np.testing.assert_allclose(metrics["g/loss"], expected_g_loss, rtol=1e-5)
+
+    # G's SGD step: dL_G/dc = -sigmoid(-(w f + b)) * w / P for each of the P clip entries.
+    grad = -_sigmoid(-(w_new * f0 + b_new)) * w_new / math.prod(TINY_CLIP)
+    np.testing.assert_allclose(new.g_params["clip"], f0 - lr_g * grad, rtol=1e-5)
+    if n_critic == 1:  # D's loss is logged at the params its (only) update started from
+        expected_d_loss = np.mean(_softplus(-(w_old * real_means + b_old))) + _softplus(
+            w_old * f0 + b_old
+        )
+        np.testing.assert_allclose(metrics["d/loss"], expected_d_loss, rtol=1e-5)
