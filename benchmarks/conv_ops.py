@@ -1,4 +1,4 @@
-"""Benchmark gan_jax.models.conv_ops: forward+backward time of each impl on video DCGAN layers.
+"""Benchmark gan_jax.ops.conv: forward+backward time of each impl on video DCGAN layers.
 
 For every layer and impl this times one jitted program computing the layer output and the
 gradients w.r.t. input and kernel, and prints a table with the median time, the speed-up over
@@ -6,20 +6,27 @@ gradients w.r.t. input and kernel, and prints a table with the median time, the 
 "own GFLOP" is the cost analysis of each impl's program, which for the CPU routes ("fast":
 matrix products, "s2d": stride-1 convolutions, both on space-to-depth blocks) also counts taps
 on the materialized zero padding and on zero kernel taps (k not divisible by the stride).
+"lax" and "fast" are the library's routes; "s2d" (``s2d_conv.py`` next to this script, the
+previous CPU route) exists only for this comparison.
 
 Example (small, quick):
     .venv/bin/python benchmarks/conv_ops.py --batch 2 --channel-divisor 4 --repeats 3
 """
 
 import argparse
+import functools
 import statistics
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import s2d_conv  # benchmarks/s2d_conv.py: benchmarks/ is sys.path[0] when this script runs
 
-from gan_jax.models import conv_ops
+from gan_jax.ops import conv as conv_ops
+
+IMPLS = (*conv_ops.IMPLS, "s2d")
+
 
 # Video DCGAN generator layers (kernel 4, stride 2, padding 1 in T, H and W):
 # (Cin, Cout, input [T, H, W]); the output doubles every spatial dim.
@@ -52,10 +59,14 @@ def _layers(channel_divisor: int) -> list[tuple[str, str, int, int, tuple[int, .
 
 def _program(op: str, impl: str):
     """Jitted (x, kernel, cotangent) -> (output, grad x, grad kernel) for one impl."""
-    fn = conv_ops.conv if op == "conv" else conv_ops.conv_transpose
+    if impl == "s2d":
+        fn = s2d_conv.conv if op == "conv" else s2d_conv.conv_transpose
+    else:
+        library_fn = conv_ops.conv if op == "conv" else conv_ops.conv_transpose
+        fn = functools.partial(library_fn, impl=impl)
 
     def forward_backward(x, kernel, cotangent):
-        out, vjp = jax.vjp(lambda x, k: fn(x, k, STRIDES, PADDING, impl=impl), x, kernel)
+        out, vjp = jax.vjp(lambda x, k: fn(x, k, STRIDES, PADDING), x, kernel)
         grad_x, grad_kernel = vjp(cotangent)
         return out, grad_x, grad_kernel
 
@@ -89,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--impls",
         default="lax,fast,s2d",
-        help=f"comma-separated impls from {conv_ops.IMPLS}; lax is always run as the baseline",
+        help=f"comma-separated impls from {IMPLS}; lax is always run as the baseline",
     )
     parser.add_argument(
         "--ops", default="conv_transpose,conv", help="comma-separated: conv_transpose, conv"
@@ -97,9 +108,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     impls = [name for name in args.impls.split(",") if name]
-    unknown = [name for name in impls if name not in conv_ops.IMPLS]
+    unknown = [name for name in impls if name not in IMPLS]
     if unknown:
-        parser.error(f"--impls: unknown {unknown}; choose from {conv_ops.IMPLS}")
+        parser.error(f"--impls: unknown {unknown}; choose from {IMPLS}")
     impls = ["lax"] + [name for name in impls if name != "lax"]
     ops = [name for name in args.ops.split(",") if name]
     if not set(ops) <= {"conv", "conv_transpose"}:

@@ -1,61 +1,62 @@
-"""Steady-state throughput of the video GAN train step on the current backend.
+"""Steady-state throughput of any run config's train step on the current backend.
 
-Prints clips/s and achieved GFLOP/s of one full step (D update + G update + EMA, Adam for
-each, non-saturating loss), warm-up (compilation and the first steps) excluded.
+Prints clips/s and achieved GFLOP/s of one full step (n_critic D updates + G update + EMA),
+warm-up (compilation and the first steps) excluded. The run is built from a config file through
+`gan_jax.build`, exactly as `gan-jax train` builds it, so a new model family, loss or objective
+is benchmarked without new code. Batches are random arrays shaped like the data's (no data is
+read): clips uniform in [-1, 1], labels uniform over the classes.
 
-FLOPs come from XLA's cost analysis of the step written with plain `lax` convolutions: that
-is the useful work of the maths, whatever formulation runs. (The CPU route's own count also
-includes the zero taps it multiplies, so it would flatter it.)
+FLOPs come from XLA's cost analysis of the same step traced with plain `lax` convolutions:
+that is the useful work of the maths, whatever formulation runs. (The CPU route's own count
+also includes the zero taps it multiplies, so it would flatter it.)
 
-    .venv/bin/python benchmarks/train_step.py --frames 16 --size 32 --batch 32
-    .venv/bin/python benchmarks/train_step.py --frames 16 --size 64 --batch 8
+    .venv/bin/python benchmarks/train_step.py --config experiments/configs/dcgan_benchmark.py
+    .venv/bin/python benchmarks/train_step.py --config experiments/configs/bouncing_shapes.py
+    .venv/bin/python benchmarks/train_step.py --config experiments/configs/dcgan_benchmark.py \
+        --config.data.height=64 --config.data.width=64 --config.batch_size=8
 """
 
 import argparse
 import os
+import pathlib
 import statistics
+import subprocess
+import sys
 import time
 
 import jax
 import numpy as np
-import optax
 
-from gan_jax import cpu_memory, parallel
-from gan_jax.models.conv_ops import default_impl
-from gan_jax.models.video_dcgan import VideoDiscriminator, VideoGenerator
-from gan_jax.state import create_state
-from gan_jax.train_step import StepConfig, make_train_step
+from gan_jax import build, config, cpu_memory, parallel
+from gan_jax.ops.conv import default_impl, with_route
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-def build(args, conv_impl: str):
-    clip = (args.frames, args.size, args.size, args.channels)
-    g = VideoGenerator(
-        clip_shape=clip,
-        z_dim=args.z_dim,
-        base_width=args.width,
-        depth=args.depth,
-        conv_impl=conv_impl,
-    )
-    d = VideoDiscriminator(
-        clip_shape=clip, base_width=args.width, depth=args.depth, conv_impl=conv_impl
-    )
-    g_tx = optax.adam(2e-4, b1=0.5, b2=0.999)
-    d_tx = optax.adam(2e-4, b1=0.5, b2=0.999)
+def random_batch(spec, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """A global batch shaped like the data's: floats uniform in [-1, 1], labels over classes."""
+    batch = {}
+    for key, array in spec.example_batch(spec.batch_size).items():
+        if np.issubdtype(array.dtype, np.integer):
+            high = spec.num_classes or 1
+            batch[key] = rng.integers(0, high, array.shape).astype(array.dtype)
+        else:
+            batch[key] = rng.uniform(-1, 1, array.shape).astype(array.dtype)
+    return batch
+
+
+def build_step(cfg, impl: str):
+    """The jitted step (convolutions on route `impl`), a fresh state and a random global batch
+    of the run `cfg`."""
+    spec = build.validate(cfg)
+    run = build.build(cfg, spec)
     mesh = parallel.make_mesh()
-    step = parallel.jit_train_step(
-        make_train_step(
-            g, d, g_tx, d_tx, StepConfig(), data_sharding=parallel.batch_sharding(mesh)
-        ),
-        mesh,
-    )
-    state = parallel.create_replicated(
-        lambda k: create_state(k, g, d, g_tx, d_tx), jax.random.key(0), mesh
-    )
-    rng = np.random.default_rng(0)
-    batch = parallel.global_batch(
-        {"video": rng.uniform(-1, 1, (args.batch, *clip)).astype(np.float32)}, mesh
-    )
-    return step, state, batch
+    step_fn = build.step_fn(run, data_sharding=parallel.batch_sharding(mesh))
+    step = parallel.jit_train_step(with_route(impl, step_fn), mesh)
+    with jax.threefry_partitionable(False):
+        state = parallel.create_replicated(build.init_fn(run), jax.random.key(0), mesh)
+    batch = parallel.global_batch(random_batch(spec, np.random.default_rng(0)), mesh)
+    return step, state, batch, run
 
 
 def cost_flops(step, state, batch) -> float:
@@ -66,28 +67,25 @@ def cost_flops(step, state, batch) -> float:
 
 
 def main() -> None:
+    overrides, argv = config.split_overrides(sys.argv[1:])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", type=int, default=16)
-    parser.add_argument("--size", type=int, default=32, help="H = W")
-    parser.add_argument("--channels", type=int, default=3)
-    parser.add_argument("--batch", type=int, default=32, help="global batch")
-    parser.add_argument("--width", type=int, default=64, help="G's last hidden width")
-    parser.add_argument("--depth", type=int, default=4)
-    parser.add_argument("--z-dim", type=int, default=128)
+    parser.add_argument(
+        "--config",
+        type=pathlib.Path,
+        default=ROOT / "experiments" / "configs" / "dcgan_benchmark.py",
+        help="a run config (experiments/configs/*.py); --config.KEY=VALUE overrides apply",
+    )
     parser.add_argument("--steps", type=int, default=10, help="timed steps")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--conv-impl", default=None, help="lax | fast (default: per backend)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     # As the gan-jax command does: XLA:CPU's per-step temporaries reuse freed pages.
     cpu_memory.keep_freed_memory()
+    cfg = config.apply_overrides(config.load_config_file(args.config), overrides)
 
     impl = args.conv_impl or default_impl()
-    # Useful FLOPs: the plain-lax program (compiled, never run).
-    lax_step, lax_state, lax_batch = build(args, "lax")
-    flops = cost_flops(lax_step, lax_state, lax_batch)
-    del lax_step, lax_state, lax_batch
-
-    step, state, batch = build(args, impl)
+    flops = cost_flops(*build_step(cfg, "lax")[:3])  # useful FLOPs: compiled, never run
+    step, state, batch, run = build_step(cfg, impl)
     own_flops = cost_flops(step, state, batch)
     key = jax.random.key(1)
     start = time.perf_counter()
@@ -103,21 +101,36 @@ def main() -> None:
         times.append(time.perf_counter() - start)
     median = statistics.median(times)
 
-    widths = [args.width * 2**i for i in reversed(range(args.depth))]
+    params = [sum(x.size for x in jax.tree.leaves(t)) for t in (state.g_params, state.d_params)]
+    print(cpu_description())
     print(
         f"backend {jax.default_backend()} ({jax.device_count()} device(s), "
-        f"{os.cpu_count()} CPU cores), conv impl {impl}"
+        f"{os.cpu_count()} CPU cores), conv route {impl}"
     )
     print(
-        f"clip {args.frames}x{args.size}x{args.size}x{args.channels}, batch {args.batch}, "
-        f"G {' -> '.join(map(str, widths))} -> {args.channels}, D mirrored"
+        f"config {args.config.name} {' '.join(f'{k}={v}' for k, v in overrides)}: "
+        f"G {cfg.g.name} ({params[0]:,} params), D {cfg.d.name} ({params[1]:,} params), "
+        f"loss {cfg.loss.name}, sample {run.sample_shape}, batch {cfg.batch_size}"
     )
     print(f"warm-up (compile + {args.warmup} steps): {warmup_s:.1f} s")
     print(f"step: median {median * 1e3:.1f} ms over {args.steps} (min {min(times) * 1e3:.1f})")
-    print(f"clips/s: {args.batch / median:.2f}")
+    print(f"clips/s: {cfg.batch_size / median:.2f}")
     print(f"useful GFLOP/step (lax cost analysis): {flops / 1e9:.2f}")
     print(f"achieved GFLOP/s: {flops / median / 1e9:.1f}")
     print(f"executed program's own GFLOP/step: {own_flops / 1e9:.2f}")
+
+
+def cpu_description() -> str:
+    """`lscpu`'s model name and vector extensions (AVX2, AVX-512, AMX), for every table."""
+    try:
+        text = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "CPU: lscpu unavailable"
+    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+    model = fields.get("Model name", "?").strip()
+    flags = fields.get("Flags", "").split()
+    wanted = [f for f in flags if f in ("avx2", "fma") or f.startswith(("avx512", "amx"))]
+    return f"CPU: {model}; vector extensions: {' '.join(wanted) or 'none of AVX2/AVX-512/AMX'}"
 
 
 if __name__ == "__main__":

@@ -495,22 +495,16 @@ def build_jax_step(jax, clip, args, conv_impl):
     import optax
 
     from gan_jax.models.video_dcgan import VideoDiscriminator, VideoGenerator
+    from gan_jax.ops.conv import with_route
     from gan_jax.state import create_state
     from gan_jax.train_step import StepConfig, make_train_step
 
-    g = VideoGenerator(
-        clip_shape=clip,
-        z_dim=args.z_dim,
-        base_width=args.width,
-        depth=args.depth,
-        conv_impl=conv_impl,
-    )
-    d = VideoDiscriminator(
-        clip_shape=clip, base_width=args.width, depth=args.depth, conv_impl=conv_impl
-    )
+    g = VideoGenerator(clip_shape=clip, z_dim=args.z_dim, base_width=args.width, depth=args.depth)
+    d = VideoDiscriminator(clip_shape=clip, base_width=args.width, depth=args.depth)
     tx = optax.adam(2e-4, b1=0.5, b2=0.999)
     cfg = StepConfig()
-    step = jax.jit(make_train_step(g, d, tx, tx, cfg), donate_argnums=(0,))
+    step_fn = with_route(conv_impl, make_train_step(g, d, tx, tx, cfg))
+    step = jax.jit(step_fn, donate_argnums=(0,))
     state = jax.jit(lambda key: create_state(key, g, d, tx, tx))(jax.random.key(0))
     return step, state, cfg
 
@@ -518,7 +512,7 @@ def build_jax_step(jax, clip, args, conv_impl):
 def run_shape(jax, torch, shape, args, peaks) -> None:
     import numpy as np
 
-    from gan_jax.models.conv_ops import default_impl
+    from gan_jax.ops.conv import default_impl
 
     clip = (*shape, args.channels)
     rng = np.random.default_rng(0)
@@ -528,7 +522,7 @@ def run_shape(jax, torch, shape, args, peaks) -> None:
 
     # JAX: the step that runs, and the plain-lax step for the useful FLOPs (compiled only).
     step, state, cfg = build_jax_step(jax, clip, args, impl)
-    batch = {cfg.data_key: jax.device_put(real_np)}
+    batch = {"video": jax.device_put(real_np)}
     compiled = step.lower(state, batch, key).compile()
     memory = compiled.memory_analysis()
     jax_xla_bytes = (

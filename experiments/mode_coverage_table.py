@@ -6,9 +6,11 @@ KL), prints a Markdown table of mean +- std over the seeds next to PacGAN's publ
 (Lin et al. 2018, Table 1), and writes it with the per-seed numbers to
 `experiments/results/mode_coverage.md`.
 
-The recipes are the presets of `gan_jax.toy2d`: "plain" is `ToyConfig()` (non-saturating GAN,
-constant lr 2e-4) and "best" is `BEST_RECIPE`. Both get `--steps` steps (default: the best
-recipe's), so the comparison is at an equal budget.
+The recipes are config files of `experiments/configs/`, the same that `gan-jax train` runs:
+"plain" is `ring.py` / `grid.py` (non-saturating GAN, constant lr 2e-4), "best" is
+`toy_best.py`, "rpgan" is `toy_rpgan.py` (RpGAN + R1 + R2). Each runs with `data.name` set to
+the mixture and `--steps` steps (default: the best recipe's), so the comparison is at an equal
+budget. Seeds train as one vmapped program (`gan_jax.multiseed`).
 
 The four (dataset, recipe) pairs train in parallel processes (`--jobs`, default: the CPU
 count). Run from the repository root (all 10 seeds, both datasets, both recipes; 57 minutes on 2
@@ -16,11 +18,13 @@ CPU cores):
     nice -n 5 .venv/bin/python experiments/mode_coverage_table.py
 A quick look at fewer seeds, written elsewhere:
     .venv/bin/python experiments/mode_coverage_table.py --seeds 0 1 --out /tmp/mode_coverage.md
+One recipe into its own file (RpGAN + R1 + R2: 40 minutes on 2 cores):
+    .venv/bin/python experiments/mode_coverage_table.py --recipes rpgan \
+        --out experiments/results/mode_coverage_rpgan.md
 """
 
 import argparse
 import concurrent.futures
-import dataclasses
 import datetime
 import multiprocessing
 import os
@@ -31,10 +35,19 @@ import time
 
 import jax
 import numpy as np
+from ml_collections import config_dict
 
-from gan_jax.toy2d import BEST_RECIPE, DATASETS, ToyConfig, train_toy_seeds
+from gan_jax import config
+from gan_jax.multiseed import train_seeds
 
-DEFAULT_OUT = pathlib.Path(__file__).resolve().parent / "results" / "mode_coverage.md"
+HERE = pathlib.Path(__file__).resolve().parent
+CONFIGS = HERE / "configs"
+DEFAULT_OUT = HERE / "results" / "mode_coverage.md"
+DATASETS = ("ring", "grid")
+# recipe -> config file ("{data}" is the mixture's own config).
+RECIPES = {"plain": "{data}.py", "best": "toy_best.py", "rpgan": "toy_rpgan.py"}
+# Settings that say how a run is logged, not how it trains: left out of the recipe summary.
+_NOT_RECIPE = ("ckpt.", "log.", "eval.", "steps:", "data.name:")
 MODES = {"ring": 8, "grid": 25}
 METRICS = ("modes", "hq_percent", "reverse_kl")
 # PacGAN (Lin et al. 2018), Table 1, means over seeds: (modes, HQ %, reverse KL).
@@ -49,15 +62,20 @@ PACGAN_TABLE1 = {
 TARGETS = {"ring": (8.0, 97.0, 0.05), "grid": (25.0, 95.0, 0.03)}
 
 
-def recipe_config(recipe: str, dataset: str, steps: int | None) -> ToyConfig:
-    """The preset `recipe` on `dataset`, trained for `steps` (None: the best recipe's steps)."""
-    return ToyConfig.preset(recipe, dataset=dataset, steps=steps or BEST_RECIPE.steps)
+def recipe_config(recipe: str, dataset: str, steps: int | None) -> config_dict.ConfigDict:
+    """The config file of `recipe` on `dataset`, trained for `steps` (None: the best recipe's)."""
+    cfg = config.load_config_file(CONFIGS / RECIPES[recipe].format(data=dataset))
+    default_steps = config.load_config_file(CONFIGS / RECIPES["best"]).steps
+    with cfg.unlocked():
+        cfg.data.name = dataset
+        cfg.steps = steps or default_steps
+    return cfg
 
 
-def run_recipe(cfg: ToyConfig, seeds: list[int]) -> tuple[np.ndarray, float]:
+def run_recipe(cfg: config_dict.ConfigDict, seeds: list[int]) -> tuple[np.ndarray, float]:
     """Per-seed `[S, 3]` (modes, HQ %, reverse KL) and the wall-clock seconds of the training."""
     start = time.perf_counter()
-    _, results = train_toy_seeds(cfg, seeds)
+    _, results = train_seeds(cfg, seeds)
     seconds = time.perf_counter() - start
     return np.array([[r[m] for m in METRICS] for r in results], np.float64), seconds
 
@@ -71,7 +89,9 @@ def _mean_std(values: np.ndarray, digits: int) -> str:
     return f"{values.mean():.{digits}f} ± {values.std():.{digits}f}"
 
 
-def summary_row(dataset: str, recipe: str, table: np.ndarray, cfg: ToyConfig, seconds: float):
+def summary_row(
+    dataset: str, recipe: str, table: np.ndarray, cfg: config_dict.ConfigDict, seconds: float
+) -> str:
     modes, hq, kl = table.T
     return (
         f"| {dataset} | {recipe} | {_mean_std(modes, 1)} | {_mean_std(hq, 1)} | "
@@ -79,19 +99,11 @@ def summary_row(dataset: str, recipe: str, table: np.ndarray, cfg: ToyConfig, se
     )
 
 
-def recipe_settings(cfg: ToyConfig) -> str:
-    """The fields of `cfg` that differ from the plain GAN, as `name=value` text."""
-    plain = dataclasses.replace(ToyConfig(), dataset=cfg.dataset, steps=cfg.steps)
-    changed = [
-        f"{f.name}={getattr(cfg, f.name)!r}"
-        for f in dataclasses.fields(cfg)
-        if f.name != "step" and getattr(cfg, f.name) != getattr(plain, f.name)
-    ]
-    changed += [
-        f"step.{f.name}={getattr(cfg.step, f.name)!r}"
-        for f in dataclasses.fields(cfg.step)
-        if getattr(cfg.step, f.name) != getattr(plain.step, f.name)
-    ]
+def recipe_settings(cfg: config_dict.ConfigDict) -> str:
+    """The keys of `cfg` that differ from the plain GAN's, as `key: old -> new` text."""
+    plain = recipe_config("plain", cfg.data.name, cfg.steps)
+    changed = config.differences(plain.to_dict(), cfg.to_dict())
+    changed = [line for line in changed if not line.startswith(_NOT_RECIPE)]
     return ", ".join(changed) or "(the defaults)"
 
 
@@ -99,11 +111,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=list(range(10)))
     parser.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(DATASETS))
+    parser.add_argument("--recipes", nargs="+", choices=tuple(RECIPES), default=["plain", "best"])
     parser.add_argument(
-        "--recipes", nargs="+", choices=("plain", "best"), default=["plain", "best"]
-    )
-    parser.add_argument(
-        "--steps", type=int, default=None, help=f"steps of every run (default {BEST_RECIPE.steps})"
+        "--steps", type=int, default=None, help="steps of every run (default: the best recipe's)"
     )
     parser.add_argument("--out", type=pathlib.Path, default=DEFAULT_OUT)
     parser.add_argument(

@@ -1,7 +1,8 @@
 """Train (or load) the bouncing-shapes feature network and check that its FSD orders clip sets.
 
 The network is what `gan-jax train` / `gan-jax eval` use for the shapes_fd metric; they train it
-on first use, and this command does the same ahead of time, into the same cache:
+on first use (the program in gan_jax.metrics.shapes_features_training), and this command does the
+same ahead of time, into the same cache:
 WORKDIR/shapes_features/ (or the config's eval.shapes_features_dir). Run it for the main job
 (about 45 s of training on a 2-core CPU for 8 x 32 x 32 clips; a second run loads the cached
 parameters in milliseconds):
@@ -23,9 +24,13 @@ import pathlib
 import sys
 import time
 
-from gan_jax.config import ConfigError, base_config, load_config_file
-from gan_jax.evaluate import shapes_features_dir
-from gan_jax.metrics.shapes_fd import CALIBRATION_SETS, calibration_distances
+from gan_jax.config import ConfigError, load_config_file
+from gan_jax.metrics.shapes_fd import (
+    CALIBRATION_SETS,
+    SHAPES_FEATURES_DIR,
+    calibration_distances,
+    shapes_features_dir,
+)
 from gan_jax.metrics.shapes_features import get_feature_params
 
 
@@ -71,10 +76,7 @@ def main() -> None:
         steps = args.steps or cfg.eval.shapes_features_steps
     else:
         data = (args.frames, args.size, args.size, args.channels)
-        cache_dir, steps = (
-            shapes_features_dir(base_config(), pathlib.Path(args.workdir)),
-            args.steps,
-        )
+        cache_dir, steps = pathlib.Path(args.workdir) / SHAPES_FEATURES_DIR, args.steps
     overrides = {
         "steps": steps,
         "batch_size": args.batch_size,

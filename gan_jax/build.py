@@ -1,7 +1,13 @@
-"""From a config to the objects a run needs: models, optimisers, the `StepConfig`, the data.
+"""From a config to the parts of a run: data spec, models, optimisers, objective, step config.
 
-Everything here is pure construction; the trainer, `sample` and `eval` share it so that they
-build exactly the same models from the same config.
+Every part is found by name (`gan_jax.registry`): the model families of `cfg.g.name` and
+`cfg.d.name`, the dataset of `cfg.data.name`, the objective of `cfg.objective.name`, the loss of
+`cfg.loss.name` and the penalties named in `cfg.penalty`. Nothing here knows a part: a new one
+is its own file plus a config. The trainer, `sample` and `eval` all build through here, so they
+get exactly the same models from the same config.
+
+`validate` runs each part's own checks on its group and turns their `ValueError`s into
+`ConfigError`s that name the key (the CLI's exit status 2).
 """
 
 from __future__ import annotations
@@ -9,117 +15,181 @@ from __future__ import annotations
 import dataclasses
 
 import flax.linen as nn
-import jax.numpy as jnp
+import jax
 import optax
 from ml_collections import config_dict
 
-from gan_jax.config import POINT_DATASETS
-from gan_jax.data import make_dataset
-from gan_jax.data.points_source import DATA_KEY as POINTS_KEY
-from gan_jax.data.points_source import make_points_dataset
-from gan_jax.models.mlp import MLPDiscriminator, MLPGenerator
-from gan_jax.models.video_dcgan import VideoDiscriminator, VideoGenerator
+from gan_jax import losses, models, optim, train_step
+from gan_jax.config import Checker, ConfigError, config_from_dict
+from gan_jax.data import DataSpec, data_spec, default_data_config, make_dataset
+from gan_jax.data.datasets import dataset as dataset_of
+from gan_jax.objectives import OBJECTIVES, Objective
+from gan_jax.state import create_state
 from gan_jax.train_step import StepConfig
 
-VIDEO_KEY = "video"
-_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+PART_GROUPS = ("g", "d", "data", "objective", "loss", "penalty", "step", "ema")
 
 
 @dataclasses.dataclass(frozen=True)
-class GAN:
+class Run:
     """The static parts of a run (no arrays).
 
     Attributes:
-        g, d: generator `z [N, z_dim] -> samples [N, ...]` and discriminator `-> logits [N]`.
+        g, d: the generator (with `latent_shapes`) and the discriminator.
         g_tx, d_tx: their optimisers.
-        step_cfg: the train step's settings; `step_cfg.data_key` names the batch entry.
-        sample_shape: shape of one sample: `(T, H, W, C)` for clips, `(2,)` for points.
+        objective: what G is conditioned on and what D judges.
+        step_cfg: the train step's settings.
+        spec: what the data's batches hold.
     """
 
     g: nn.Module
     d: nn.Module
     g_tx: optax.GradientTransformation
     d_tx: optax.GradientTransformation
+    objective: Objective
     step_cfg: StepConfig
-    sample_shape: tuple[int, ...]
+    spec: DataSpec
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        """One sample of the data: `(T, H, W, C)` for clips, `(2,)` for points."""
+        return self.spec.sample_shape
 
     @property
     def is_video(self) -> bool:
-        return len(self.sample_shape) == 4
+        return self.spec.is_video
 
 
-def is_points(cfg: config_dict.ConfigDict) -> bool:
-    """Whether the run trains on 2-D points (`[N, 2]`) rather than clips."""
-    return cfg.data.name in POINT_DATASETS
+def parts_config(
+    *,
+    model: str = "video_dcgan",
+    data: str = "bouncing_shapes",
+    objective: str = "unconditional",
+    d_model: str | None = None,
+) -> config_dict.ConfigDict:
+    """The part groups of a run config with every default (see `gan_jax.train.default_config`
+    for a whole run).
+
+    Args:
+        model: the model family of G (and of D unless `d_model` is given).
+        data: the dataset.
+        objective: the objective.
+        d_model: D's model family, where it differs from G's.
+    """
+    cfg = config_dict.ConfigDict()
+    cfg.seed = 0  # model init, noise, data order
+    cfg.steps = 1000
+    cfg.batch_size = 32  # global: over all devices and processes
+    for net, family in (("g", model), ("d", d_model or model)):
+        group = models.net_config(family, net)
+        group.update(optim.default_config())
+        cfg[net] = group
+    cfg.data = default_data_config(data)
+    cfg.objective = OBJECTIVES.get(objective).default_config()
+    cfg.loss = losses.default_config()
+    cfg.penalty = losses.default_penalty_config()
+    cfg.step, cfg.ema = train_step.default_config()
+    return cfg
 
 
-def data_key(cfg: config_dict.ConfigDict) -> str:
-    """The batch entry that holds real samples."""
-    return POINTS_KEY if is_points(cfg) else VIDEO_KEY
+def _as_config_error(where: str, error: Exception) -> ConfigError:
+    if isinstance(error, ConfigError):
+        return error
+    text = str(error)
+    return ConfigError(text if where in text else f"{where}: {text}")
 
 
-def sample_shape(cfg: config_dict.ConfigDict) -> tuple[int, ...]:
-    """`(T, H, W, C)` from `cfg.data` for clips, `(2,)` for points."""
-    if is_points(cfg):
-        return (2,)
-    data = cfg.data
-    return (data.num_frames, data.height, data.width, data.channels)
+def _checked(where: str, fn, *args):
+    """`fn(*args)`, with a `ValueError` / `TypeError` of a part as a `ConfigError`."""
+    try:
+        return fn(*args)
+    except (ValueError, TypeError) as e:
+        raise _as_config_error(where, e) from None
 
 
-def build_models(cfg: config_dict.ConfigDict) -> tuple[nn.Module, nn.Module]:
-    """`(g, d)` from `cfg.g` and `cfg.d`; the clip shape comes from `cfg.data`."""
-    g, d = cfg.g, cfg.d
-    if g.arch == "mlp":
-        return (
-            MLPGenerator(z_dim=g.z_dim, out_dim=2, hidden=g.hidden, depth=g.depth),
-            MLPDiscriminator(in_dim=2, hidden=d.hidden, depth=d.depth, pack=d.pack),
-        )
-    clip = sample_shape(cfg)
-    generator = VideoGenerator(
-        clip_shape=clip,
-        z_dim=g.z_dim,
-        base_width=g.base_width,
-        depth=g.depth,
-        norm=g.norm,
-        conv_impl=g.conv_impl,
-        dtype=_DTYPES[g.dtype],
+def _check_groups(cfg: config_dict.ConfigDict) -> None:
+    for group in PART_GROUPS:
+        if group not in cfg or not isinstance(cfg[group], config_dict.ConfigDict):
+            raise ConfigError(
+                f"config has no group {group!r}; top-level keys: {', '.join(sorted(cfg))}. "
+                "Start from gan_jax.train.default_config() as experiments/configs/*.py do"
+            )
+    check = Checker(cfg, "")
+    check.integer("seed", 0)
+    check.integer("steps", 1)
+    check.integer("batch_size", 1)
+
+
+def validate(cfg: config_dict.ConfigDict) -> DataSpec:
+    """Checks every part group of `cfg`; returns the data spec it computed on the way.
+
+    Raises:
+        ConfigError: naming the key and what is allowed. Device-dependent checks (batch size
+            vs. device count) happen in the trainer.
+    """
+    _check_groups(cfg)
+    Checker(cfg.data, "data").string("name")
+    data = _checked("data.name", dataset_of, cfg.data)
+    _checked("data", data.validate, cfg.data)
+    spec = _checked("data", data_spec, cfg.data, int(cfg.batch_size))
+    for net in ("g", "d"):
+        group = cfg[net]
+        name = Checker(group, net).string("name")
+        defaults = _checked(f"{net}.name={name!r}", models.net_config, name, net)
+        _checked(net, models.validate_net, group, net, spec)
+        try:
+            Checker(group, net).only_keys([*defaults.keys(), *optim.KEYS])
+        except ConfigError as e:
+            raise ConfigError(
+                f"{e} (the keys of model family {name!r} and of the optimiser; a config made "
+                f"for another family: start from default_config(model={name!r}))"
+            ) from None
+        optim.validate(group, net)
+    objective_name = Checker(cfg.objective, "objective").string("name")
+    objective = _checked(f"objective.name={objective_name!r}", OBJECTIVES.get, objective_name)
+    _checked("objective", objective.validate, cfg.objective, spec)
+    _checked("loss", losses.validate_config, cfg.loss, cfg.penalty)
+    _checked("step", train_step.validate_config, cfg.step, cfg.ema)
+    if cfg.g.lr_multipliers or cfg.d.lr_multipliers:
+        # Multiplier paths name parameters: initialise abstractly (no compute) to check them.
+        jax.eval_shape(init_fn(build(cfg, spec)), jax.random.key(0))
+    return spec
+
+
+def step_config(cfg: config_dict.ConfigDict) -> StepConfig:
+    """The train step's settings from `cfg.loss`, `cfg.penalty`, `cfg.step` and `cfg.ema`."""
+    penalties = {k: float(v) for k, v in cfg.penalty.items() if k != "every" and v > 0}
+    return StepConfig(
+        loss=cfg.loss.name,
+        n_critic=int(cfg.step.n_critic),
+        penalties=penalties,
+        penalty_every=int(cfg.penalty.every),
+        head_weights={k: float(v) for k, v in cfg.loss.head_weights.items()},
+        ema_decay=float(cfg.ema.decay),
+        ema_half_life=float(cfg.ema.half_life_images),
+        ema_rampup=float(cfg.ema.rampup),
     )
-    discriminator = VideoDiscriminator(
-        clip_shape=clip,
-        base_width=d.base_width,
-        depth=d.depth,
-        norm=d.norm,
-        spectral_norm=d.spectral_norm,
-        conv_impl=d.conv_impl,
-        dtype=_DTYPES[d.dtype],
-    )
-    return generator, discriminator
 
 
-def build_optimizer(group: config_dict.ConfigDict) -> optax.GradientTransformation:
-    """Adam (`lr`, `b1`, `b2`) or SGD (`lr`, `momentum`) from a `g` or `d` group."""
-    if group.optimizer == "adam":
-        return optax.adam(group.lr, b1=group.b1, b2=group.b2)
-    if group.optimizer == "sgd":
-        return optax.sgd(group.lr, momentum=group.momentum or None)
-    raise ValueError(f"optimizer {group.optimizer!r} is not one of ('adam', 'sgd')")
+def build(cfg: config_dict.ConfigDict, spec: DataSpec | None = None) -> Run:
+    """All static parts of a run. Call `validate(cfg)` first for clear errors.
 
-
-def build_step_config(cfg: config_dict.ConfigDict) -> StepConfig:
-    """`StepConfig` from `cfg.step`, reading real samples from `data_key(cfg)`."""
-    return StepConfig(**cfg.step.to_dict(), data_key=data_key(cfg))
-
-
-def build(cfg: config_dict.ConfigDict) -> GAN:
-    """All static parts of a run. Call `gan_jax.config.validate(cfg)` first for clear errors."""
-    g, d = build_models(cfg)
-    return GAN(
+    Args:
+        cfg: the run config.
+        spec: the data spec, if known (from `validate`, or saved with the run); else computed.
+    """
+    if spec is None:
+        spec = data_spec(cfg.data, int(cfg.batch_size))
+    g, d = models.make_models(cfg.g, cfg.d, spec)
+    steps, n_critic = int(cfg.steps), int(cfg.step.n_critic)
+    return Run(
         g=g,
         d=d,
-        g_tx=build_optimizer(cfg.g),
-        d_tx=build_optimizer(cfg.d),
-        step_cfg=build_step_config(cfg),
-        sample_shape=sample_shape(cfg),
+        g_tx=optim.make_optimizer(cfg.g, "g", steps),
+        d_tx=optim.make_optimizer(cfg.d, "d", steps, n_critic),
+        objective=OBJECTIVES.get(cfg.objective.name).make_objective(cfg.objective, spec),
+        step_cfg=step_config(cfg),
+        spec=spec,
     )
 
 
@@ -131,7 +201,7 @@ def make_data(
     process_index: int,
     process_count: int,
 ):
-    """This process's iterator of batches (`{"video": ...}` or `{"points": ...}`).
+    """This process's iterator of batches (every entry the dataset yields).
 
     Args:
         cfg: the run config (`cfg.data` is used).
@@ -140,13 +210,84 @@ def make_data(
         process_index, process_count: this process's shard.
 
     Returns:
-        A grain iterator with `get_state()` / `set_state()`.
+        An iterator with `get_state()` / `set_state()`.
     """
-    make = make_points_dataset if is_points(cfg) else make_dataset
-    return make(
+    return make_dataset(
         cfg.data,
         batch_size=batch_size,
         seed=seed,
         process_index=process_index,
         process_count=process_count,
     )
+
+
+def init_fn(run: Run):
+    """`init(key) -> GANState` of the run, its nets initialised on an example batch."""
+    example = run.spec.example_batch(2)
+
+    def init(key):
+        return create_state(
+            key,
+            run.g,
+            run.d,
+            run.g_tx,
+            run.d_tx,
+            objective=run.objective,
+            example_batch=example,
+        )
+
+    return init
+
+
+def step_fn(run: Run, *, data_sharding=None, axis_name: str | None = None):
+    """The run's pure train step (`gan_jax.train_step.make_train_step` of its parts)."""
+    return train_step.make_train_step(
+        run.g,
+        run.d,
+        run.g_tx,
+        run.d_tx,
+        run.step_cfg,
+        objective=run.objective,
+        data_sharding=data_sharding,
+        axis_name=axis_name,
+    )
+
+
+def is_old_config(cfg: config_dict.ConfigDict) -> bool:
+    """Whether `cfg` has the layout of runs from before parts were found by name (`g.arch`,
+    `step.loss`, `step.r1_gamma`, ...)."""
+    return ("g" in cfg and "arch" in cfg.g) or ("step" in cfg and "loss" in cfg.step)
+
+
+def upgrade_config(cfg: config_dict.ConfigDict) -> config_dict.ConfigDict:
+    """The config of a run from before parts were found by name, in today's layout.
+
+    The models' parameters are named as before, so such a run's checkpoints restore, sample,
+    evaluate and resume under the upgraded config. Configs of today's layout come back as they
+    are. The mapping: `g.arch`/`d.arch` -> `g.name`/`d.name`; `step.loss` -> `loss.name`
+    ("wgan_gp" -> "wasserstein" with `penalty.gp = step.gp_weight`); `step.r1_gamma` ->
+    `penalty.r1`; `step.ema_decay` -> `ema.decay`; `conv_impl` keys are dropped (the route is
+    chosen per process); every other key keeps its value; new keys take their defaults.
+    """
+    if not is_old_config(cfg):
+        return cfg
+    old = cfg.to_dict()
+    new = parts_config(model=old["g"]["arch"], data=old["data"]["name"], d_model=old["d"]["arch"])
+    for key in ("seed", "steps", "batch_size"):
+        new[key] = old[key]
+    for net in ("g", "d"):
+        for key, value in old[net].items():
+            if key in new[net] and key != "name":
+                new[net][key] = value
+    new.data.update(old["data"])
+    step = old["step"]
+    new.loss.name = "wasserstein" if step["loss"] == "wgan_gp" else step["loss"]
+    if step["loss"] == "wgan_gp":
+        new.penalty.gp = float(step["gp_weight"])
+    new.penalty.r1 = float(step["r1_gamma"])
+    new.step.n_critic = step["n_critic"]
+    new.ema.decay = float(step["ema_decay"])
+    for group in ("ckpt", "log", "eval"):
+        if group in old:
+            new[group] = config_dict.ConfigDict(old[group])
+    return config_from_dict(new.to_dict())

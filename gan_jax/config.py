@@ -1,15 +1,16 @@
-"""Run configs: loading a config file, `--config.key=value` overrides, validation, config.json.
+"""Config plumbing: config files, `--config.key=value` overrides, config.json, key checks.
 
 A config file is a Python file with `get_config()` returning an `ml_collections.ConfigDict`
-(see experiments/configs/). Groups: `g`, `d` (model and optimiser of each net), `step` (the
-`StepConfig` fields), `data`, `ckpt`, `log`, `eval`, plus `seed`, `steps` and `batch_size`
-(global, over all processes). `base_config()` holds everything but `g`, `d` and `data`;
-`video_model_configs()` / `mlp_model_configs()` give the model groups.
+(see experiments/configs/; `gan_jax.build.default_config` gives a whole run's defaults). This
+module knows no group's meaning: each part validates its own group with a `Checker`, and
+`gan_jax.build.validate` runs them all. It imports no module of the project, so every layer
+may use it.
 
 Overrides are parsed here rather than with absl flags, which do not mix with argparse
 subcommands. A value is read with `ast.literal_eval` and must have the type of the value it
 replaces (an int may replace a float; a list may replace a tuple); text that is not a Python
-literal is taken as a string where the key holds a string.
+literal is taken as a string where the key holds a string. An override may add a key to a
+group that holds a mapping of names (`--config.penalty.my_penalty=0.5`): see `OPEN_GROUPS`.
 """
 
 from __future__ import annotations
@@ -26,106 +27,14 @@ from typing import Any
 from ml_collections import config_dict
 
 CONFIG_JSON = "config.json"
-ARCHS = ("video_dcgan", "mlp")
-OPTIMIZERS = ("adam", "sgd")
-DTYPES = ("float32", "bfloat16")
-VIDEO_DATASETS = ("bouncing_shapes", "video_folder")
-POINT_DATASETS = ("ring", "grid")
 _OVERRIDE_PREFIX = "--config."
+# Groups whose keys are names chosen by the user (penalties by name, learning-rate multipliers
+# by parameter path, loss weights by D head): an override may add a key to them.
+OPEN_GROUPS = ("penalty", "loss.head_weights", "g.lr_multipliers", "d.lr_multipliers")
 
 
 class ConfigError(ValueError):
     """A config file, key or value that cannot be used; the message says how to fix it."""
-
-
-def base_config() -> config_dict.ConfigDict:
-    """Every group but `g`, `d` and `data`, with defaults."""
-    cfg = config_dict.ConfigDict()
-    cfg.seed = 0  # model init, noise, data order
-    cfg.steps = 1000
-    cfg.batch_size = 32  # global: over all devices and processes
-
-    cfg.step = config_dict.ConfigDict()  # gan_jax.train_step.StepConfig fields
-    cfg.step.loss = "nonsaturating"
-    cfg.step.n_critic = 1
-    cfg.step.r1_gamma = 0.0
-    cfg.step.gp_weight = 10.0
-    cfg.step.ema_decay = 0.999
-
-    cfg.ckpt = config_dict.ConfigDict()
-    cfg.ckpt.every = 500  # steps between checkpoints; one is always written at the end
-    cfg.ckpt.keep = 3  # most recent checkpoints kept
-    cfg.ckpt.async_save = True
-
-    cfg.log = config_dict.ConfigDict()
-    cfg.log.every = 50  # metrics to host, metrics.jsonl and TensorBoard
-    cfg.log.sample_every = 500  # sample clips / points under WORKDIR/samples; 0 = end only
-    cfg.log.num_samples = 8  # fixed-noise samples per sample step
-    cfg.log.fps = 8.0  # frame rate of sample videos
-    cfg.log.progress = True  # tqdm bar on process 0
-
-    cfg.eval = config_dict.ConfigDict()
-    cfg.eval.every = 0  # steps between metric evaluations during training; 0 = off
-    cfg.eval.metrics = ()  # names from gan_jax.evaluate.METRICS; () = all that apply
-    cfg.eval.num_samples = 64  # generated (and real) samples per evaluation
-    cfg.eval.shapes_features_dir = ""  # shapes_fd's feature network cache; "" = WORKDIR/...
-    cfg.eval.shapes_features_steps = 1200  # training steps of that network (on first use)
-    cfg.eval.i3d_weights = ""  # I3D weights .npz for fvd (gan_jax.metrics.i3d_convert); "" = none
-    cfg.eval.fvd_num_samples = 2048  # real and generated clips of fvd (the usual protocol)
-    return cfg
-
-
-def _optimizer_fields(group: config_dict.ConfigDict, lr: float) -> None:
-    group.optimizer = "adam"  # "adam" or "sgd"
-    group.lr = lr
-    group.b1 = 0.5  # adam
-    group.b2 = 0.999  # adam
-    group.momentum = 0.0  # sgd
-
-
-def video_model_configs() -> tuple[config_dict.ConfigDict, config_dict.ConfigDict]:
-    """`(g, d)` groups of the video DCGAN (`gan_jax.models.video_dcgan`) with Adam 2e-4.
-
-    The clip shape is not set here: it comes from `data.num_frames/height/width/channels`.
-    """
-    g = config_dict.ConfigDict()
-    g.arch = "video_dcgan"
-    g.z_dim = 128
-    g.base_width = 64
-    g.depth = 4
-    g.norm = "batch"
-    g.conv_impl = config_dict.placeholder(str)  # None: "fast" on CPU, "lax" elsewhere
-    g.dtype = "float32"
-    _optimizer_fields(g, 2e-4)
-
-    d = config_dict.ConfigDict()
-    d.arch = "video_dcgan"
-    d.base_width = 64
-    d.depth = 4
-    d.norm = "batch"
-    d.spectral_norm = False
-    d.conv_impl = config_dict.placeholder(str)
-    d.dtype = "float32"
-    _optimizer_fields(d, 2e-4)
-    return g, d
-
-
-def mlp_model_configs() -> tuple[config_dict.ConfigDict, config_dict.ConfigDict]:
-    """`(g, d)` groups of the 2-D MLP GAN (`gan_jax.models.mlp`) with Adam 2e-4."""
-    g = config_dict.ConfigDict()
-    g.arch = "mlp"
-    g.z_dim = 2
-    g.hidden = 128
-    g.depth = 3
-    _optimizer_fields(g, 2e-4)
-
-    d = config_dict.ConfigDict()
-    d.arch = "mlp"
-    d.hidden = 128
-    d.depth = 3
-    d.pack = 1
-    _optimizer_fields(d, 2e-4)
-    return g, d
 
 
 # ---------------------------------------------------------------------------------------------
@@ -177,7 +86,7 @@ def config_from_dict(values: dict) -> config_dict.ConfigDict:
 
 
 def load_config_json(path: str | os.PathLike) -> config_dict.ConfigDict:
-    """Reads a config written by `write_config_json` (e.g. WORKDIR/config.json)."""
+    """Reads a config.json (`to_json`'s text, e.g. WORKDIR/config.json)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
@@ -190,14 +99,9 @@ def load_config_json(path: str | os.PathLike) -> config_dict.ConfigDict:
     return config_from_dict(values)
 
 
-def write_config_json(cfg: config_dict.ConfigDict, workdir: str | os.PathLike) -> Path:
-    """Writes `cfg` to WORKDIR/config.json (through a temporary file, so it is never torn)."""
-    path = Path(workdir) / CONFIG_JSON
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f"{CONFIG_JSON}.partial{os.getpid()}")
-    partial.write_text(json.dumps(cfg.to_dict(), indent=2, sort_keys=True) + "\n", "utf-8")
-    os.replace(partial, path)
-    return path
+def to_json(cfg: config_dict.ConfigDict) -> str:
+    """The text of a config.json (`load_config_json` reads it back)."""
+    return json.dumps(cfg.to_dict(), indent=2, sort_keys=True) + "\n"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -258,13 +162,33 @@ def _lookup(cfg: config_dict.ConfigDict, key: str) -> tuple[config_dict.ConfigDi
         if not isinstance(group, config_dict.ConfigDict):
             raise ConfigError(f"unknown key {key}: {prefix} is a value ({group!r}), not a group")
         if name not in group:
-            where = f"keys in {prefix}" if prefix else "top-level keys"
             close = _closest(name, list(group.keys()))
-            hint = f"; did you mean {'.'.join([*parts[:depth], close])}?" if close else ""
-            raise ConfigError(f"unknown key {key}{hint} {where}: {_keys_text(group)}")
+            hint = f"did you mean {'.'.join([*parts[:depth], close])}? " if close else ""
+            raise ConfigError(_unknown_key_text(key, hint, prefix, group.keys()))
         if depth < len(parts) - 1:
             group = group[name]
     return group, parts[-1]
+
+
+# Keys that moved when parts became found by name: an old config gets pointed to the new key.
+MOVED_KEYS = {
+    "step.loss": "loss.name",
+    "step.r1_gamma": "penalty.r1 (the same gamma)",
+    "step.gp_weight": "penalty.gp, with loss.name='wasserstein' for WGAN-GP",
+    "step.ema_decay": "ema.decay",
+    "g.arch": "g.name",
+    "d.arch": "d.name",
+    "g.conv_impl": "the environment variable GAN_JAX_CONV_IMPL (one route per process)",
+    "d.conv_impl": "the environment variable GAN_JAX_CONV_IMPL (one route per process)",
+}
+
+
+def _unknown_key_text(key: str, hint: str, prefix: str, keys: Iterable[str]) -> str:
+    """ "unknown key g.widht; did you mean g.base_width? keys in g: ..." (or where it moved)."""
+    if key in MOVED_KEYS:
+        return f"unknown key {key}: it is now {MOVED_KEYS[key]}"
+    where = f"keys in {prefix}" if prefix else "top-level keys"
+    return f"unknown key {key}; {hint}{where}: {', '.join(sorted(keys))}"
 
 
 def _type_name(value_type: type) -> str:
@@ -328,8 +252,34 @@ def _check_type(key: str, value: Any, current: Any, field_type: type, text: str)
     return value
 
 
+def _add_to_open_group(cfg: config_dict.ConfigDict, key: str, text: str) -> bool:
+    """Adds `key` to one of `OPEN_GROUPS` (a weight or multiplier: a number); False if `key`
+    does not belong to an open group that exists in `cfg`."""
+    parent, _, name = key.rpartition(".")
+    if parent not in OPEN_GROUPS:
+        return False
+    group = cfg
+    for part in parent.split("."):
+        if not isinstance(group, config_dict.ConfigDict) or part not in group:
+            return False
+        group = group[part]
+    if not isinstance(group, config_dict.ConfigDict) or name in group:
+        return False
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        value = None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{key}={text} must be a number: {parent} holds weights by name")
+    with group.unlocked():
+        group[name] = float(value)
+    return True
+
+
 def override(cfg: config_dict.ConfigDict, key: str, text: str) -> None:
     """Sets `cfg.<key>` from the command-line text `text`, checking key and type."""
+    if _add_to_open_group(cfg, key, text):
+        return
     group, name = _lookup(cfg, key)
     field = group._fields[name]  # noqa: SLF001 (FieldReference for typed placeholders)
     if isinstance(field, config_dict.FieldReference):
@@ -351,153 +301,102 @@ def apply_overrides(
 
 
 # ---------------------------------------------------------------------------------------------
-# Validation
+# Validation helpers: each part validates its own group with these
 
 
-def _need(cfg: config_dict.ConfigDict, key: str, kind: type | tuple[type, ...]) -> Any:
-    group, name = _lookup(cfg, key)
-    value = group[name]
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    if isinstance(value, bool) and bool not in kinds:
-        raise ConfigError(f"{key} must be {' or '.join(k.__name__ for k in kinds)}, got {value!r}")
-    if not isinstance(value, kinds):
-        raise ConfigError(f"{key} must be {' or '.join(k.__name__ for k in kinds)}, got {value!r}")
-    return value
+class Checker:
+    """Reads and checks the values of one config group, naming keys in full ("g.lr").
 
-
-def _at_least(cfg, key: str, low: int) -> int:
-    value = _need(cfg, key, int)
-    if value < low:
-        raise ConfigError(f"{key} must be >= {low}, got {value}")
-    return value
-
-
-def _one_of(cfg, key: str, allowed: Sequence[str]) -> str:
-    value = _need(cfg, key, str)
-    if value not in allowed:
-        raise ConfigError(f"{key}={value!r} is not allowed; choose one of {list(allowed)}")
-    return value
-
-
-def _check_optimizer(cfg, net: str) -> None:
-    _one_of(cfg, f"{net}.optimizer", OPTIMIZERS)
-    if _need(cfg, f"{net}.lr", (int, float)) <= 0:
-        raise ConfigError(f"{net}.lr must be > 0, got {cfg[net].lr}")
-    for name in ("b1", "b2", "momentum"):
-        value = _need(cfg, f"{net}.{name}", (int, float))
-        if not 0 <= value < 1:
-            raise ConfigError(f"{net}.{name} must be in [0, 1), got {value}")
-
-
-def _check_video_models(cfg) -> None:
-    from gan_jax.models.video_dcgan import block_plan  # noqa: PLC0415 (keeps import light)
-
-    data = cfg.data
-    shape = (data.num_frames, data.height, data.width, data.channels)
-    for net in ("g", "d"):
-        depth = _at_least(cfg, f"{net}.depth", 1)
-        _at_least(cfg, f"{net}.base_width", 1)
-        _one_of(cfg, f"{net}.norm", ("batch", "none"))
-        _one_of(cfg, f"{net}.dtype", DTYPES)
-        if cfg[net].conv_impl is not None:
-            _one_of(cfg, f"{net}.conv_impl", ("lax", "fast"))
-        try:
-            block_plan(shape, depth)
-        except ValueError:
-            scale = 2**depth
-            raise ConfigError(
-                f"data.height={data.height} and data.width={data.width} must be divisible by "
-                f"2**{net}.depth={scale}; choose sizes that are multiples of {scale} or a "
-                f"smaller {net}.depth"
-            ) from None
-    _at_least(cfg, "g.z_dim", 1)
-
-
-def _check_mlp_models(cfg) -> None:
-    for net in ("g", "d"):
-        _at_least(cfg, f"{net}.hidden", 1)
-        _at_least(cfg, f"{net}.depth", 0)
-    _at_least(cfg, "g.z_dim", 1)
-    pack = _at_least(cfg, "d.pack", 1)
-    if cfg.batch_size % pack:
-        raise ConfigError(f"batch_size={cfg.batch_size} must be divisible by d.pack={pack}")
-
-
-def validate(cfg: config_dict.ConfigDict) -> None:
-    """Checks that `cfg` can be built and trained; raises `ConfigError` naming the key.
-
-    Device-dependent checks (batch size vs. device count) happen in the trainer.
+    Args:
+        group: the group (`cfg.g`), or the whole config with `prefix=""`.
+        prefix: the group's path ("g", "data", "penalty").
     """
-    from gan_jax.data import resolve_data_config  # noqa: PLC0415
-    from gan_jax.data.points_source import resolve_points_config  # noqa: PLC0415
-    from gan_jax.train_step import StepConfig  # noqa: PLC0415
 
-    for group in ("g", "d", "step", "data", "ckpt", "log", "eval"):
-        if group not in cfg or not isinstance(cfg[group], config_dict.ConfigDict):
+    def __init__(self, group: config_dict.ConfigDict, prefix: str):
+        if not isinstance(group, config_dict.ConfigDict):
+            raise ConfigError(f"{prefix} must be a group of keys, got {group!r}")
+        self.group = group
+        self.prefix = prefix
+
+    def name(self, key: str) -> str:
+        return f"{self.prefix}.{key}" if self.prefix else key
+
+    def value(self, key: str, kind: type | tuple[type, ...]) -> Any:
+        """`group[key]`, which must exist and be of `kind` (bool is never an int here)."""
+        if key not in self.group:
+            where = f"keys in {self.prefix}" if self.prefix else "top-level keys"
+            raise ConfigError(f"missing key {self.name(key)}; {where}: {_keys_text(self.group)}")
+        value = self.group[key]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
+            wanted = " or ".join(k.__name__ for k in kinds)
+            raise ConfigError(f"{self.name(key)} must be {wanted}, got {value!r}")
+        return value
+
+    def integer(self, key: str, low: int | None = None, high: int | None = None) -> int:
+        value = self.value(key, int)
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise ConfigError(f"{self.name(key)} must be {_range_text(low, high)}, got {value}")
+        return value
+
+    def number(
+        self,
+        key: str,
+        low: float | None = None,
+        high: float | None = None,
+        *,
+        low_open: bool = False,
+        high_open: bool = False,
+    ) -> float:
+        """A float (or int) in `[low, high]`; `low_open` / `high_open` exclude the ends."""
+        value = self.value(key, (int, float))
+        too_low = low is not None and (value <= low if low_open else value < low)
+        too_high = high is not None and (value >= high if high_open else value > high)
+        if too_low or too_high or value != value:  # value != value: NaN
+            text = _interval_text(low, high, low_open, high_open)
+            raise ConfigError(f"{self.name(key)} must be {text}, got {value}")
+        return float(value)
+
+    def boolean(self, key: str) -> bool:
+        return self.value(key, bool)
+
+    def string(self, key: str) -> str:
+        return self.value(key, str)
+
+    def one_of(self, key: str, allowed: Sequence[str]) -> str:
+        value = self.value(key, str)
+        if value not in allowed:
             raise ConfigError(
-                f"config has no group {group!r}; top-level keys: {_keys_text(cfg)}. Start "
-                "from gan_jax.config.base_config() as experiments/configs/*.py do"
+                f"{self.name(key)}={value!r} is not allowed; choose one of {list(allowed)}"
             )
-    _need(cfg, "seed", int)
-    _at_least(cfg, "steps", 1)
-    _at_least(cfg, "batch_size", 1)
+        return value
 
-    name = _one_of(cfg, "data.name", VIDEO_DATASETS + POINT_DATASETS)
-    try:
-        if name in POINT_DATASETS:
-            resolve_points_config(cfg.data)
-        else:
-            resolve_data_config(cfg.data)
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
-    if name == "video_folder" and not cfg.data.root:
-        raise ConfigError(
-            "data.root is empty: set it to your folder of videos, e.g. "
-            "--config.data.root=/data/UCF-101"
-        )
-    if name == "video_folder" and not Path(cfg.data.root).expanduser().is_dir():
-        raise ConfigError(f"data.root={cfg.data.root!r} is not a directory")
+    def group_of(self, key: str) -> Checker:
+        """A `Checker` of the subgroup `key`."""
+        return Checker(self.value(key, config_dict.ConfigDict), self.name(key))
 
-    arch = _one_of(cfg, "g.arch", ARCHS)
-    if _one_of(cfg, "d.arch", ARCHS) != arch:
-        raise ConfigError(f"g.arch={arch!r} and d.arch={cfg.d.arch!r} must be the same")
-    wanted = "mlp" if name in POINT_DATASETS else "video_dcgan"
-    if arch != wanted:
-        raise ConfigError(f"data.name={name!r} needs g.arch = d.arch = {wanted!r}, got {arch!r}")
-    if arch == "video_dcgan":
-        _check_video_models(cfg)
-    else:
-        _check_mlp_models(cfg)
-    for net in ("g", "d"):
-        _check_optimizer(cfg, net)
+    def only_keys(self, allowed: Iterable[str]) -> None:
+        """Raises naming the first key of the group that is not in `allowed`."""
+        allowed = list(allowed)
+        for key in sorted(self.group.keys()):
+            if key not in allowed:
+                close = _closest(key, allowed)
+                hint = f"did you mean {self.name(close)}? " if close else ""
+                raise ConfigError(_unknown_key_text(self.name(key), hint, self.prefix, allowed))
 
-    try:
-        StepConfig(**cfg.step.to_dict())
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"step: {e} Keys in step: {_keys_text(cfg.step)}") from None
 
-    _at_least(cfg, "ckpt.every", 1)
-    _at_least(cfg, "ckpt.keep", 1)
-    _need(cfg, "ckpt.async_save", bool)
-    _at_least(cfg, "log.every", 1)
-    _at_least(cfg, "log.sample_every", 0)
-    _at_least(cfg, "log.num_samples", 1)
-    if _need(cfg, "log.fps", (int, float)) <= 0:
-        raise ConfigError(f"log.fps must be > 0, got {cfg.log.fps}")
-    _need(cfg, "log.progress", bool)
-    _at_least(cfg, "eval.every", 0)
-    _at_least(cfg, "eval.num_samples", 1)
-    _need(cfg, "eval.shapes_features_dir", str)
-    _at_least(cfg, "eval.shapes_features_steps", 1)
-    _need(cfg, "eval.i3d_weights", str)
-    _at_least(cfg, "eval.fvd_num_samples", 2)
-    metrics = _need(cfg, "eval.metrics", (tuple, list))
-    from gan_jax.evaluate import check_metric_names  # noqa: PLC0415 (evaluate imports jax)
+def _range_text(low, high) -> str:
+    if low is not None and high is not None:
+        return f"in [{low}, {high}]"
+    return f">= {low}" if low is not None else f"<= {high}"
 
-    try:
-        check_metric_names(cfg, metrics)
-    except ConfigError as e:
-        raise ConfigError(f"eval.metrics: {e}") from None
+
+def _interval_text(low, high, low_open: bool, high_open: bool) -> str:
+    if low is not None and high is not None:
+        return f"in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+    if low is not None:
+        return f"{'>' if low_open else '>='} {low}"
+    return f"{'<' if high_open else '<='} {high}"
 
 
 def differences(old: dict, new: dict, prefix: str = "") -> list[str]:

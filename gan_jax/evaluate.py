@@ -1,16 +1,10 @@
-"""Metrics of a trained generator, and the `eval` command.
+"""Evaluation of a trained generator: the context metrics read, running them, the `eval` command.
 
-A metric is a function of an `EvalContext` (config, models, state, a sampler of the EMA
-generator and a source of real samples) returning a flat dict of floats, registered under a
-name with the data it applies to. To add one (e.g. FVD)::
+Metrics are found by name in `gan_jax.metrics` (`gan_jax.metrics.registry`: one module each,
+holding `METRIC`, or a `register` call). An `EvalContext` gives them the config, the run's parts,
+the state, generated samples of the EMA generator (drawn once, in fixed chunks, shared by every
+metric) and real samples in a fixed order. Built in:
 
-    @register("fvd", applies_to=VIDEO)
-    def fvd(ctx: EvalContext) -> dict[str, float]:
-        fake = ctx.fake()              # [N, T, H, W, C] in [-1, 1] from the EMA generator
-        real = ctx.real()              # [N, T, H, W, C] real clips from cfg.data
-        return {"fvd": ...}
-
-Built in:
   mode_coverage (ring, grid): modes captured, % high-quality samples and reverse KL (PacGAN).
   video_stats (clips): per-channel mean and std, and motion (mean |frame t+1 - frame t|) of
     generated vs. real clips. These are first and second moments only: they catch colour
@@ -36,14 +30,38 @@ import jax
 import numpy as np
 from ml_collections import config_dict
 
-from gan_jax import build, samples
-from gan_jax.config import ConfigError
-from gan_jax.metrics.mode_coverage import NUM_EVAL_SAMPLES, mode_coverage
+from gan_jax import build, sampling
+from gan_jax.config import Checker, ConfigError
+from gan_jax.data.spec import DataSpec
+from gan_jax.io.atomic import atomic_write_text
+from gan_jax.metrics.registry import (
+    METRICS,
+    POINTS,
+    VIDEO,
+    Metric,
+    applicable_metrics,
+    check_metric_names,
+    defined_metrics,
+    register,
+)
 from gan_jax.state import GANState
+from gan_jax.workdir import EVAL_DIR, load_run
 
-POINTS = "points"
-VIDEO = "video"
-EVAL_DIR = "eval"
+__all__ = [
+    "METRICS",
+    "POINTS",
+    "VIDEO",
+    "EvalContext",
+    "Metric",
+    "applicable_metrics",
+    "check_metric_names",
+    "default_config",
+    "defined_metrics",
+    "eval_command",
+    "register",
+    "run_metrics",
+    "validate",
+]
 # Generated samples per sampler call in evaluation (one compiled program for every count).
 EVAL_CHUNK = 64
 # Salts of the eval noise key and of the real-data order, distinct from training's.
@@ -57,9 +75,9 @@ class EvalContext:
 
     Attributes:
         cfg: the run config.
-        gan: models and static settings (`build.GAN`).
+        run: the run's parts (`build.Run`: models, objective, data spec).
         state: the state to evaluate (its `g_ema` is sampled).
-        sampler: `samples.make_sampler(gan.g, mesh)`.
+        sampler: `sampling.make_sampler(run.g, mesh, run.objective)`.
         num_samples: how many fake (and real) samples metrics should use by default.
         seed: seed of the eval noise and of the real-data order.
         workdir: the run's directory (default place of caches such as the shapes features).
@@ -68,9 +86,9 @@ class EvalContext:
     """
 
     cfg: config_dict.ConfigDict
-    gan: build.GAN
+    run: build.Run
     state: GANState
-    sampler: samples.Sampler
+    sampler: sampling.Sampler
     num_samples: int
     seed: int = 0
     workdir: Path | None = None
@@ -99,8 +117,10 @@ class EvalContext:
                 yield whole[start : start + EVAL_CHUNK]
             return
         key = jax.random.fold_in(jax.random.key(self.seed), _EVAL_NOISE_SALT)
+        conds = self._conditions(num)
         for i, start in enumerate(range(0, num, EVAL_CHUNK)):
-            fake = self.sampler(self.state, jax.random.fold_in(key, i), EVAL_CHUNK)
+            cond = next(conds)
+            fake = self.sampler(self.state, jax.random.fold_in(key, i), EVAL_CHUNK, cond)
             fake = fake[: min(EVAL_CHUNK, num - start)]
             if not np.all(np.isfinite(fake)):
                 raise FloatingPointError(
@@ -108,9 +128,18 @@ class EvalContext:
                 )
             yield fake
 
-    def real_batches(self, num: int, batch_size: int):
-        """Yields `num` real samples from `cfg.data` in batches of at most `batch_size` (order
-        from the eval seed)."""
+    def _conditions(self, num: int):
+        """G's condition for each chunk of `fake_batches`: None, or (for objectives whose
+        conditions come from data) those of real batches, in the eval data order."""
+        if not sampling.needs_data_conditions(self.run.objective):
+            while True:
+                yield None
+        for batch in self.data_batches(-(-num // EVAL_CHUNK) * EVAL_CHUNK, EVAL_CHUNK):
+            yield jax.tree.map(np.asarray, self.run.objective.split(batch)[0])
+
+    def data_batches(self, num: int, batch_size: int):
+        """Yields `num` real examples from `cfg.data` as whole batches (every entry) of at most
+        `batch_size` (order from the eval seed)."""
         iterator = build.make_data(
             self.cfg,
             batch_size=batch_size,
@@ -120,12 +149,18 @@ class EvalContext:
         )
         try:
             for start in range(0, num, batch_size):
-                batch = np.asarray(next(iterator)[build.data_key(self.cfg)])
-                yield batch[: min(batch_size, num - start)]
+                rows = min(batch_size, num - start)
+                yield {k: np.asarray(v)[:rows] for k, v in next(iterator).items()}
         finally:
             close = getattr(iterator, "close", None)
             if close is not None:
                 close()
+
+    def real_batches(self, num: int, batch_size: int):
+        """Yields `num` real samples from `cfg.data` in batches of at most `batch_size` (order
+        from the eval seed)."""
+        for batch in self.data_batches(num, batch_size):
+            yield batch[self.run.spec.sample_key]
 
     def fake(self, num: int | None = None) -> np.ndarray:
         """`[num, ...]` samples of the EMA generator (those of `fake_batches`), as one array."""
@@ -150,198 +185,6 @@ class EvalContext:
 _KEPT_CACHES = ("real", "kept")
 
 
-@dataclasses.dataclass(frozen=True)
-class Metric:
-    """A registered metric.
-
-    Attributes:
-        name: its name (`--metric NAME`, `eval.metrics`).
-        applies_to: data kinds (POINTS, VIDEO) it is defined for.
-        data_names: `cfg.data.name`s it is defined for; None = every dataset of those kinds.
-        compute: `fn(ctx) -> dict[str, float]`.
-        missing: `fn(cfg) -> str | None`, what the config lacks for this metric (e.g. a
-            weights file), or None. A metric with something missing is left out of "all that
-            apply" and is an error when asked for by name.
-    """
-
-    name: str
-    applies_to: tuple[str, ...]
-    compute: Callable[[EvalContext], dict[str, float]]
-    data_names: tuple[str, ...] | None = None
-    missing: Callable[[config_dict.ConfigDict], str | None] = lambda cfg: None
-
-    def defined_for(self, cfg: config_dict.ConfigDict) -> bool:
-        if data_kind(cfg) not in self.applies_to:
-            return False
-        return self.data_names is None or cfg.data.name in self.data_names
-
-
-METRICS: dict[str, Metric] = {}
-
-
-def register(
-    name: str,
-    applies_to: str | Sequence[str],
-    *,
-    data_names: Sequence[str] | None = None,
-    missing: Callable[[config_dict.ConfigDict], str | None] | None = None,
-):
-    """Decorator adding `fn(ctx) -> dict[str, float]` to `METRICS` under `name` (see `Metric`)."""
-    kinds = (applies_to,) if isinstance(applies_to, str) else tuple(applies_to)
-
-    def add(fn: Callable[[EvalContext], dict[str, float]]):
-        if name in METRICS:
-            raise ValueError(f"metric {name!r} is already registered")
-        extra = {"missing": missing} if missing is not None else {}
-        names = tuple(data_names) if data_names is not None else None
-        METRICS[name] = Metric(name, kinds, fn, names, **extra)
-        return fn
-
-    return add
-
-
-def data_kind(cfg: config_dict.ConfigDict) -> str:
-    return POINTS if build.is_points(cfg) else VIDEO
-
-
-def defined_metrics(cfg: config_dict.ConfigDict) -> tuple[str, ...]:
-    """Names of the registered metrics defined for this config's data."""
-    return tuple(name for name, metric in METRICS.items() if metric.defined_for(cfg))
-
-
-def applicable_metrics(cfg: config_dict.ConfigDict) -> tuple[str, ...]:
-    """Names of the metrics defined for this config's data that it has everything for."""
-    return tuple(name for name in defined_metrics(cfg) if METRICS[name].missing(cfg) is None)
-
-
-@register("mode_coverage", applies_to=POINTS)
-def _mode_coverage(ctx: EvalContext) -> dict[str, float]:
-    # PacGAN's protocol fixes the sample count; num_samples does not apply.
-    result = mode_coverage(ctx.fake(NUM_EVAL_SAMPLES), ctx.cfg.data.name)
-    return {name: float(value) for name, value in result.items()}
-
-
-def clip_statistics(clips: np.ndarray) -> dict[str, np.ndarray]:
-    """Statistics of clips `[N, T, H, W, C]`.
-
-    Returns:
-        `mean` and `std` per channel `[C]`, and `motion`: mean |x[t+1] - x[t]| (0 if T = 1).
-    """
-    clips = np.asarray(clips, np.float64)
-    if clips.ndim != 5:
-        raise ValueError(f"clips must be [N, T, H, W, C], got shape {clips.shape}")
-    motion = np.abs(np.diff(clips, axis=1)).mean() if clips.shape[1] > 1 else 0.0
-    return {
-        "mean": clips.mean(axis=(0, 1, 2, 3)),
-        "std": clips.std(axis=(0, 1, 2, 3)),
-        "motion": np.asarray(motion),
-    }
-
-
-@register("video_stats", applies_to=VIDEO)
-def _video_stats(ctx: EvalContext) -> dict[str, float]:
-    fake, real = clip_statistics(ctx.fake()), clip_statistics(ctx.real())
-    out = {}
-    for which, stats in (("fake", fake), ("real", real)):
-        for c in range(stats["mean"].shape[0]):
-            out[f"{which}_mean_c{c}"] = float(stats["mean"][c])
-            out[f"{which}_std_c{c}"] = float(stats["std"][c])
-        out[f"{which}_motion"] = float(stats["motion"])
-    out["mean_gap"] = float(np.abs(fake["mean"] - real["mean"]).mean())
-    out["std_gap"] = float(np.abs(fake["std"] - real["std"]).mean())
-    out["motion_ratio"] = float(fake["motion"] / max(float(real["motion"]), 1e-12))
-    return out
-
-
-SHAPES_FEATURES_DIR = "shapes_features"
-# Clips per feature-network call of shapes_fd and fvd.
-_SHAPES_FD_BATCH = 64
-_FVD_BATCH = 16
-
-
-def shapes_features_dir(cfg: config_dict.ConfigDict, workdir: Path | None) -> Path | None:
-    """Where shapes_fd caches its feature network: `eval.shapes_features_dir`, else
-    WORKDIR/shapes_features (None without a workdir: the user cache)."""
-    configured = cfg.eval.shapes_features_dir
-    if configured:
-        return Path(configured)
-    return None if workdir is None else Path(workdir) / SHAPES_FEATURES_DIR
-
-
-def _shapes_fd_missing(cfg: config_dict.ConfigDict) -> str | None:
-    from gan_jax.metrics.shapes_features import MIN_SIZE  # noqa: PLC0415
-
-    _, height, width, _ = build.sample_shape(cfg)
-    if min(height, width) < MIN_SIZE:
-        return (
-            f"the shapes feature network needs frames of at least {MIN_SIZE}x{MIN_SIZE}, but "
-            f"this run makes {height}x{width}; raise data.height and data.width"
-        )
-    return None
-
-
-@register(
-    "shapes_fd", applies_to=VIDEO, data_names=("bouncing_shapes",), missing=_shapes_fd_missing
-)
-def _shapes_fd(ctx: EvalContext) -> dict[str, float]:
-    from gan_jax.metrics.shapes_fd import ShapesFD  # noqa: PLC0415 (trains a network on first use)
-
-    num = max(ctx.num_samples, 2)
-
-    def real_metric():
-        # The network is trained (or loaded from the cache) and the real clips' statistics
-        # computed once per context: they do not depend on the generator.
-        return ShapesFD.for_data(
-            ctx.cfg.data,
-            num_real=num,
-            cache_dir=shapes_features_dir(ctx.cfg, ctx.workdir),
-            batch_size=_SHAPES_FD_BATCH,
-            steps=int(ctx.cfg.eval.shapes_features_steps),
-        )
-
-    metric = ctx.cached(f"shapes_fd/{num}", real_metric)
-    return {"fsd": metric.score(ctx.fake_batches(num))}
-
-
-def _fvd_missing(cfg: config_dict.ConfigDict) -> str | None:
-    weights = cfg.eval.i3d_weights
-    if not weights:
-        return (
-            "FVD needs I3D weights, which cannot be downloaded here: convert the PyTorch I3D "
-            "checkpoint with `python -m gan_jax.metrics.i3d_convert i3d.pt i3d.npz`, then pass "
-            "--i3d-weights i3d.npz (or set eval.i3d_weights)"
-        )
-    if not Path(weights).is_file():
-        return f"eval.i3d_weights={weights!r} does not exist; pass the .npz of I3D weights"
-    from gan_jax.metrics.i3d import FVD_NUM_FRAMES  # noqa: PLC0415
-
-    shape = build.sample_shape(cfg)
-    if shape[0] < FVD_NUM_FRAMES or shape[-1] != 3:
-        return (
-            f"FVD is defined on RGB clips of at least {FVD_NUM_FRAMES} frames, but this run "
-            f"makes clips of shape (T, H, W, C) = {shape}"
-        )
-    return None
-
-
-@register("fvd", applies_to=VIDEO, missing=_fvd_missing)
-def _fvd(ctx: EvalContext) -> dict[str, float]:
-    from gan_jax.metrics.fvd import FVDComputer  # noqa: PLC0415
-    from gan_jax.metrics.i3d import load_i3d_params  # noqa: PLC0415
-
-    num = ctx.num_samples if ctx.num_samples_given else int(ctx.cfg.eval.fvd_num_samples)
-
-    batch = min(num, _FVD_BATCH)  # no padding of a small count up to a full batch
-
-    def real_metric():
-        computer = FVDComputer(load_i3d_params(ctx.cfg.eval.i3d_weights), batch_size=batch)
-        computer.add_real(ctx.real_batches(num, batch))
-        return computer
-
-    computer = ctx.cached(f"fvd/{num}", real_metric)
-    return {"fvd": computer.score(ctx.fake_batches(num)), "num_clips": float(num)}
-
-
 def run_metrics(names: Sequence[str] | None, ctx: EvalContext) -> dict[str, float]:
     """Computes metrics `names` (None or empty: all that apply) as `{"<metric>/<value>": float}`.
 
@@ -349,31 +192,48 @@ def run_metrics(names: Sequence[str] | None, ctx: EvalContext) -> dict[str, floa
         ConfigError: a name that is unknown, does not apply to the config's data, or lacks
             something in the config (e.g. FVD without I3D weights).
     """
-    names = list(names) if names else list(applicable_metrics(ctx.cfg))
-    check_metric_names(ctx.cfg, names)
+    names = list(names) if names else list(applicable_metrics(ctx.cfg, ctx.run.spec))
+    check_metric_names(ctx.cfg, ctx.run.spec, names)
     results = {}
     for name in names:
-        for key, value in METRICS[name].compute(ctx).items():
-            results[f"{name}/{key}"] = float(value)
+        metric = METRICS.get(name)  # a name, or a module path: results use the metric's name
+        for key, value in metric.compute(ctx).items():
+            results[f"{metric.name}/{key}"] = float(value)
     return results
 
 
-def check_metric_names(cfg: config_dict.ConfigDict, names: Sequence[str]) -> None:
-    """Raises `ConfigError` naming the first metric that cannot run for `cfg`, and why."""
-    defined = defined_metrics(cfg)
-    for name in names:
-        if name not in defined:
-            raise ConfigError(
-                f"metric {name!r} does not apply to data.name={cfg.data.name!r}; allowed: "
-                f"{list(defined)} (all registered: {sorted(METRICS)})"
-            )
-        missing = METRICS[name].missing(cfg)
-        if missing is not None:
-            raise ConfigError(f"metric {name!r}: {missing}")
+def default_config() -> config_dict.ConfigDict:
+    """The `eval` group of a run config."""
+    cfg = config_dict.ConfigDict()
+    cfg.every = 0  # steps between metric evaluations during training; 0 = off
+    cfg.metrics = ()  # names from METRICS; () = all that apply
+    cfg.num_samples = 64  # generated (and real) samples per evaluation
+    cfg.shapes_features_dir = ""  # shapes_fd's feature network cache; "" = WORKDIR/...
+    cfg.shapes_features_steps = 1200  # training steps of that network (on first use)
+    cfg.i3d_weights = ""  # I3D weights .npz for fvd (gan_jax.metrics.i3d_convert); "" = none
+    cfg.fvd_num_samples = 2048  # real and generated clips of fvd (the usual protocol)
+    return cfg
+
+
+def validate(cfg: config_dict.ConfigDict, spec: DataSpec) -> None:
+    """Checks the `eval` group (metric names against the data); raises `ConfigError`."""
+    check = Checker(cfg.eval, "eval")
+    check.only_keys(default_config().keys())
+    check.integer("every", 0)
+    check.integer("num_samples", 1)
+    check.string("shapes_features_dir")
+    check.integer("shapes_features_steps", 1)
+    check.string("i3d_weights")
+    check.integer("fvd_num_samples", 2)
+    metrics = check.value("metrics", (tuple, list))
+    try:
+        check_metric_names(cfg, spec, metrics)
+    except ConfigError as e:
+        raise ConfigError(f"eval.metrics: {e}") from None
 
 
 def eval_command(
-    workdir: str | os.PathLike,
+    run_dir: str | os.PathLike,
     metrics: Sequence[str] | None = None,
     num_samples: int | None = None,
     seed: int = 0,
@@ -384,7 +244,7 @@ def eval_command(
     Prints the results as JSON and writes them to WORKDIR/eval/step_XXXXXX.json.
 
     Args:
-        workdir: a training run's directory.
+        run_dir: a training run's directory.
         metrics: names from `METRICS`; None: all that apply to the run's data.
         num_samples: samples per metric (default: the run's `eval.num_samples`, and for FVD
             `eval.fvd_num_samples`).
@@ -393,25 +253,24 @@ def eval_command(
     """
     if num_samples is not None and num_samples < 2:
         raise ConfigError(f"--num-samples must be >= 2, got {num_samples}")
-    cfg, gan, state, mesh = samples.load_run(workdir)
+    cfg, run, state, mesh = load_run(run_dir)
     if i3d_weights is not None:
         with cfg.unlocked():
             cfg.eval.i3d_weights = str(i3d_weights)
     ctx = EvalContext(
         cfg=cfg,
-        gan=gan,
+        run=run,
         state=state,
-        sampler=samples.make_sampler(gan.g, mesh),
+        sampler=sampling.make_sampler(run.g, mesh, run.objective),
         num_samples=int(num_samples or cfg.eval.num_samples),
         seed=seed,
-        workdir=Path(workdir),
+        workdir=Path(run_dir),
         num_samples_given=num_samples is not None,
     )
     step = int(state.step)
     results = {"step": step, **run_metrics(metrics or cfg.eval.metrics, ctx)}
     if jax.process_index() == 0:
-        out = Path(workdir) / EVAL_DIR / f"step_{step:06d}.json"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        out = Path(run_dir) / EVAL_DIR / f"step_{step:06d}.json"
+        atomic_write_text(out, json.dumps(results, indent=2) + "\n")
         print(json.dumps(results, indent=2))
     return results

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import jax
 
-from gan_jax import config, cpu_memory, distributed, evaluate, samples
+from gan_jax import build, config, cpu_memory, distributed, evaluate, sampling
 from gan_jax.train import train
 
 
@@ -32,8 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     score.add_argument(
         "--metric",
         action="append",
-        choices=sorted(evaluate.METRICS),
-        help="metric to compute (repeatable; default: all that apply)",
+        help="metric to compute, e.g. video_stats, shapes_fd, fvd, mode_coverage or a metric "
+        "module path (repeatable; default: all that apply)",
     )
     score.add_argument(
         "--num-samples",
@@ -49,7 +49,8 @@ def _train_config(args, overrides):
     path = args.config or Path(args.workdir) / config.CONFIG_JSON
     if args.config is None and not path.exists():
         raise config.ConfigError(f"--config is required: {path} does not exist (a new run)")
-    return config.apply_overrides(config.load_config_file(path), overrides)
+    # A resumed run's config.json may be of the layout before parts were found by name.
+    return config.apply_overrides(build.upgrade_config(config.load_config_file(path)), overrides)
 
 
 def _setup_logging() -> None:
@@ -86,7 +87,7 @@ def main(argv=None) -> int:
             )
             train(cfg, args.workdir)
         elif args.command == "sample":
-            samples.sample_command(args.workdir, args.num, args.out, args.seed)
+            sampling.sample_command(args.workdir, args.num, args.out, args.seed)
         else:
             evaluate.eval_command(
                 args.workdir, args.metric, args.num_samples, args.seed, args.i3d_weights
@@ -94,4 +95,11 @@ def main(argv=None) -> int:
     except (config.ConfigError, FileNotFoundError) as e:
         print(f"gan-jax {command}: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as e:  # a second SIGTERM / Ctrl-C: stop now, save nothing more
+        print(
+            f"gan-jax {command}: aborted ({e or 'interrupted'}); nothing was saved for the "
+            "current step, the last finished checkpoint is kept",
+            file=sys.stderr,
+        )
+        return 130
     return 0

@@ -4,6 +4,7 @@ Optimisers, `apply` functions and configs stay out of it (the step closes over t
 leaf is an array and Orbax saves the state as it is.
 """
 
+from collections.abc import Mapping
 from typing import Any
 
 import flax
@@ -11,6 +12,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
+
+from gan_jax.models import zero_latents
+from gan_jax.objectives import Objective, Unconditional
 
 Params = Any
 Collections = dict[str, Any]  # non-parameter variables, e.g. {"batch_stats": ...}; may be {}
@@ -50,30 +54,43 @@ def create_state(
     d: nn.Module,
     g_tx: optax.GradientTransformation,
     d_tx: optax.GradientTransformation,
+    *,
+    objective: Objective | None = None,
+    example_batch: Mapping[str, Any] | None = None,
 ) -> GANState:
     """Initialises G, D and both optimisers.
 
     Args:
         key: PRNG key (`jax.random.key`).
-        g: generator module with a `z_dim` attribute, `z [N, z_dim]` -> samples `[N, ...]`.
-        d: discriminator module, samples `[N, ...]` -> logits `[N]`.
+        g: generator module with `latent_shapes`, `(latents, cond, train=)` -> samples.
+        d: discriminator module, `(x, cond, train=)` -> logits.
         g_tx, d_tx: the optimisers of G and D.
+        objective: what G is conditioned on and what D judges (default: unconditional).
+        example_batch: a batch shaped like the data's (`DataSpec.example_batch()`), from which
+            the objective takes the conditioning; only needed by conditional objectives.
 
     Returns:
         A `GANState` at step 0 with `g_ema == g_params`.
     """
+    objective = Unconditional() if objective is None else objective
     g_key, d_key = jax.random.split(key)
-    # Batch of 2 so that batch norm sees a non-degenerate batch at init.
-    z = jnp.zeros((2, g.z_dim), jnp.float32)
+    cond = None
+    if example_batch is not None:
+        # Batch of 2 so that batch norm sees a non-degenerate batch at init.
+        batch = {k: jnp.asarray(v)[:2] for k, v in example_batch.items()}
+        cond, _ = objective.split(batch)
+    latents = zero_latents(g.latent_shapes, 2)
+    g_cond = objective.g_inputs(cond)
     # The classic threefry layout for the initial weights: XLA:CPU compiles the partitionable
     # one for seconds per 5-D kernel (measured: 9.6 s vs 1.4 s for a tiny video GAN). The
     # state is replicated, so nothing is lost; the stream is as deterministic as the other.
     with jax.threefry_partitionable(False):
-        g_params, g_stats = _split_variables(g.init(g_key, z, train=False))
-        sample = jax.eval_shape(lambda: g.apply({"params": g_params, **g_stats}, z, train=False))
-        d_params, d_stats = _split_variables(
-            d.init(d_key, jnp.zeros(sample.shape, sample.dtype), train=False)
+        g_params, g_stats = _split_variables(g.init(g_key, latents, g_cond, train=False))
+        sample = jax.eval_shape(
+            lambda: g.apply({"params": g_params, **g_stats}, latents, g_cond, train=False)
         )
+        x, d_cond = objective.d_inputs(jnp.zeros(sample.shape, sample.dtype), cond)
+        d_params, d_stats = _split_variables(d.init(d_key, x, d_cond, train=False))
     return GANState(
         step=jnp.zeros((), jnp.int32),
         g_params=g_params,
@@ -86,17 +103,20 @@ def create_state(
     )
 
 
-def sample(g: nn.Module, state: GANState, z: jax.Array, *, ema: bool = True) -> jax.Array:
+def sample(
+    g: nn.Module, state: GANState, latents: Any, cond: Any = None, *, ema: bool = True
+) -> jax.Array:
     """Samples from G in inference mode (running statistics), from the EMA weights by default.
 
     Args:
         g: the generator module.
         state: a `GANState`.
-        z: noise `[N, z_dim]`.
+        latents: G's latents, shaped like `g.latent_shapes` behind a batch axis `[N, ...]`.
+        cond: what G is conditioned on (the objective's `g_inputs`), None if nothing.
         ema: use `g_ema` (default) or the raw `g_params`.
 
     Returns:
         G's output, e.g. clips `[N, T, H, W, C]` in [-1, 1].
     """
     params = state.g_ema if ema else state.g_params
-    return g.apply({"params": params, **state.g_stats}, z, train=False)
+    return g.apply({"params": params, **state.g_stats}, latents, cond, train=False)

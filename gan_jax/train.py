@@ -1,11 +1,8 @@
 """The training loop: create or restore the state, step, log, sample, evaluate, checkpoint.
 
-WORKDIR layout (process 0 writes everything but the checkpoints, which orbax coordinates)::
-
-    config.json          the resolved config of the latest invocation
-    checkpoints/<step>/  GAN state, data-iterator state and config (gan_jax.checkpoint)
-    metrics.jsonl, tb/   metrics every `log.every` steps (gan_jax.metric_writer)
-    samples/step_XXXXXX.{mp4,gif,png}   (points: .npy, .png) from the EMA generator, fixed noise
+The run directory's layout is `gan_jax.workdir`'s. `default_config()` is a whole run's config
+(the parts' groups from `gan_jax.build`, plus `ckpt`, `log` and `eval`), where config files
+start; `validate(cfg)` checks all of it.
 
 Resuming is exact: the latest finished checkpoint holds the state and the data position, and
 the step's randomness is `fold_in(key, step)`, so a run stopped and resumed ends bitwise equal
@@ -34,14 +31,81 @@ from jax.experimental import multihost_utils
 from ml_collections import config_dict
 from tqdm import tqdm
 
-from gan_jax import build, config, evaluate, parallel, samples
+from gan_jax import build, config, evaluate, parallel, sampling
 from gan_jax.checkpoint import Checkpointer
+from gan_jax.config import Checker
+from gan_jax.data.spec import DataSpec
 from gan_jax.metric_writer import MetricWriter
-from gan_jax.state import GANState, create_state
-from gan_jax.train_step import make_train_step
+from gan_jax.state import GANState
+from gan_jax.workdir import (
+    CHECKPOINT_DIR,
+    SAMPLES_DIR,
+    abstract_state,
+    write_config,
+    write_spec,
+)
 
-CHECKPOINT_DIR = samples.CHECKPOINT_DIR
-SAMPLES_DIR = samples.SAMPLES_DIR
+logger = logging.getLogger(__name__)
+
+
+def default_config(
+    *,
+    model: str = "video_dcgan",
+    data: str = "bouncing_shapes",
+    objective: str = "unconditional",
+    d_model: str | None = None,
+) -> config_dict.ConfigDict:
+    """A whole run's config with every default: the parts (model family of G and D, data,
+    objective, loss, penalties, step, EMA; see `gan_jax.build.parts_config`) plus `ckpt`,
+    `log` and `eval`. Config files start here and change what they need."""
+    cfg = build.parts_config(model=model, data=data, objective=objective, d_model=d_model)
+    cfg.ckpt = config_dict.ConfigDict()
+    cfg.ckpt.every = 500  # steps between checkpoints; one is always written at the end
+    cfg.ckpt.keep = 3  # most recent checkpoints kept
+    cfg.ckpt.async_save = True
+
+    cfg.log = config_dict.ConfigDict()
+    cfg.log.every = 50  # metrics to host, metrics.jsonl and TensorBoard
+    cfg.log.sample_every = 500  # sample clips / points under WORKDIR/samples; 0 = end only
+    cfg.log.num_samples = 8  # fixed-noise samples per sample step
+    cfg.log.fps = 8.0  # frame rate of sample videos
+    cfg.log.progress = True  # tqdm bar on process 0
+
+    cfg.eval = evaluate.default_config()
+    return cfg
+
+
+def validate(cfg: config_dict.ConfigDict) -> DataSpec:
+    """Checks the whole config: the parts (`build.validate`), `ckpt`, `log` and `eval`.
+
+    Returns:
+        The data spec computed on the way.
+
+    Raises:
+        ConfigError: naming the key and what is allowed.
+    """
+    spec = build.validate(cfg)
+    for group in ("ckpt", "log", "eval"):
+        if group not in cfg or not isinstance(cfg[group], config_dict.ConfigDict):
+            raise config.ConfigError(
+                f"config has no group {group!r}; start from gan_jax.train.default_config()"
+            )
+    ckpt = Checker(cfg.ckpt, "ckpt")
+    ckpt.only_keys(("every", "keep", "async_save"))
+    ckpt.integer("every", 1)
+    ckpt.integer("keep", 1)
+    ckpt.boolean("async_save")
+    log = Checker(cfg.log, "log")
+    log.only_keys(("every", "sample_every", "num_samples", "fps", "progress"))
+    log.integer("every", 1)
+    log.integer("sample_every", 0)
+    log.integer("num_samples", 1)
+    log.number("fps", 0.0, low_open=True)
+    log.boolean("progress")
+    evaluate.validate(cfg, spec)
+    top = set(build.PART_GROUPS) | {"seed", "steps", "batch_size", "ckpt", "log", "eval"}
+    Checker(cfg, "").only_keys(top)
+    return spec
 
 
 class NonFiniteError(FloatingPointError):
@@ -79,7 +143,7 @@ class StopSignals:
         if self.received is not None:
             raise KeyboardInterrupt(f"second {signal.Signals(signum).name}: aborting")
         self.received = signum
-        logging.warning(
+        logger.warning(
             "Received %s: saving a checkpoint after this step, then stopping (send it again "
             "to abort without saving)",
             signal.Signals(signum).name,
@@ -94,7 +158,7 @@ class StopSignals:
                 if multihost_utils.reached_preemption_sync_point(step):
                     return True
             except RuntimeError as e:  # jax_enable_preemption_service is off
-                logging.warning("No coordinated SIGTERM handling: %s", e)
+                logger.warning("No coordinated SIGTERM handling: %s", e)
                 self._preemption_service = False
         if at_sync_point:
             flags = multihost_utils.process_allgather(np.int32(self.received is not None))
@@ -146,7 +210,7 @@ class _MetricWindow:
                     raise NonFiniteError(
                         f"metric {name} = {float(row[name])} at step {step}: training diverged. "
                         "Nothing from this step was saved; lower g.lr / d.lr, add "
-                        "step.r1_gamma, or resume from the last checkpoint with another seed."
+                        "penalty.r1, or resume from the last checkpoint with another seed."
                     )
         now = time.perf_counter()
         means = {name: float(np.mean([row[name] for row in values])) for name in values[-1]}
@@ -156,12 +220,12 @@ class _MetricWindow:
 
 
 def _restore_or_init(
-    ckpt: Checkpointer, gan: build.GAN, mesh, init_key: jax.Array, cfg, data
+    ckpt: Checkpointer, run: build.Run, mesh, init_key: jax.Array, cfg, data
 ) -> GANState:
     """The latest finished checkpoint (state and data position) or a fresh state."""
     step = ckpt.latest_step()
     if step is None:
-        create = lambda key: create_state(key, gan.g, gan.d, gan.g_tx, gan.d_tx)
+        create = build.init_fn(run)
         # XLA:CPU compiles partitionable threefry draws of rank-5 conv kernels very slowly
         # (about 7 s per kernel with JAX 0.10.2, 40 s for the tiny config's init); the state is
         # replicated, so partitionable draws buy nothing here.
@@ -169,12 +233,13 @@ def _restore_or_init(
             return parallel.create_replicated(create, init_key, mesh)
     saved = ckpt.read_config(step=step)
     if saved is not None:
+        saved = build.upgrade_config(config.config_from_dict(saved)).to_dict()
         changed = config.differences(saved, cfg.to_dict())
         if changed:
-            logging.warning(
+            logger.warning(
                 "Resuming from step %d with a changed config:\n  %s", step, "\n  ".join(changed)
             )
-    state, data_state, _ = ckpt.restore(samples.abstract_state(gan, mesh), step=step)
+    state, data_state, _ = ckpt.restore(abstract_state(run, mesh), step=step)
     if data_state is None:
         raise ValueError(
             f"checkpoint {ckpt.directory}/{step} has no data-iterator state, so the run cannot "
@@ -183,7 +248,7 @@ def _restore_or_init(
     # Every process consumes the same number of batches, so process 0's saved position (orbax
     # writes JSON items from process 0 only) is every process's position.
     data.set_state(data_state)
-    logging.info("Resumed from %s at step %d", ckpt.directory, step)
+    logger.info("Resumed from %s at step %d", ckpt.directory, step)
     return state
 
 
@@ -202,29 +267,21 @@ def train(cfg: config_dict.ConfigDict, workdir: str | os.PathLike) -> GANState:
         NonFiniteError: a metric or the state became non-finite (the last good checkpoint
             is kept).
     """
-    config.validate(cfg)
+    spec = validate(cfg)
     _check_batch_size(cfg)
     workdir = Path(workdir)
     is_main = jax.process_index() == 0
     mesh = parallel.make_mesh()
-    gan = build.build(cfg)
+    run = build.build(cfg, spec)
     init_key, step_key = jax.random.split(jax.random.key(cfg.seed))
-    sample_key = samples.training_sample_key(cfg.seed)
+    sample_key = sampling.training_sample_key(cfg.seed)
 
     train_step = parallel.jit_train_step(
-        make_train_step(
-            gan.g,
-            gan.d,
-            gan.g_tx,
-            gan.d_tx,
-            gan.step_cfg,
-            data_sharding=parallel.batch_sharding(mesh),
-        ),
-        mesh,
+        build.step_fn(run, data_sharding=parallel.batch_sharding(mesh)), mesh
     )
     all_finite = jax.jit(_all_finite)
-    sampler = samples.make_sampler(gan.g, mesh)
-    data_key = build.data_key(cfg)
+    sampler = sampling.make_sampler(run.g, mesh, run.objective)
+    sample_cond = sampling.data_conditions(cfg, run, cfg.log.num_samples, cfg.seed)
     data = build.make_data(
         cfg,
         batch_size=cfg.batch_size // jax.process_count(),
@@ -240,18 +297,19 @@ def train(cfg: config_dict.ConfigDict, workdir: str | os.PathLike) -> GANState:
     )
     writer = None
     try:
-        state = _restore_or_init(ckpt, gan, mesh, init_key, cfg, data)
+        state = _restore_or_init(ckpt, run, mesh, init_key, cfg, data)
         start = int(state.step)
         if is_main:
-            config.write_config_json(cfg, workdir)
+            write_config(cfg, workdir)
+            write_spec(spec, workdir)
         if start >= cfg.steps:
-            logging.info("Checkpoint step %d >= steps=%d: nothing to train", start, cfg.steps)
+            logger.info("Checkpoint step %d >= steps=%d: nothing to train", start, cfg.steps)
             return state
         writer = MetricWriter(workdir, enabled=is_main)
         eval_ctx = None
         if cfg.eval.every:
             eval_ctx = evaluate.EvalContext(
-                cfg, gan, state, sampler, cfg.eval.num_samples, seed=cfg.seed, workdir=workdir
+                cfg, run, state, sampler, cfg.eval.num_samples, seed=cfg.seed, workdir=workdir
             )
             if start == 0:  # the untrained generator: where the metrics start from
                 results = evaluate.run_metrics(cfg.eval.metrics, eval_ctx)
@@ -283,7 +341,7 @@ def train(cfg: config_dict.ConfigDict, workdir: str | os.PathLike) -> GANState:
                         f"the data ran out before step {step}; set data.num_epochs=None "
                         "(repeat forever) or lower steps"
                     ) from None
-                batch = parallel.global_batch({data_key: host_batch[data_key]}, mesh)
+                batch = parallel.global_batch(host_batch, mesh)
                 state, metrics = train_step(state, batch, step_key)
                 window.add(step, metrics)
                 # Wait for the previous step (not this one, which keeps the device busy while
@@ -308,16 +366,23 @@ def train(cfg: config_dict.ConfigDict, workdir: str | os.PathLike) -> GANState:
                     save(step, state)
                 sample_every = cfg.log.sample_every
                 if (sample_every and step % sample_every == 0) or last:
-                    fake = sampler(state, sample_key, cfg.log.num_samples)
+                    fake = sampler(state, sample_key, cfg.log.num_samples, sample_cond)
                     if is_main:
-                        samples.write_samples(workdir / SAMPLES_DIR, f"step_{step:06d}", fake, cfg)
-                        writer.write_images(step, {"samples": samples.preview_image(fake, cfg)})
+                        sampling.write_samples(
+                            workdir / SAMPLES_DIR,
+                            f"step_{step:06d}",
+                            fake,
+                            cfg.data.name,
+                            cfg.log.fps,
+                        )
+                        preview = sampling.preview_image(fake, cfg.data.name)
+                        writer.write_images(step, {"samples": preview})
                 if eval_ctx is not None and (step % cfg.eval.every == 0 or last):
                     eval_ctx = eval_ctx.with_state(state)
                     results = evaluate.run_metrics(cfg.eval.metrics, eval_ctx)
                     writer.write_scalars(step, {f"eval/{k}": v for k, v in results.items()})
                 if stop:
-                    logging.warning("Stopped at step %d; checkpoint saved", step)
+                    logger.warning("Stopped at step %d; checkpoint saved", step)
                     break
         return state
     finally:

@@ -1,7 +1,22 @@
 """The pure GAN train step: `(state, batch, key) -> (state, metrics)`.
 
-One step = `n_critic` D updates, then one G update against the new D, then the EMA of G.
-The step does no I/O and closes over the models, the optimisers and a `StepConfig`.
+One step = `n_critic` D updates, then one G update against the new D, then the EMA of G. The
+step does no I/O; it closes over the models, the optimisers, an objective and a `StepConfig`
+and drives them:
+
+* the **objective** splits the whole batch (every entry the dataset yields) into what G and D
+  are conditioned on and the real samples, and builds D's inputs (`gan_jax.objectives`);
+* G's **latents** are a pytree whose per-sample shapes G declares (`g.latent_shapes`);
+* D returns logits `[N]` or a dict of heads (`{"image": [N * T], "video": [N]}`); the **loss**
+  (`gan_jax.losses`, `(real_logits, fake_logits)` for both nets) and the **penalties** (R1,
+  R2, GP, ... by name, weighted) go over the heads, each head weighted by `head_weights`.
+
+Metrics (float32 scalars): `d/loss`, `d/total_loss` (with penalties), `d/real_logit`,
+`d/fake_logit`, `d/real_acc`, `d/fake_acc` (the discriminator's accuracy: real judged real,
+fake judged fake), `d/<penalty>` (`d/r1`, `d/r2`, `d/gp`), `g/loss`, `g/<term>` and
+`g/total_loss` when the objective adds G terms, `grad_norm/d`, `grad_norm/g`. With several
+heads each per-head metric is named `.../<head>` (`d/real_acc/image`) and `d/loss`, `g/loss`
+are the weighted sums.
 
 Randomness: `key = fold_in(key, state.step)`, then named subkeys, so a resumed run draws the
 same numbers as an uninterrupted one and no RNG state needs checkpointing.
@@ -13,8 +28,10 @@ batch-norm statistics are averaged over that axis, and each device takes its sli
 global noise, so `pmap`, 1 device and N devices draw identical numbers.
 """
 
+from __future__ import annotations
+
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import flax.linen as nn
@@ -22,12 +39,27 @@ import jax
 import jax.numpy as jnp
 import optax
 from jax import lax
+from ml_collections import config_dict
 
-from gan_jax import losses
+from gan_jax.config import Checker, ConfigError
+from gan_jax.losses import LOSSES, PENALTIES
+from gan_jax.models import draw_latents
+from gan_jax.objectives import Objective, Unconditional
 from gan_jax.state import GANState
 
 Batch = dict[str, jax.Array]
 Metrics = dict[str, jax.Array]
+_SINGLE_HEAD = ""  # the one head of a D that returns an array
+
+
+def _weights(value, what: str) -> tuple[tuple[str, float], ...]:
+    """A mapping (or pairs) of name -> weight as sorted pairs, so the config stays hashable."""
+    items = value.items() if isinstance(value, Mapping) else value
+    pairs = tuple(sorted((str(name), float(weight)) for name, weight in items))
+    for name, weight in pairs:
+        if not weight >= 0:
+            raise ValueError(f"{what}[{name!r}] = {weight} must be >= 0.")
+    return pairs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,30 +67,74 @@ class StepConfig:
     """Settings of the train step (hashable, so it can be closed over by `jit`).
 
     Attributes:
-        loss: one of `losses.LOSSES`: "nonsaturating", "hinge", "wgan_gp", "least_squares".
+        loss: a name of `gan_jax.losses.LOSSES` ("nonsaturating", "hinge", "wasserstein",
+            "least_squares", "rpgan", or one registered / given by module path).
         n_critic: D updates per G update; each sees the same real batch and fresh noise.
-        r1_gamma: weight of the R1 penalty, added to the D loss as `r1_gamma / 2 * R1`; 0 = off.
-        gp_weight: weight of the WGAN-GP gradient penalty (used by loss "wgan_gp" only).
+        penalties: penalty name -> weight (`{"r1": 1.0, "r2": 1.0}`); the D loss adds
+            `penalty.scale * weight * value` (R1, R2: `gamma / 2 * E ||grad D||^2`).
+        penalty_every: lazy regularisation: penalties are computed on every k-th D update only,
+            with their weight multiplied by k (StyleGAN2); their metrics read 0 in between.
+        head_weights: D head -> weight of its loss and penalties (missing heads: 1).
         ema_decay: decay of the EMA of G's params; 0 makes `g_ema` equal `g_params`.
-        data_key: the batch entry holding real samples (`"video"` for clips `[N, T, H, W, C]`).
+        ema_half_life: if > 0, the EMA's half-life in samples seen (StyleGAN's `ema_kimg *
+            1000`), replacing `ema_decay`: decay = 0.5 ** (batch / half_life).
+        ema_rampup: with `ema_half_life`, caps the half-life at `ema_rampup * samples seen` so
+            that the average forgets the untrained start (StyleGAN2-ADA: 0.05); 0 = off.
     """
 
     loss: str = "nonsaturating"
     n_critic: int = 1
-    r1_gamma: float = 0.0
-    gp_weight: float = 10.0
+    penalties: tuple[tuple[str, float], ...] = ()
+    penalty_every: int = 1
+    head_weights: tuple[tuple[str, float], ...] = ()
     ema_decay: float = 0.999
-    data_key: str = "video"
+    ema_half_life: float = 0.0
+    ema_rampup: float = 0.0
 
     def __post_init__(self):
-        if self.loss not in losses.LOSSES:
-            raise ValueError(f"loss={self.loss!r} is not one of {sorted(losses.LOSSES)}.")
+        object.__setattr__(self, "penalties", _weights(self.penalties, "penalties"))
+        object.__setattr__(self, "head_weights", _weights(self.head_weights, "head_weights"))
+        LOSSES.get(self.loss)  # raises naming the known losses
+        for name, _ in self.penalties:
+            PENALTIES.get(name)
         if self.n_critic < 1:
             raise ValueError(f"n_critic={self.n_critic} must be >= 1.")
-        if self.r1_gamma < 0 or self.gp_weight < 0:
-            raise ValueError("r1_gamma and gp_weight must be >= 0.")
+        if self.penalty_every < 1:
+            raise ValueError(f"penalty_every={self.penalty_every} must be >= 1.")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay={self.ema_decay} must be in [0, 1).")
+        if self.ema_half_life < 0 or self.ema_rampup < 0:
+            raise ValueError("ema_half_life and ema_rampup must be >= 0.")
+        if self.ema_rampup and not self.ema_half_life:
+            raise ValueError("ema_rampup needs ema_half_life > 0 (it caps the half-life).")
+
+    def head_weight(self, head: str) -> float:
+        return dict(self.head_weights).get(head, 1.0)
+
+
+def default_config() -> tuple[config_dict.ConfigDict, config_dict.ConfigDict]:
+    """The `step` and `ema` groups of a run config.
+
+    `step.n_critic`: D updates per G update. `ema.decay`: decay of G's EMA per step;
+    `ema.half_life_images` > 0 replaces it by a half-life in samples seen (StyleGAN's
+    `ema_kimg * 1000`), and `ema.rampup` > 0 caps that half-life at `rampup * samples seen`.
+    """
+    step = config_dict.ConfigDict({"n_critic": 1})
+    ema = config_dict.ConfigDict({"decay": 0.999, "half_life_images": 0.0, "rampup": 0.0})
+    return step, ema
+
+
+def validate_config(step_cfg: config_dict.ConfigDict, ema_cfg: config_dict.ConfigDict) -> None:
+    """Raises `ConfigError` naming the first bad key of `step` or `ema`."""
+    step = Checker(step_cfg, "step")
+    step.only_keys(("n_critic",))
+    step.integer("n_critic", 1)
+    ema = Checker(ema_cfg, "ema")
+    ema.only_keys(("decay", "half_life_images", "rampup"))
+    ema.number("decay", 0.0, 1.0, high_open=True)
+    half_life = ema.number("half_life_images", 0.0)
+    if ema.number("rampup", 0.0) and not half_life:
+        raise ConfigError("ema.rampup caps ema.half_life_images: set that too (> 0)")
 
 
 def _with_axis_name(module: nn.Module, axis_name: str | None) -> nn.Module:
@@ -68,6 +144,71 @@ def _with_axis_name(module: nn.Module, axis_name: str | None) -> nn.Module:
     return module
 
 
+def as_heads(logits) -> dict[str, jax.Array]:
+    """D's output as a dict of heads; an array is the single head `""`."""
+    return dict(logits) if isinstance(logits, Mapping) else {_SINGLE_HEAD: logits}
+
+
+def metric_name(base: str, head: str) -> str:
+    """`d/loss` for the single head, `d/loss/<head>` for a named one."""
+    return base if head == _SINGLE_HEAD else f"{base}/{head}"
+
+
+class BatchNoise:
+    """Random numbers with one row per sample of the batch, following the batch's sharding.
+
+    Under `jit` the draw is over the global batch, constrained to `data_sharding`; under `pmap`
+    each device draws the global batch's numbers and keeps its own rows, so both forms (and any
+    device count) see the same numbers. Each call of `uniform` / `normal` takes a new subkey.
+    """
+
+    def __init__(
+        self,
+        key: jax.Array,
+        num: int,
+        data_sharding: jax.sharding.Sharding | None,
+        axis_name: str | None,
+    ):
+        self.key = key
+        self.num = num
+        self.data_sharding = data_sharding
+        self.axis_name = axis_name
+        self._calls = 0
+
+    def draw(self, sampler: Callable, key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+        """`sampler(key, (num, *shape))` for this device's (or the mesh's) batch."""
+        if self.axis_name is None:
+            x = sampler(key, (self.num, *shape))
+            if self.data_sharding is not None:
+                x = lax.with_sharding_constraint(x, self.data_sharding)
+            return x
+        devices = lax.psum(1, self.axis_name)
+        x = sampler(key, (self.num * devices, *shape))
+        return lax.dynamic_slice_in_dim(x, lax.axis_index(self.axis_name) * self.num, self.num)
+
+    def _next_key(self) -> jax.Array:
+        self._calls += 1
+        return jax.random.fold_in(self.key, self._calls)
+
+    def uniform(self, shape: tuple[int, ...] = ()) -> jax.Array:
+        return self.draw(jax.random.uniform, self._next_key(), tuple(shape))
+
+    def normal(self, shape: tuple[int, ...] = ()) -> jax.Array:
+        return self.draw(jax.random.normal, self._next_key(), tuple(shape))
+
+
+def ema_step_size(cfg: StepConfig, step: jax.Array, batch_size) -> Any:
+    """`1 - decay` of the EMA update after `step` steps of `batch_size` samples each."""
+    if not cfg.ema_half_life:
+        return 1.0 - cfg.ema_decay
+    half_life = jnp.asarray(cfg.ema_half_life, jnp.float32)
+    if cfg.ema_rampup:
+        seen = step.astype(jnp.float32) * batch_size
+        half_life = jnp.minimum(half_life, seen * cfg.ema_rampup)
+    decay = 0.5 ** (batch_size / jnp.maximum(half_life, 1e-8))
+    return 1.0 - decay
+
+
 def make_train_step(
     g: nn.Module,
     d: nn.Module,
@@ -75,121 +216,154 @@ def make_train_step(
     d_tx: optax.GradientTransformation,
     cfg: StepConfig = StepConfig(),
     *,
+    objective: Objective | None = None,
     data_sharding: jax.sharding.Sharding | None = None,
     axis_name: str | None = None,
 ) -> Callable[[GANState, Batch, jax.Array], tuple[GANState, Metrics]]:
     """Builds the pure train step.
 
     Args:
-        g: generator, `z [N, g.z_dim]` -> samples `[N, ...]`.
-        d: discriminator, samples `[N, ...]` -> logits `[N]`.
+        g: generator with `latent_shapes`; `(latents, cond, train=)` -> samples `[N, ...]`.
+        d: discriminator; `(x, cond, train=)` -> logits `[N]` or a dict of heads.
         g_tx, d_tx: optimisers of G and D.
         cfg: `StepConfig`.
+        objective: what G consumes and D judges (`gan_jax.objectives`); default
+            `Unconditional("video")`: real clips from `batch["video"]`, no conditioning.
         data_sharding: sharding of batch-major arrays (`NamedSharding(mesh, P("data"))`); noise
             drawn in the step is constrained to it. None on one device or under `pmap`.
         axis_name: set to the `pmap` axis name to get the per-device body of a `pmap` step.
 
     Returns:
-        `train_step(state, batch, key) -> (state, metrics)` where `batch[cfg.data_key]` holds
-        real samples `[N, ...]` (the global batch under `jit`, the device's share under `pmap`),
-        `key` is the run's base PRNG key, and metrics is a flat dict of float32 scalars.
+        `train_step(state, batch, key) -> (state, metrics)` where `batch` is the whole batch
+        (the global batch under `jit`, the device's share under `pmap`), `key` is the run's
+        base PRNG key, and metrics is a flat dict of float32 scalars (see the module docstring).
     """
     g = _with_axis_name(g, axis_name)
     d = _with_axis_name(d, axis_name)
-    d_loss_fn, g_loss_fn = losses.LOSSES[cfg.loss]
-
-    def global_normal(key: jax.Array, n: int, shape: tuple[int, ...]) -> jax.Array:
-        """Noise `[n, *shape]` for this device's (or the mesh's) batch of n."""
-        if axis_name is None:
-            x = jax.random.normal(key, (n, *shape))
-            if data_sharding is not None:
-                x = lax.with_sharding_constraint(x, data_sharding)
-            return x
-        # pmap: draw the global batch's noise (cheap: it is only z) and keep this device's rows.
-        num = lax.psum(1, axis_name)
-        x = jax.random.normal(key, (n * num, *shape))
-        return lax.dynamic_slice_in_dim(x, lax.axis_index(axis_name) * n, n, axis=0)
-
-    def global_uniform(key: jax.Array, n: int) -> jax.Array:
-        if axis_name is None:
-            x = jax.random.uniform(key, (n,))
-            if data_sharding is not None:
-                x = lax.with_sharding_constraint(x, data_sharding)
-            return x
-        num = lax.psum(1, axis_name)
-        x = jax.random.uniform(key, (n * num,))
-        return lax.dynamic_slice_in_dim(x, lax.axis_index(axis_name) * n, n, axis=0)
+    objective = Unconditional() if objective is None else objective
+    loss = LOSSES.get(cfg.loss)
+    penalties = [(name, PENALTIES.get(name), weight) for name, weight in cfg.penalties]
+    every = cfg.penalty_every
 
     def mean_over_devices(tree: Any) -> Any:
         return tree if axis_name is None else lax.pmean(tree, axis_name)
 
-    def apply_g(g_params, g_stats, z):
-        """G in train mode: `[N, Z]` -> (samples, updated stats)."""
-        variables = {"params": g_params, **g_stats}
-        if not g_stats:
-            return g.apply(variables, z, train=True), g_stats
-        return g.apply(variables, z, train=True, mutable=list(g_stats))
+    def latents(key: jax.Array, num: int):
+        noise = BatchNoise(key, num, data_sharding, axis_name)
+        return draw_latents(key, g.latent_shapes, lambda k, s: noise.draw(jax.random.normal, k, s))
 
-    def apply_d(d_params, d_stats, x):
-        """D in train mode: `[N, ...]` -> (logits `[N]`, updated stats)."""
+    def apply_g(g_params, g_stats, z, cond):
+        """G in train mode: (samples, updated stats)."""
+        variables = {"params": g_params, **g_stats}
+        g_cond = objective.g_inputs(cond)
+        if not g_stats:
+            return g.apply(variables, z, g_cond, train=True), g_stats
+        return g.apply(variables, z, g_cond, train=True, mutable=list(g_stats))
+
+    def apply_d(d_params, d_stats, x, d_cond):
+        """D in train mode: (logits, updated stats)."""
         variables = {"params": d_params, **d_stats}
         if not d_stats:
-            return d.apply(variables, x, train=True), d_stats
-        return d.apply(variables, x, train=True, mutable=list(d_stats))
+            return d.apply(variables, x, d_cond, train=True), d_stats
+        return d.apply(variables, x, d_cond, train=True, mutable=list(d_stats))
 
-    def d_objective(d_params, d_stats, g_params, g_stats, real, key):
-        z_key, alpha_key = jax.random.split(key)
+    def weighted(value: jax.Array, weight: float) -> jax.Array:
+        return value if weight == 1.0 else weight * value
+
+    def d_objective(d_params, d_stats, g_params, g_stats, cond, real, key, update):
+        z_key, penalty_key = jax.random.split(key)
         n = real.shape[0]
         # G's statistics are updated by the G step only.
-        fake, _ = apply_g(g_params, g_stats, global_normal(z_key, n, (g.z_dim,)))
+        fake, _ = apply_g(g_params, g_stats, latents(z_key, n), cond)
         fake = lax.stop_gradient(fake)
-        real_logits, d_stats = apply_d(d_params, d_stats, real)
-        fake_logits, d_stats = apply_d(d_params, d_stats, fake)
-        loss = d_loss_fn(real_logits, fake_logits)
-        metrics = {
-            "d/loss": loss,
-            "d/real_logit": jnp.mean(real_logits),
-            "d/fake_logit": jnp.mean(fake_logits),
+        real_x, d_cond = objective.d_inputs(real, cond)
+        fake_x, _ = objective.d_inputs(fake, cond)
+        real_logits, d_stats = apply_d(d_params, d_stats, real_x, d_cond)
+        fake_logits, d_stats = apply_d(d_params, d_stats, fake_x, d_cond)
+        real_heads, fake_heads = as_heads(real_logits), as_heads(fake_logits)
+        unknown = sorted(set(dict(cfg.head_weights)) - set(real_heads))
+        if unknown:
+            raise ValueError(
+                f"head_weights name D heads {unknown} that D does not return; its heads: "
+                f"{sorted(h for h in real_heads if h)}"
+            )
+        metrics, total = {}, None
+        for head in real_heads:
+            r, f = real_heads[head], fake_heads[head]
+            head_loss = loss.d_loss(r, f)
+            term = weighted(head_loss, cfg.head_weight(head))
+            total = term if total is None else total + term
+            metrics[metric_name("d/loss", head)] = head_loss
+            metrics[metric_name("d/real_logit", head)] = jnp.mean(r)
+            metrics[metric_name("d/fake_logit", head)] = jnp.mean(f)
             # The article's "discriminator accuracy": real judged real, fake judged fake.
-            "d/real_acc": jnp.mean((real_logits > 0).astype(jnp.float32)),
-            "d/fake_acc": jnp.mean((fake_logits < 0).astype(jnp.float32)),
-        }
+            metrics[metric_name("d/real_acc", head)] = jnp.mean((r > 0).astype(jnp.float32))
+            metrics[metric_name("d/fake_acc", head)] = jnp.mean((f < 0).astype(jnp.float32))
+        metrics["d/loss"] = total
 
-        def d_fn(x):  # penalties: D with the current statistics, not updating them
-            return apply_d(d_params, d_stats, x)[0]
+        def head_fn(head):  # penalties: D with the current statistics, not updating them
+            def d_fn(x):
+                return as_heads(apply_d(d_params, d_stats, x, d_cond)[0])[head]
 
-        if cfg.r1_gamma > 0:
-            r1 = losses.r1_penalty(d_fn, real)
-            loss = loss + 0.5 * cfg.r1_gamma * r1
-            metrics["d/r1"] = r1
-        if cfg.loss == "wgan_gp":
-            gp = losses.gradient_penalty(d_fn, real, fake, global_uniform(alpha_key, n))
-            loss = loss + cfg.gp_weight * gp
-            metrics["d/gp"] = gp
-        metrics["d/total_loss"] = loss
-        return loss, (d_stats, metrics)
+            return d_fn
 
-    def g_objective(g_params, g_stats, d_params, d_stats, n, key):
-        fake, g_stats = apply_g(g_params, g_stats, global_normal(key, n, (g.z_dim,)))
+        for j, (name, penalty, weight) in enumerate(penalties):
+            for head in real_heads:
+                noise = BatchNoise(jax.random.fold_in(penalty_key, j), n, data_sharding, axis_name)
+                compute = lambda h=head, noise=noise, p=penalty: p.fn(  # noqa: E731
+                    head_fn(h), real_x, fake_x, noise
+                )
+                if every == 1:
+                    value = compute()
+                else:  # lazy: every k-th D update, weight times k
+                    value = lax.cond(update % every == 0, compute, lambda: jnp.zeros(()))
+                coefficient = penalty.scale * weight * cfg.head_weight(head) * every
+                total = total + coefficient * value
+                metrics[metric_name(f"d/{name}", head)] = value
+        metrics["d/total_loss"] = total
+        return total, (d_stats, metrics)
+
+    def g_objective(g_params, g_stats, d_params, d_stats, cond, real, key):
+        fake, g_stats = apply_g(g_params, g_stats, latents(key, real.shape[0]), cond)
+        fake_x, d_cond = objective.d_inputs(fake, cond)
         # D's statistics are updated by the D step only.
-        fake_logits, _ = apply_d(d_params, d_stats, fake)
-        loss = g_loss_fn(fake_logits)
-        return loss, (g_stats, {"g/loss": loss})
+        fake_heads = as_heads(apply_d(d_params, d_stats, fake_x, d_cond)[0])
+        real_heads = dict.fromkeys(fake_heads)
+        if loss.g_needs_real:  # relativistic losses compare with D(real)
+            real_x, _ = objective.d_inputs(real, cond)
+            real_heads = as_heads(lax.stop_gradient(apply_d(d_params, d_stats, real_x, d_cond)[0]))
+        metrics, total = {}, None
+        for head, f in fake_heads.items():
+            head_loss = loss.g_loss(real_heads[head], f)
+            term = weighted(head_loss, cfg.head_weight(head))
+            total = term if total is None else total + term
+            metrics[metric_name("g/loss", head)] = head_loss
+        metrics["g/loss"] = total
+        terms = objective.g_terms(fake, real, cond)
+        for name, value in terms.items():
+            total = total + value
+            metrics[f"g/{name}"] = value
+        if terms:
+            metrics["g/total_loss"] = total
+        return total, (g_stats, metrics)
 
     def train_step(state: GANState, batch: Batch, key: jax.Array) -> tuple[GANState, Metrics]:
-        if cfg.data_key not in batch:
-            raise KeyError(
-                f"batch has no {cfg.data_key!r} entry (keys: {sorted(batch)}); set "
-                f"StepConfig.data_key to the entry that holds real samples."
-            )
-        real = batch[cfg.data_key]
+        cond, real = objective.split(batch)
         key = jax.random.fold_in(key, state.step)
         d_key, g_key = jax.random.split(key)
 
         d_params, d_opt, d_stats = state.d_params, state.d_opt, state.d_stats
         for i in range(cfg.n_critic):  # unrolled: n_critic is small and static
+            update = state.step * cfg.n_critic + i
             (_, (d_stats, d_metrics)), d_grads = jax.value_and_grad(d_objective, has_aux=True)(
-                d_params, d_stats, state.g_params, state.g_stats, real, jax.random.fold_in(d_key, i)
+                d_params,
+                d_stats,
+                state.g_params,
+                state.g_stats,
+                cond,
+                real,
+                jax.random.fold_in(d_key, i),
+                update,
             )
             d_grads, d_stats = mean_over_devices((d_grads, d_stats))
             d_updates, d_opt = d_tx.update(d_grads, d_opt, d_params)
@@ -197,12 +371,14 @@ def make_train_step(
 
         # Alternating updates: G trains against the D just updated.
         (_, (g_stats, g_metrics)), g_grads = jax.value_and_grad(g_objective, has_aux=True)(
-            state.g_params, state.g_stats, d_params, d_stats, real.shape[0], g_key
+            state.g_params, state.g_stats, d_params, d_stats, cond, real, g_key
         )
         g_grads, g_stats = mean_over_devices((g_grads, g_stats))
         g_updates, g_opt = g_tx.update(g_grads, state.g_opt, state.g_params)
         g_params = optax.apply_updates(state.g_params, g_updates)
-        g_ema = optax.incremental_update(g_params, state.g_ema, step_size=1.0 - cfg.ema_decay)
+        batch_size = real.shape[0] * (1 if axis_name is None else lax.psum(1, axis_name))
+        step_size = ema_step_size(cfg, state.step, batch_size)
+        g_ema = optax.incremental_update(g_params, state.g_ema, step_size=step_size)
 
         metrics = {
             **d_metrics,

@@ -37,3 +37,55 @@ def tiny_gan():
     """(g, d, g_tx, d_tx) of a tiny video GAN with Adam."""
     g, d = tiny_video_models()
     return g, d, optax.adam(2e-4, b1=0.5, b2=0.999), optax.adam(2e-4, b1=0.5, b2=0.999)
+
+
+@pytest.fixture(scope="module")
+def persistent_compile_cache(tmp_path_factory):
+    """A persistent compilation cache shared by the modules that use it (in one worker): their
+    runs compile the same tiny programs, which on a loaded 2-core machine otherwise takes ~10 s
+    per run. Restores the settings afterwards."""
+    from jax.experimental.compilation_cache import compilation_cache
+
+    names = (
+        "jax_compilation_cache_dir",
+        "jax_persistent_cache_min_compile_time_secs",
+        "jax_persistent_cache_min_entry_size_bytes",
+    )
+    saved = {name: getattr(jax.config, name) for name in names}
+    jax.config.update(names[0], str(tmp_path_factory.getbasetemp() / "jax_compile_cache"))
+    jax.config.update(names[1], 0.0)
+    jax.config.update(names[2], 0)
+    compilation_cache.reset_cache()
+    yield
+    for name, value in saved.items():
+        jax.config.update(name, value)
+    compilation_cache.reset_cache()
+
+
+class Labelled:
+    """A toy objective for tests: G and D are conditioned on the batch's `label` entry `[N]`;
+    with `mse_weight`, G adds `mse_weight * mean((fake - real)^2)` as the term `mean_sq`."""
+
+    def __init__(self, num_classes: int = 3, mse_weight: float = 0.0):
+        self.num_classes = num_classes
+        self.mse_weight = mse_weight
+
+    def split(self, batch):
+        return batch["label"], batch["video"]
+
+    def g_inputs(self, cond):
+        return cond
+
+    def d_inputs(self, samples, cond):
+        return samples, cond
+
+    def g_terms(self, fake, real, cond):
+        if not self.mse_weight:
+            return {}
+        return {"mean_sq": self.mse_weight * jax.numpy.mean(jax.numpy.square(fake - real))}
+
+    def sample_cond(self, key, num):
+        return jax.random.randint(key, (num,), 0, self.num_classes)
+
+    def clip(self, samples, cond):
+        return samples

@@ -7,37 +7,24 @@ import imageio.v3 as iio
 import jax
 import numpy as np
 import pytest
-from jax.experimental.compilation_cache import compilation_cache
 
 from gan_jax import evaluate
 from gan_jax.io import frame_grid
 from gan_jax.io.grid import SEPARATOR_PX
 from gan_jax.main import main
 from gan_jax.metric_writer import read_metrics
-from gan_jax.samples import load_run, training_sample_key
+from gan_jax.sampling import training_sample_key
 from gan_jax.state import sample
+from gan_jax.workdir import load_run
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "experiments" / "configs"
 
 
 @pytest.fixture(scope="module", autouse=True)
-def compile_cache(tmp_path_factory):
-    """Shares compiled programs with test_train.py (same tiny config, same devices)."""
-    names = (
-        "jax_compilation_cache_dir",
-        "jax_persistent_cache_min_compile_time_secs",
-        "jax_persistent_cache_min_entry_size_bytes",
-    )
-    saved = {name: getattr(jax.config, name) for name in names}
-    jax.config.update(names[0], str(tmp_path_factory.getbasetemp() / "jax_compile_cache"))
-    jax.config.update(names[1], 0.0)
-    jax.config.update(names[2], 0)
-    compilation_cache.reset_cache()
+def _compile_cache(persistent_compile_cache):
+    """This module's runs compile the same tiny programs: compile each once."""
     yield
-    for name, value in saved.items():
-        jax.config.update(name, value)
-    compilation_cache.reset_cache()
 
 
 @pytest.fixture(scope="module")
@@ -102,11 +89,14 @@ def test_eval_rejects_a_metric_of_another_data_kind(video_run, capsys):
 
 
 def test_points_run_samples_and_mode_coverage(tmp_path, capsys):
-    args = ["train", "--config", str(CONFIGS / "ring.py"), "--workdir", str(tmp_path)]
+    """The 2-D toy's best recipe (minibatch-std in D, lr decay, R1, EMA) through the trainer:
+    the toy has no trainer of its own."""
+    args = ["train", "--config", str(CONFIGS / "toy_best.py"), "--workdir", str(tmp_path)]
     overrides = ["--config.steps=20", "--config.log.every=10", "--config.eval.every=20"]
+    overrides += ["--config.ckpt.every=20", "--config.log.sample_every=20"]
     assert main([*args, *overrides, "--config.log.progress=False"]) == 0
-    record = read_metrics(tmp_path)[-1]
-    assert record["step"] == 20 and 0 <= record["eval/mode_coverage/modes"] <= 8
+    at_20 = {k: v for r in read_metrics(tmp_path) if r["step"] == 20 for k, v in r.items()}
+    assert at_20["d/r1"] > 0 and 0 <= at_20["eval/mode_coverage/modes"] <= 8
     assert np.load(tmp_path / "samples" / "step_000020.npy").shape == (2500, 2)
     assert iio.imread(tmp_path / "samples" / "step_000020.png").shape == (256, 256, 3)
     capsys.readouterr()
@@ -161,7 +151,7 @@ def ema_run(tmp_path_factory):
     args = ["train", "--config", str(CONFIGS / "tiny.py"), "--workdir", str(workdir)]
     overrides = [
         "--config.steps=4",
-        "--config.step.ema_decay=0.99",
+        "--config.ema.decay=0.99",
         "--config.g.lr=0.02",
         "--config.log.sample_every=0",  # samples at the end only: step 4, the restored state
         f"--config.log.num_samples={EMA_SAMPLES}",
@@ -176,10 +166,10 @@ def _ema_and_raw_clips(gan, state, key, num=EMA_SAMPLES):
     """Clips `[num, T, H, W, C]` of G with g_ema and with g_params for the noise the samplers
     draw from `key`.
 
-    Relies on how `samples.make_sampler` draws its noise: `normal(key, [num, z_dim])` (num is a
-    multiple of the device count here, so no padding rows).
+    Relies on how `sampling.make_sampler` draws its noise: G's one latent `z` as
+    `normal(key, [num, z_dim])` (num is a multiple of the device count here, so no padding rows).
     """
-    z = jax.random.normal(key, (num, gan.g.z_dim))
+    z = {"z": jax.random.normal(key, (num, gan.g.z_dim))}
     ema = np.asarray(sample(gan.g, state, z, ema=True))
     raw = np.asarray(sample(gan.g, state, z, ema=False))
     return ema, raw
@@ -231,7 +221,7 @@ def test_eval_scores_the_ema_generator(ema_run, capsys):
     # chunk of EVAL_CHUNK rows; G in inference mode treats rows independently, so the first
     # EMA_SAMPLES rows of that noise give the first EMA_SAMPLES clips.
     key = jax.random.fold_in(jax.random.fold_in(jax.random.key(5), evaluate._EVAL_NOISE_SALT), 0)
-    z = jax.random.normal(key, (evaluate.EVAL_CHUNK, gan.g.z_dim))[:EMA_SAMPLES]
+    z = {"z": jax.random.normal(key, (evaluate.EVAL_CHUNK, gan.g.z_dim))[:EMA_SAMPLES]}
     ema = _numpy_clip_stats(sample(gan.g, state, z, ema=True))
     raw = _numpy_clip_stats(sample(gan.g, state, z, ema=False))
     got = {

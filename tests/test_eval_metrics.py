@@ -2,6 +2,7 @@
 
 import json
 import pathlib
+import types
 
 import jax
 import numpy as np
@@ -11,8 +12,9 @@ from test_i3d import random_variables
 from gan_jax import evaluate
 from gan_jax.main import main
 from gan_jax.metric_writer import read_metrics
-from gan_jax.metrics import shapes_features
+from gan_jax.metrics import shapes_fd, shapes_features
 from gan_jax.metrics.i3d import save_i3d_params
+from gan_jax.objectives import Unconditional
 
 CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "configs"
 TINY = ["--config", str(CONFIGS / "tiny.py"), "--config.log.sample_every=0"]
@@ -38,7 +40,7 @@ def test_shapes_fd_during_training_and_in_eval(tmp_path, capsys, monkeypatch):
         np.isfinite(r["eval/shapes_fd/fsd"]) and r["eval/shapes_fd/fsd"] > 0
         for r in records.values()
     )
-    cached = list((tmp_path / evaluate.SHAPES_FEATURES_DIR).glob("shapes_features_4x16x16x3_*"))
+    cached = list((tmp_path / shapes_fd.SHAPES_FEATURES_DIR).glob("shapes_features_4x16x16x3_*"))
     assert len(cached) == 1
     # `eval` finds the network in the workdir's cache: no training.
     monkeypatch.setattr(shapes_features, "train_feature_params", None)
@@ -98,11 +100,12 @@ def test_generated_samples_are_shared_between_metrics():
     """`fake()` and `fake_batches()` give the same samples, drawn once, in fixed chunks."""
     calls = []
 
-    def sampler(state, key, num):
+    def sampler(state, key, num, cond=None):
         calls.append(num)
         return np.asarray(jax.random.normal(key, (num, 2)))
 
-    ctx = evaluate.EvalContext(cfg=None, gan=None, state=None, sampler=sampler, num_samples=150)
+    run = types.SimpleNamespace(objective=Unconditional())
+    ctx = evaluate.EvalContext(cfg=None, run=run, state=None, sampler=sampler, num_samples=150)
     streamed = np.concatenate(list(ctx.fake_batches(150)))
     assert calls == [evaluate.EVAL_CHUNK] * 3 and streamed.shape == (150, 2)
     whole = ctx.fake()

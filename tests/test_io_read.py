@@ -1,4 +1,4 @@
-"""gan_jax.io.video: reading every container, rotation, VFR, damage, selection and seeking."""
+"""gan_jax.io probe/selection/decode: every container, rotation, VFR, damage, selection, seeking."""
 
 import logging
 from fractions import Fraction
@@ -16,7 +16,7 @@ from video_fixtures import (
     write_test_video,
 )
 
-import gan_jax.io.video as video_module
+import gan_jax.io.decode as decode_module
 from gan_jax.io import VideoDecodeError, VideoInfo, probe_video, read_video
 
 T, H, W = 16, 24, 32
@@ -186,14 +186,14 @@ def test_damaged_file_raises_strict_and_warns_once_lenient(
     with pytest.raises(VideoDecodeError, match="damaged") as error:
         read_video(path)
     assert path in str(error.value) and "strict=False" in str(error.value)
-    with caplog.at_level(logging.WARNING, logger="gan_jax.io.video"):
+    with caplog.at_level(logging.WARNING, logger="gan_jax.io.decode"):
         clip, _ = read_video(path, strict=False)
     assert 0 < len(clip) < T
     # What decodes comes in order. (Inter-coded frames after a lost one are predicted from the
     # wrong reference, so they may look like their predecessor: non-decreasing, not increasing.)
     numbers = frame_numbers(clip, T)
     assert numbers[0] == 0 and np.all(np.diff(numbers) >= 0), numbers
-    warnings = [r for r in caplog.records if r.name == "gan_jax.io.video"]
+    warnings = [r for r in caplog.records if r.name == "gan_jax.io.decode"]
     assert len(warnings) == 1 and path in warnings[0].getMessage()
     assert "lost" in warnings[0].getMessage()
 
@@ -202,7 +202,7 @@ def test_lenient_gives_up_on_a_long_run_of_bad_packets(videos, tmp_path, caplog)
     path = videos["long_mjpeg"]
     damaged = str(tmp_path / "mostly_bad.avi")
     corrupted_copy(path, damaged, packet_indices=range(10, LONG))
-    with caplog.at_level(logging.WARNING, logger="gan_jax.io.video"):
+    with caplog.at_level(logging.WARNING, logger="gan_jax.io.decode"):
         clip, _ = read_video(damaged, strict=False)
     np.testing.assert_array_equal(frame_numbers(clip, LONG), np.arange(10))
     assert "stopped early" in caplog.records[-1].getMessage()
@@ -290,14 +290,14 @@ def test_selection_matches_a_full_decode(videos, name, selection):
 
 def test_seeking_decodes_about_one_keyframe_interval(videos, monkeypatch):
     decoded = []
-    original = video_module._decode
+    original = decode_module._decode
 
     def counting_decode(*args, **kwargs):
         for frame in original(*args, **kwargs):
             decoded.append(frame.pts)
             yield frame
 
-    monkeypatch.setattr(video_module, "_decode", counting_decode)
+    monkeypatch.setattr(decode_module, "_decode", counting_decode)
     full, _ = read_video(videos["long_mp4"])
     assert len(decoded) == LONG
     decoded.clear()
@@ -338,7 +338,7 @@ def test_out_of_order_frame_timestamps_are_resorted():
     # AVI with packed B-frames (XviD, as in UCF-101) gives frames in display order but their
     # timestamps shuffled: 1, 2, 4, 3, ... Frame times must come out increasing.
     frames = [SimpleNamespace(pts=pts) for pts in [1, 2, 4, 3, 5, 7, 6, 8, None, 11, 10]]
-    paired = list(video_module._with_timestamps(iter(frames), default_step=1))
+    paired = list(decode_module._with_timestamps(iter(frames), default_step=1))
     assert [frame for frame, _ in paired] == frames
     # A frame without a timestamp gets the latest one plus a step (8 + 1).
     assert [timestamp for _, timestamp in paired] == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]

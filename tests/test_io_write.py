@@ -1,4 +1,4 @@
-"""gan_jax.io.writer and gan_jax.io.grid: to_uint8, write-then-read round trips, grids, tiles."""
+"""gan_jax.io.writer, .grid and .atomic: to_uint8, write-read round trips, grids, atomic writes."""
 
 import os
 
@@ -17,6 +17,7 @@ from gan_jax.io import (
     to_uint8,
     write_video,
 )
+from gan_jax.io.atomic import atomic_write
 from gan_jax.io.grid import SEPARATOR_PX, SEPARATOR_VALUE
 
 T, H, W = 8, 24, 32
@@ -114,6 +115,24 @@ def test_write_video_rejects(tmp_path, name, frames, fps, error, message):
     with pytest.raises(error, match=message):
         write_video(tmp_path / name, frames, fps=fps)
     assert os.listdir(tmp_path) == []
+
+
+def test_atomic_write_replaces_whole_or_not_at_all(tmp_path):
+    path = tmp_path / "result.json"
+    path.write_text("old")
+
+    def fails_halfway(tmp):
+        tmp.write_text("half")
+        raise RuntimeError("killed mid-write")
+
+    with pytest.raises(RuntimeError, match="killed mid-write"):
+        atomic_write(path, fails_halfway)
+    assert path.read_text() == "old"
+    assert os.listdir(tmp_path) == [path.name]  # no temporary file left behind
+
+    assert atomic_write(path, lambda tmp: tmp.write_text("new")) == path
+    assert path.read_text() == "new"
+    assert os.listdir(tmp_path) == [path.name]
 
 
 def test_frame_grid_places_samples_in_rows_and_time_in_columns():

@@ -10,7 +10,7 @@ import jax
 import numpy as np
 import pytest
 
-from gan_jax import build, config, parallel, samples
+from gan_jax import build, config, parallel, workdir
 from gan_jax.checkpoint import Checkpointer
 from gan_jax.metric_writer import read_metrics
 
@@ -38,7 +38,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _launch(workdir, local_devices, extra=()):
+def _launch(run_dir, local_devices, extra=()):
     env = {
         **os.environ,
         "JAX_PLATFORMS": "cpu",
@@ -46,19 +46,19 @@ def _launch(workdir, local_devices, extra=()):
     }
     command = [
         sys.executable, "-m", "gan_jax", "train", "--config", str(TINY),
-        "--workdir", str(workdir), *OVERRIDES, *extra,
+        "--workdir", str(run_dir), *OVERRIDES, *extra,
     ]  # fmt: skip
     return subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
 
 
-def _final_state(workdir):
-    cfg = config.load_config_json(workdir / "config.json")
-    gan = build.build(cfg)
-    with Checkpointer(workdir / "checkpoints") as ckpt:
+def _final_state(run_dir):
+    cfg = config.load_config_json(run_dir / "config.json")
+    run = build.build(cfg)
+    with Checkpointer(run_dir / "checkpoints") as ckpt:
         assert ckpt.all_steps() == [STEPS]
-        state, data_state, _ = ckpt.restore(samples.abstract_state(gan, parallel.make_mesh()))
+        state, data_state, _ = ckpt.restore(workdir.abstract_state(run, parallel.make_mesh()))
     return state, data_state
 
 

@@ -12,7 +12,8 @@ import pytest
 from ml_collections import config_dict
 
 from gan_jax.data import default_data_config
-from gan_jax.metrics import shapes_fd, shapes_features
+from gan_jax.data.bouncing_shapes import BouncingShapes
+from gan_jax.metrics import shapes_fd, shapes_features, shapes_features_training
 from gan_jax.metrics.frechet import GaussianStats
 from gan_jax.metrics.shapes_fd import ShapesFD, calibration_distances
 from gan_jax.metrics.shapes_features import (
@@ -91,8 +92,8 @@ def test_training_is_deterministic():
         TINY_SHAPE,
         **{**TINY_SETTINGS, "steps": 4, "num_heldout": 8, "widths": (8, 16), "feature_dim": 16},
     )
-    params_a, _ = shapes_features.train_feature_params(settings)
-    params_b, _ = shapes_features.train_feature_params(settings)
+    params_a, _ = shapes_features_training.train_feature_params(settings)
+    params_b, _ = shapes_features_training.train_feature_params(settings)
     flat_a, flat_b = _flat(params_a), _flat(params_b)
     assert flat_a.keys() == flat_b.keys()
     for key in flat_a:
@@ -201,9 +202,7 @@ def test_settings_from_data_config_shape_and_source_agree():
         {"name": "bouncing_shapes", "num_frames": 8, "height": 32, "width": 32, "antialias": True}
     )
     from_cfg = settings_for(data)
-    from_source = settings_for(
-        shapes_features.BouncingShapes(num_frames=8, height=32, width=32, antialias=True)
-    )
+    from_source = settings_for(BouncingShapes(num_frames=8, height=32, width=32, antialias=True))
     assert from_cfg == from_source
     assert from_cfg.clip_shape == (8, 32, 32, 3) and from_cfg.antialias
     # Scene settings change the cache key; equal settings written differently do not.

@@ -71,11 +71,11 @@ def test_corrupt_mp4_raises_strict_and_returns_what_decodes_lenient(caplog):
     path = _path(BROKEN)
     with pytest.raises(VideoDecodeError, match=r"corrupt_packet_1280x720\.mp4: corrupt video data"):
         read_video(path)
-    with caplog.at_level(logging.WARNING, logger="gan_jax.io.video"):
+    with caplog.at_level(logging.WARNING, logger="gan_jax.io.decode"):
         clip, info = read_video(path, strict=False)
     assert info.declared_frames == 50
     assert clip.shape == (49, 720, 1280, 3) and info.decoded_frames == 49
-    (warning,) = [r.getMessage() for r in caplog.records if r.name == "gan_jax.io.video"]
+    (warning,) = [r.getMessage() for r in caplog.records if r.name == "gan_jax.io.decode"]
     assert BROKEN in warning and "1 frame(s) lost" in warning
 
 

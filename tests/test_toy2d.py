@@ -1,29 +1,35 @@
-"""2-D mixtures, PacGAN's metric, the toy loop (one seed and vmapped seeds), slow trained rings."""
+"""2-D mixtures, PacGAN's metric, the multi-seed runner of the toy configs, slow trained rings."""
 
-import dataclasses
 import math
+import pathlib
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from gan_jax import config, train
 from gan_jax.data.points import mixture, sample_points
 from gan_jax.metrics.mode_coverage import mode_coverage
 from gan_jax.models.mlp import MLPDiscriminator, minibatch_std
-from gan_jax.toy2d import BEST_RECIPE, ToyConfig, lr_schedule, train_toy, train_toy_seeds
-from gan_jax.train_step import StepConfig
+from gan_jax.multiseed import train_seed, train_seeds
 
-# Small enough to compile in seconds, with every option of the best recipe switched on.
-TINY = ToyConfig(
-    steps=20,
-    batch_size=32,
-    g_hidden=16,
-    d_hidden=16,
-    d_minibatch_std=4,
-    lr_decay_start=0.5,
-    step=StepConfig(r1_gamma=0.1, ema_decay=0.9, data_key="points"),
-)
+CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "configs"
+
+
+def _config(name: str, **overrides):
+    cfg = config.load_config_file(CONFIGS / name)
+    return config.apply_overrides(cfg, [(k, repr(v)) for k, v in overrides.items()])
+
+
+def _tiny():
+    """The best recipe (every option on), small enough to compile in seconds."""
+    return _config(
+        "toy_best.py",
+        steps=20,
+        batch_size=32,
+        **{"g.hidden": 16, "d.hidden": 16, "penalty.r1": 0.1, "ema.decay": 0.9},
+    )
 
 
 def test_mixtures_match_the_papers():
@@ -70,22 +76,22 @@ def test_mode_coverage_by_hand():
 
 
 def test_short_toy_run_is_finite():
-    _, result = train_toy(dataclasses.replace(ToyConfig(), steps=20, batch_size=64), seed=0)
+    _, result = train_seed(_config("ring.py", steps=20, batch_size=64), seed=0)
     assert np.isfinite(result["d/loss"]) and np.isfinite(result["g/loss"])
     assert 0 <= result["modes"] <= 8
 
 
 @pytest.mark.slow
 def test_trained_ring_covers_the_modes():
-    _, result = train_toy(ToyConfig(dataset="ring"), seed=0)
+    _, result = train_seed(_config("ring.py"), seed=0)
     assert result["modes"] >= 7, result
     assert result["hq_percent"] >= 80.0, result
 
 
 def test_vmapped_seeds_equal_single_seed_runs():
-    states, results = train_toy_seeds(TINY, [3, 5])
+    states, results = train_seeds(_tiny(), [3, 5])
     for i, seed in enumerate([3, 5]):
-        state, result = train_toy(TINY, seed)
+        state, result = train_seed(_tiny(), seed)
         # Same numbers drawn; batched matrix products may round differently in the last bits.
         for single, batched in zip(
             jax.tree.leaves(state.g_ema),
@@ -97,7 +103,7 @@ def test_vmapped_seeds_equal_single_seed_runs():
     # Different seeds give different runs.
     assert not np.allclose(results[0]["d/loss"], results[1]["d/loss"])
     with pytest.raises(ValueError, match="repeat"):
-        train_toy_seeds(TINY, [1, 1])
+        train_seeds(_tiny(), [1, 1])
 
 
 def test_minibatch_std_feature():
@@ -130,33 +136,24 @@ def test_discriminator_minibatch_std_couples_only_its_group():
         MLPDiscriminator(hidden=8, minibatch_std_group=3).init(jax.random.key(0), points)
 
 
-def test_lr_schedule_holds_then_decays_to_zero():
-    schedule = lr_schedule(1e-3, total_updates=100, decay_start=0.6)
-    np.testing.assert_allclose([schedule(0), schedule(60)], [1e-3, 1e-3])
-    np.testing.assert_allclose([schedule(80), schedule(100)], [5e-4, 0.0], atol=1e-9)
-    assert lr_schedule(1e-3, 100, 1.0)(100) == pytest.approx(1e-3)
-
-
-def test_presets_and_config_checks():
-    assert ToyConfig.preset("plain") == ToyConfig()
-    best_grid = ToyConfig.preset("best", dataset="grid")
-    assert best_grid.dataset == "grid"
-    assert dataclasses.replace(best_grid, dataset="ring") == BEST_RECIPE
-    with pytest.raises(ValueError, match="'worst'"):
-        ToyConfig.preset("worst")
-    with pytest.raises(ValueError, match="dataset='moons'"):
-        ToyConfig(dataset="moons")
-    with pytest.raises(ValueError, match="d_minibatch_std=3"):
-        ToyConfig(d_minibatch_std=3)
-    with pytest.raises(ValueError, match="d_pack=3"):
-        ToyConfig(d_pack=3)
-    with pytest.raises(ValueError, match="data_key"):
-        ToyConfig(step=StepConfig())
+def test_toy_configs_validate_and_name_their_mistakes():
+    for name in ("ring.py", "grid.py", "toy_best.py", "toy_rpgan.py"):
+        for data in ("ring", "grid"):
+            assert train.validate(_config(name, **{"data.name": data})).sample_shape == (2,)
+    best = _config("toy_best.py")
+    assert best.d.minibatch_std == 4 and best.penalty.r1 == 1.0 and best.g.schedule == "linear"
+    assert _config("toy_rpgan.py").loss.name == "rpgan"
+    with pytest.raises(config.ConfigError, match="d.minibatch_std=3 must be 0"):
+        train.validate(_config("toy_best.py", **{"d.minibatch_std": 3}))
+    with pytest.raises(config.ConfigError, match="batch_size=256 must be divisible by d.pack=3"):
+        train.validate(_config("ring.py", **{"d.pack": 3}))
+    with pytest.raises(config.ConfigError, match="g.name='video_dcgan' makes clips"):
+        train.validate(_config("ring.py", **{"g.name": "video_dcgan", "d.name": "video_dcgan"}))
 
 
 @pytest.mark.slow
 def test_best_recipe_beats_the_targets_on_the_ring():
-    _, result = train_toy(ToyConfig.preset("best", dataset="ring"), seed=0)
+    _, result = train_seed(_config("toy_best.py"), seed=0)
     assert result["modes"] == 8, result
     assert result["hq_percent"] >= 97.0, result
     assert result["reverse_kl"] <= 0.05, result

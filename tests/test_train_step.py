@@ -45,7 +45,7 @@ def test_one_step_updates_everything(tiny_gan):
         jax.tree.leaves(new.g_ema), jax.tree.leaves(state.g_params), jax.tree.leaves(new.g_params)
     ):
         np.testing.assert_allclose(ema, 0.5 * old + 0.5 * cur, rtol=1e-6, atol=1e-7)
-    clips = sample(g, new, jax.random.normal(jax.random.key(2), (3, g.z_dim)))
+    clips = sample(g, new, {"z": jax.random.normal(jax.random.key(2), (3, g.z_dim))})
     assert clips.shape == (3, *TINY_CLIP)
 
 
@@ -55,7 +55,7 @@ class ConstantD(nn.Module):
     logit: float = 0.0
 
     @nn.compact
-    def __call__(self, x, train=True):
+    def __call__(self, x, cond=None, train=True):
         b = self.param("b", nn.initializers.constant(self.logit), ())
         return jnp.zeros((x.shape[0],)) + b
 
@@ -91,10 +91,11 @@ def test_n_critic_counts_discriminator_updates(tiny_gan):
     [
         StepConfig(loss="hinge"),
         StepConfig(loss="least_squares"),
-        StepConfig(loss="wgan_gp", n_critic=2),
-        StepConfig(loss="nonsaturating", r1_gamma=1.0),
+        StepConfig(loss="wasserstein", n_critic=2, penalties={"gp": 10.0}),
+        StepConfig(loss="nonsaturating", penalties={"r1": 1.0}),
+        StepConfig(loss="rpgan", penalties={"r1": 1.0, "r2": 1.0}),
     ],
-    ids=lambda c: c.loss + ("_r1" if c.r1_gamma else ""),
+    ids=lambda c: c.loss + "".join(f"_{name}" for name, _ in c.penalties),
 )
 def test_every_loss_trains(cfg):
     g, d = tiny_video_models(norm="none", spectral_norm=cfg.loss == "hinge")
@@ -104,13 +105,18 @@ def test_every_loss_trains(cfg):
         state, _batch(), jax.random.key(1)
     )
     assert all(np.isfinite(v) for v in metrics.values())
-    if cfg.loss == "wgan_gp":
+    penalties = dict(cfg.penalties)
+    if "gp" in penalties:
         assert float(metrics["d/gp"]) > 0
-    if cfg.r1_gamma:
+    if "r1" in penalties:
         assert float(metrics["d/r1"]) > 0
-        np.testing.assert_allclose(
-            metrics["d/total_loss"], metrics["d/loss"] + 0.5 * metrics["d/r1"], rtol=1e-5
+        # R1 and R2 enter as gamma / 2 times the squared gradient norm; GP as lambda times it.
+        expected = metrics["d/loss"] + sum(
+            0.5 * penalties[name] * metrics[f"d/{name}"]
+            for name in ("r1", "r2")
+            if name in penalties
         )
+        np.testing.assert_allclose(metrics["d/total_loss"], expected, rtol=1e-5)
     assert _trees_differ(new.g_params, state.g_params)
 
 
@@ -128,8 +134,10 @@ def test_traced_once_and_state_donated(tiny_gan):
 
 
 def test_bad_config_and_batch_are_named(tiny_gan):
-    with pytest.raises(ValueError, match="loss='wgan'"):
+    with pytest.raises(ValueError, match="unknown loss 'wgan'; known: hinge"):
         StepConfig(loss="wgan")
+    with pytest.raises(ValueError, match="unknown penalty 'r3'"):
+        StepConfig(penalties={"r3": 1.0})
     with pytest.raises(ValueError, match="n_critic"):
         StepConfig(n_critic=0)
     g, d, g_tx, d_tx = tiny_gan
@@ -141,18 +149,23 @@ def test_bad_config_and_batch_are_named(tiny_gan):
 class ConstantClipG(nn.Module):
     """A fake G that ignores its noise: every sample is one learned clip `c` `[T, H, W, C]`.
 
-    It has the interface of `VideoGenerator` (`z_dim`; `(z [N, z_dim], train) -> [N, T, H, W, C]`)
-    but no randomness reaches its output, so the step's noise draws cannot change a number.
+    It has the interface of `VideoGenerator` (`latent_shapes`; `(latents, cond, train) ->
+    [N, T, H, W, C]`) but no randomness reaches its output, so the step's noise draws cannot
+    change a number.
     """
 
     clip_shape: tuple[int, int, int, int] = TINY_CLIP
     z_dim: int = 8
     level: float = 0.5  # initial value of every clip entry
 
+    @property
+    def latent_shapes(self):
+        return {"z": (self.z_dim,)}
+
     @nn.compact
-    def __call__(self, z, train=True):
+    def __call__(self, latents, cond=None, train=True):
         c = self.param("clip", nn.initializers.constant(self.level), self.clip_shape)
-        return jnp.broadcast_to(c, (z.shape[0], *self.clip_shape))
+        return jnp.broadcast_to(c, (latents["z"].shape[0], *self.clip_shape))
 
 
 class LinearMeanD(nn.Module):
@@ -162,7 +175,7 @@ class LinearMeanD(nn.Module):
     b_init: float = 0.0
 
     @nn.compact
-    def __call__(self, x, train=True):
+    def __call__(self, x, cond=None, train=True):
         w = self.param("w", nn.initializers.constant(self.w_init), ())
         b = self.param("b", nn.initializers.constant(self.b_init), ())
         return w * jnp.mean(x, axis=tuple(range(1, x.ndim))) + b

@@ -13,7 +13,7 @@ import pytest
 from gan_jax.data import video_folder
 from gan_jax.data.pipeline import make_dataset
 from gan_jax.data.video_folder import VideoFolder, resized_size
-from gan_jax.io.video import VideoDecodeError
+from gan_jax.io import VideoDecodeError
 
 HEIGHT, WIDTH, FPS = 32, 48, 10
 # Relative path -> number of frames. Frame k of every video is flat grey at level 8k + 4.
@@ -65,15 +65,22 @@ def _folder(root, cache_dir, **overrides) -> VideoFolder:
     return VideoFolder(root, **{**settings, **overrides})
 
 
+def _patch_reader(monkeypatch, name: str, replacement) -> None:
+    """Replaces the I/O function <name> in every video_folder module that calls it."""
+    for module in (video_folder.index, video_folder.source):
+        if hasattr(module, name):
+            monkeypatch.setattr(module, name, replacement)
+
+
 def _count_calls(monkeypatch, name: str) -> list:
-    """Replaces video_folder.<name> by a wrapper that records its path arguments."""
-    original, calls = getattr(video_folder, name), []
+    """Replaces the I/O function <name> by a wrapper that records its path arguments."""
+    original, calls = getattr(video_folder.index, name), []
 
     def counting(path, *args, **kwargs):
         calls.append(os.fspath(path))
         return original(path, *args, **kwargs)
 
-    monkeypatch.setattr(video_folder, name, counting)
+    _patch_reader(monkeypatch, name, counting)
     return calls
 
 
@@ -227,14 +234,14 @@ def test_unreadable_file_raises_or_is_skipped_and_logged_once(root, tmp_path, ca
 
 
 def test_decode_failure_while_reading(root, tmp_path, monkeypatch, caplog):
-    original = video_folder.read_video
+    original = video_folder.source.read_video
 
     def failing(path, *args, **kwargs):
         if os.path.basename(path).startswith("a1"):
             raise VideoDecodeError(f"{path}: corrupt packet")
         return original(path, *args, **kwargs)
 
-    monkeypatch.setattr(video_folder, "read_video", failing)
+    _patch_reader(monkeypatch, "read_video", failing)
     strict = _folder(root, tmp_path / "cache", clip_start="first")
     with pytest.raises(VideoDecodeError, match="a1.MP4"):
         strict.load(1, 0)

@@ -14,14 +14,14 @@ import imageio.v3 as iio
 import jax
 import numpy as np
 import pytest
-from jax.experimental.compilation_cache import compilation_cache
 from video_fixtures import write_test_video
 
 from gan_jax import evaluate
 from gan_jax.checkpoint import Checkpointer
 from gan_jax.main import main
 from gan_jax.metric_writer import read_metrics
-from gan_jax.samples import load_run, make_sampler
+from gan_jax.sampling import make_sampler
+from gan_jax.workdir import load_run
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 VIDEO_FOLDER = ROOT / "experiments" / "configs" / "video_folder.py"
@@ -39,24 +39,9 @@ COLOURS = {
 
 
 @pytest.fixture(scope="module", autouse=True)
-def compile_cache(tmp_path_factory):
-    """The persistent compilation cache of test_cli.py and test_train.py (same directory): the
-    models here have the tiny config's shapes and optimiser, so a worker that ran those files
-    first loads the programs instead of compiling them."""
-    names = (
-        "jax_compilation_cache_dir",
-        "jax_persistent_cache_min_compile_time_secs",
-        "jax_persistent_cache_min_entry_size_bytes",
-    )
-    saved = {name: getattr(jax.config, name) for name in names}
-    jax.config.update(names[0], str(tmp_path_factory.getbasetemp() / "jax_compile_cache"))
-    jax.config.update(names[1], 0.0)
-    jax.config.update(names[2], 0)
-    compilation_cache.reset_cache()
+def _compile_cache(persistent_compile_cache):
+    """This module's runs compile the same tiny programs: compile each once."""
     yield
-    for name, value in saved.items():
-        jax.config.update(name, value)
-    compilation_cache.reset_cache()
 
 
 def _picture(top, bottom) -> np.ndarray:

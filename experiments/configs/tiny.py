@@ -7,22 +7,19 @@ Expected: 4 steps, checkpoints at steps 2 and 4, samples/step_000002.* and step_
 finite losses. The samples are noise: 4 steps teach nothing.
 """
 
-from gan_jax.config import base_config, video_model_configs
-from gan_jax.data import default_data_config
+from gan_jax.train import default_config
 
 
 def get_config():
-    cfg = base_config()
+    cfg = default_config(model="video_dcgan", data="bouncing_shapes")
     cfg.steps = 4
     cfg.batch_size = 8  # a multiple of the 8 fake CPU devices of the tests
 
-    cfg.g, cfg.d = video_model_configs()
     cfg.g.z_dim = 8
     for net in (cfg.g, cfg.d):
         net.base_width = 4
         net.depth = 2
 
-    cfg.data = default_data_config("bouncing_shapes")
     cfg.data.num_frames = 2
     cfg.data.height = 8
     cfg.data.width = 8

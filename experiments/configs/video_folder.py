@@ -13,20 +13,18 @@ DCGAN (depth 4, widths 64), batch 64; its memory and speed on a GPU are not meas
 --config.d.dtype=bfloat16`.
 """
 
-from gan_jax.config import base_config, video_model_configs
-from gan_jax.data import default_data_config
+from gan_jax.train import default_config
 
 
 def get_config():
-    cfg = base_config()
+    cfg = default_config(model="video_dcgan", data="video_folder")
     cfg.steps = 100_000
     cfg.batch_size = 64  # global; a multiple of the device count
 
-    cfg.g, cfg.d = video_model_configs()  # depth 4, widths 64: 64x64 from a 4x4 base
+    # G and D: depth 4, widths 64: 64x64 from a 4x4 base (the family's defaults).
     cfg.g.z_dim = 128
-    cfg.step.ema_decay = 0.999
+    cfg.ema.decay = 0.999
 
-    cfg.data = default_data_config("video_folder")
     cfg.data.root = ""  # required: --config.data.root=/path/to/videos
     cfg.data.num_frames = 16
     cfg.data.height = 64

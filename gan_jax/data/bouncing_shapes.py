@@ -22,6 +22,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from gan_jax.data.pipeline import (
+    clip_config,
+    clip_spec,
+    make_clip_dataset,
+    resolve_data_config,
+    source_keys,
+)
+
 # Distinct, saturated colours (uint8 RGB). A clip draws its colours from here without replacement,
 # which is why a clip holds at most len(PALETTE) objects.
 PALETTE = np.array(
@@ -373,3 +381,42 @@ class BouncingShapes:
             antialias=self.antialias,
         )
         return scene
+
+
+# ---------------------------------------------------------------------------------------------
+# The dataset "bouncing_shapes" (gan_jax.data.datasets): config, spec, batches
+
+
+def default_config():
+    """Every key of `cfg.data` for bouncing shapes (clip shape, pipeline, scene), with defaults."""
+    cfg = clip_config("bouncing_shapes")
+    cfg.num_objects = (1, 3)
+    cfg.size_range = (8.0, 16.0)
+    cfg.speed_range = (1.0, 3.0)
+    cfg.shapes = ("square", "disc")
+    cfg.antialias = False
+    cfg.length = 2**20
+    cfg.dataset_seed = 0
+    return cfg
+
+
+def make_source(resolved, *, seed: int = 0) -> BouncingShapes:
+    """The source of a resolved config; its content is set by `dataset_seed`, not `seed`."""
+    keys = source_keys(resolved)
+    keys["seed"] = keys.pop("dataset_seed")
+    return BouncingShapes(**keys)
+
+
+def validate(data_cfg) -> None:
+    make_source(resolve_data_config(data_cfg))
+
+
+def spec(data_cfg, batch_size: int):
+    """Clips `[T, H, W, C]` and `label`, the number of objects (0 to max)."""
+    resolved = resolve_data_config(data_cfg)
+    return clip_spec(resolved, batch_size, make_source(resolved).max_objects + 1)
+
+
+def make_dataset(data_cfg, **kwargs):
+    """Batches of the clip pipeline (`gan_jax.data.pipeline.make_clip_dataset`)."""
+    return make_clip_dataset(data_cfg, **kwargs)

@@ -1,8 +1,10 @@
 """The deterministic input pipeline: shuffled, sharded, batched clips on grain.
 
-``make_dataset(data_cfg, batch_size=..., seed=...)`` returns a ``grain.DatasetIterator`` of
-host-local batches ``{"video": float32 [N, T, H, W, C] in [-1, 1], "label": int32 [N]}`` (no
-``label`` for an unlabelled video folder), ``N = batch_size`` per process. Its ``get_state()`` is
+``make_dataset(data_cfg, batch_size=..., seed=...)`` (any dataset, by ``data_cfg["name"]``)
+returns an iterator of batches; for clip datasets (bouncing_shapes, video_folder) it is a
+``grain.DatasetIterator`` of host-local batches
+``{"video": float32 [N, T, H, W, C] in [-1, 1], "label": int32 [N]}`` (no ``label`` for an
+unlabelled video folder), ``N = batch_size`` per process. Its ``get_state()`` is
 a JSON-serialisable dict; ``set_state(state)`` on a fresh iterator from the same config and seed
 continues with exactly the batches an uninterrupted run would have seen.
 
@@ -56,18 +58,18 @@ import numpy as np
 from absl import flags
 from ml_collections import config_dict
 
-from gan_jax.data.bouncing_shapes import BouncingShapes
-from gan_jax.data.video_folder import VIDEO_EXTENSIONS, VideoFolder
+from gan_jax.data.datasets import DATASETS, dataset, default_data_config
+from gan_jax.data.spec import DataSpec
 
-DATASET_NAMES = ("bouncing_shapes", "video_folder")
 # Keys the pipeline itself reads; everything else in a config goes to the source.
 _PIPELINE_KEYS = ("name", "num_workers", "num_threads", "prefetch", "num_epochs", "shuffle")
 # Batches carry only what the trainer consumes; ground truth stays available from the source.
 _BATCH_KEYS = ("video", "label")
+__all__ = ["DATASETS", "default_data_config", "make_dataset", "make_source"]
 
 
-def default_data_config(name: str) -> config_dict.ConfigDict:
-    """Every key ``make_dataset`` accepts for dataset ``name``, with its default value."""
+def clip_config(name: str) -> config_dict.ConfigDict:
+    """The keys every clip dataset has (clip shape and pipeline), with defaults."""
     cfg = config_dict.ConfigDict()
     cfg.name = name
     cfg.num_frames = 16
@@ -79,39 +81,30 @@ def default_data_config(name: str) -> config_dict.ConfigDict:
     cfg.prefetch = 2
     cfg.num_epochs = config_dict.placeholder(int)
     cfg.shuffle = True
-    if name == "bouncing_shapes":
-        cfg.num_objects = (1, 3)
-        cfg.size_range = (8.0, 16.0)
-        cfg.speed_range = (1.0, 3.0)
-        cfg.shapes = ("square", "disc")
-        cfg.antialias = False
-        cfg.length = 2**20
-        cfg.dataset_seed = 0
-    elif name == "video_folder":
-        cfg.root = ""
-        cfg.frame_stride = 1
-        cfg.target_fps = config_dict.placeholder(float)
-        cfg.clip_start = "random"
-        cfg.crop = "random"
-        cfg.resize_short_side = config_dict.placeholder(int)
-        cfg.random_flip = False
-        cfg.labels = "auto"
-        cfg.too_short = "raise"
-        cfg.decode_errors = "raise"
-        cfg.cache_dir = config_dict.placeholder(str)
-        cfg.clip_cache = False
-        cfg.extensions = VIDEO_EXTENSIONS
-        cfg.index_threads = 8
-    else:
-        raise ValueError(f"data.name = {name!r}; allowed: {DATASET_NAMES}")
     return cfg
 
 
+def clip_spec(resolved: Mapping, batch_size: int, num_classes: int | None) -> DataSpec:
+    """The `DataSpec` of a clip dataset: `video` `[T, H, W, C]`, and `label` when labelled."""
+    shape = tuple(int(resolved[k]) for k in ("num_frames", "height", "width", "channels"))
+    fields = [("video", shape, "float32")]
+    if num_classes is not None:
+        fields.append(("label", (), "int32"))
+    return DataSpec(
+        name=resolved["name"],
+        sample_key="video",
+        fields=tuple(fields),
+        num_classes=num_classes,
+        batch_size=batch_size,
+    )
+
+
 def resolve_data_config(data_cfg: Mapping) -> dict:
-    """``data_cfg`` over the defaults of its dataset, as a plain dict; rejects unknown keys."""
+    """``data_cfg`` over the defaults of its dataset, as a plain dict; rejects unknown keys
+    and checks the keys every clip dataset has."""
     data_cfg = data_cfg.to_dict() if isinstance(data_cfg, config_dict.ConfigDict) else data_cfg
     if "name" not in data_cfg:
-        raise ValueError(f"data config has no 'name'; allowed names: {DATASET_NAMES}")
+        raise ValueError(f"data config has no 'name'; known datasets: {DATASETS.names()}")
     resolved = default_data_config(data_cfg["name"]).to_dict()
     unknown = sorted(set(data_cfg) - set(resolved))
     if unknown:
@@ -133,8 +126,13 @@ def resolve_data_config(data_cfg: Mapping) -> dict:
     return resolved
 
 
+def source_keys(resolved: Mapping) -> dict:
+    """The keys of a resolved clip config that its source reads (all but the pipeline's)."""
+    return {k: v for k, v in resolved.items() if k not in _PIPELINE_KEYS}
+
+
 def make_source(data_cfg: Mapping, *, seed: int = 0):
-    """The random-access source named by ``data_cfg`` (see the module docstring for keys).
+    """The random-access source of a clip dataset (see the module docstring for keys).
 
     Args:
       data_cfg: dataset config; missing keys take their defaults.
@@ -142,17 +140,9 @@ def make_source(data_cfg: Mapping, *, seed: int = 0):
         ``dataset_seed`` instead.
 
     Returns:
-      ``BouncingShapes`` or ``VideoFolder``.
+      ``BouncingShapes``, ``VideoFolder``, or the source of another clip dataset.
     """
-    cfg = resolve_data_config(data_cfg)
-    source_cfg = {k: v for k, v in cfg.items() if k not in _PIPELINE_KEYS}
-    if cfg["name"] == "bouncing_shapes":
-        source_cfg["seed"] = source_cfg.pop("dataset_seed")
-        return BouncingShapes(**source_cfg)
-    root = source_cfg.pop("root")
-    if not root:
-        raise ValueError("data.root must name the video folder (e.g. /data/UCF-101)")
-    return VideoFolder(root, seed=seed, **source_cfg)
+    return dataset(data_cfg).make_source(resolve_data_config(data_cfg), seed=seed)
 
 
 class _LoadExample:
@@ -217,7 +207,7 @@ def make_dataset(
     process_index: int | None = None,
     process_count: int | None = None,
 ) -> grain.DatasetIterator:
-    """Iterator of host-local batches; see the module docstring.
+    """Iterator of host-local batches of the dataset ``data_cfg["name"]``.
 
     Args:
       data_cfg: ``ConfigDict`` or mapping with ``name`` and any keys of
@@ -241,6 +231,19 @@ def make_dataset(
         )
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    return dataset(data_cfg).make_dataset(
+        data_cfg,
+        batch_size=batch_size,
+        seed=seed,
+        process_index=process_index,
+        process_count=process_count,
+    )
+
+
+def make_clip_dataset(
+    data_cfg, *, batch_size: int, seed: int, process_index: int, process_count: int
+) -> grain.DatasetIterator:
+    """The grain pipeline of a clip dataset's source (see the module docstring)."""
     cfg = resolve_data_config(data_cfg)
     source = make_source(cfg, seed=_derived_seed(seed, 1))
     shuffle_seed = _derived_seed(seed, 0) if cfg["shuffle"] else None

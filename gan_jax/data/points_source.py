@@ -18,7 +18,9 @@ import grain
 import numpy as np
 from ml_collections import config_dict
 
+from gan_jax.data.datasets import DATASETS
 from gan_jax.data.points import mixture
+from gan_jax.data.spec import DataSpec
 
 POINT_DATASETS = ("ring", "grid")
 DATA_KEY = "points"
@@ -119,3 +121,31 @@ def make_points_dataset(
     prefetch = int(cfg["prefetch"])
     options = grain.ReadOptions(num_threads=1 if prefetch else 0, prefetch_buffer_size=prefetch)
     return iter(dataset.to_iter_dataset(options))
+
+
+class _Mixture:
+    """The datasets "ring" and "grid" (gan_jax.data.datasets): config, spec, batches."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def default_config(self) -> config_dict.ConfigDict:
+        return default_points_config(self.name)
+
+    def validate(self, data_cfg) -> None:
+        resolve_points_config(data_cfg)
+
+    def spec(self, data_cfg, batch_size: int) -> DataSpec:
+        return DataSpec(
+            name=self.name,
+            sample_key=DATA_KEY,
+            fields=((DATA_KEY, (2,), "float32"),),
+            batch_size=batch_size,
+        )
+
+    def make_dataset(self, data_cfg, **kwargs) -> grain.DatasetIterator:
+        return make_points_dataset(data_cfg, **kwargs)
+
+
+for _name in POINT_DATASETS:
+    DATASETS.register(_name, _Mixture(_name))

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import math
 import os
+import pathlib
 from fractions import Fraction
 
 import av
 import numpy as np
+
+from gan_jax.io.atomic import atomic_write
 
 # Quality settings. At these, a write-then-read round trip of natural-looking content is within
 # a few grey levels; what error is left comes mostly from yuv420p's halved chroma resolution.
@@ -156,6 +159,21 @@ def _encode_gif(container: av.container.OutputContainer, clip: np.ndarray, fps: 
 _FORMATS = {".mp4": "mp4", ".webm": "webm", ".gif": "gif"}
 
 
+def _encode_file(target: pathlib.Path, extension: str, clip: np.ndarray, fps: float) -> None:
+    """Encodes ``clip`` into the file ``target`` in the format of ``extension``.
+
+    The container format is passed explicitly, so ``target``'s own extension does not matter
+    (``atomic_write`` hands over a temporary name).
+    """
+    with av.open(str(target), "w", format=_FORMATS[extension]) as container:
+        if extension == ".mp4":
+            _encode_yuv(container, _pad_to_even(clip), fps, "libx264", _H264_OPTIONS)
+        elif extension == ".webm":
+            _encode_yuv(container, clip, fps, "libvpx-vp9", _VP9_OPTIONS)
+        else:
+            _encode_gif(container, clip, fps)
+
+
 def write_video(path: str | os.PathLike, frames, fps: float = 8.0) -> None:
     """Writes a clip to ``.mp4``, ``.webm`` or ``.gif``, chosen by the file extension.
 
@@ -166,8 +184,8 @@ def write_video(path: str | os.PathLike, frames, fps: float = 8.0) -> None:
     - ``.gif``: one 256-colour palette built from the whole clip, loops forever. GIF delays are
       whole centiseconds, so frame ``i`` starts at the centisecond nearest ``i / fps``.
 
-    The file is written under a temporary name and renamed into place, so an interrupted write
-    never leaves a half-written video at ``path``.
+    The file is written through ``atomic_write`` (a temporary name renamed into place), so an
+    interrupted write never leaves a half-written video at ``path``.
 
     Args:
         path: output file; its directory must exist.
@@ -197,16 +215,4 @@ def write_video(path: str | os.PathLike, frames, fps: float = 8.0) -> None:
             f"write_video: {path}: directory {directory} does not exist; create it first"
         )
 
-    partial = f"{path}.partial{os.getpid()}"
-    try:
-        with av.open(partial, "w", format=_FORMATS[extension]) as container:
-            if extension == ".mp4":
-                _encode_yuv(container, _pad_to_even(clip), fps, "libx264", _H264_OPTIONS)
-            elif extension == ".webm":
-                _encode_yuv(container, clip, fps, "libvpx-vp9", _VP9_OPTIONS)
-            else:
-                _encode_gif(container, clip, fps)
-        os.replace(partial, path)
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)
+    atomic_write(path, lambda tmp: _encode_file(tmp, extension, clip, fps))

@@ -15,11 +15,25 @@ Real statistics can be cached: `fvd.real_stats.save("real.npz")`, later
 
 from __future__ import annotations
 
-import jax
+from pathlib import Path
 
+import jax
+from ml_collections import config_dict
+
+from gan_jax.data.spec import DataSpec
 from gan_jax.metrics.feature_fd import StreamingFD
 from gan_jax.metrics.frechet import GaussianStats, stats_frechet_distance
-from gan_jax.metrics.i3d import FVD_NUM_FRAMES, FVD_SIZE, I3D, preprocess_for_i3d
+from gan_jax.metrics.i3d import (
+    FVD_NUM_FRAMES,
+    FVD_SIZE,
+    I3D,
+    load_i3d_params,
+    preprocess_for_i3d,
+)
+from gan_jax.metrics.registry import VIDEO, Metric
+
+# Clips per I3D call.
+_FVD_BATCH = 16
 
 
 def fvd_from_features(real_features, fake_features) -> float:
@@ -85,3 +99,44 @@ class FVDComputer(StreamingFD):
                 "repeat a grey channel 3 times (np.repeat(clips, 3, axis=-1))"
             )
         return clips
+
+
+# ---------------------------------------------------------------------------------------------
+# The metric "fvd" (gan_jax.metrics.registry)
+
+
+def _fvd_missing(cfg: config_dict.ConfigDict, spec: DataSpec) -> str | None:
+    weights = cfg.eval.i3d_weights
+    if not weights:
+        return (
+            "FVD needs I3D weights, which cannot be downloaded here: convert the PyTorch I3D "
+            "checkpoint with `python -m gan_jax.metrics.i3d_convert i3d.pt i3d.npz`, then pass "
+            "--i3d-weights i3d.npz (or set eval.i3d_weights)"
+        )
+    if not Path(weights).is_file():
+        return f"eval.i3d_weights={weights!r} does not exist; pass the .npz of I3D weights"
+    shape = spec.sample_shape
+    if shape[0] < FVD_NUM_FRAMES or shape[-1] != 3:
+        return (
+            f"FVD is defined on RGB clips of at least {FVD_NUM_FRAMES} frames, but this run "
+            f"makes clips of shape (T, H, W, C) = {shape}"
+        )
+    return None
+
+
+def _fvd(ctx) -> dict[str, float]:
+    """FVD of `eval.fvd_num_samples` generated vs real clips (`--num-samples` overrides)."""
+    num = ctx.num_samples if ctx.num_samples_given else int(ctx.cfg.eval.fvd_num_samples)
+
+    batch = min(num, _FVD_BATCH)  # no padding of a small count up to a full batch
+
+    def real_metric():
+        computer = FVDComputer(load_i3d_params(ctx.cfg.eval.i3d_weights), batch_size=batch)
+        computer.add_real(ctx.real_batches(num, batch))
+        return computer
+
+    computer = ctx.cached(f"fvd/{num}", real_metric)
+    return {"fvd": computer.score(ctx.fake_batches(num)), "num_clips": float(num)}
+
+
+METRIC = Metric("fvd", (VIDEO,), _fvd, missing=_fvd_missing)

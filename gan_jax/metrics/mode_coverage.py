@@ -9,6 +9,7 @@ the uniform distribution (terms with p_k = 0 contribute 0).
 import numpy as np
 
 from gan_jax.data.points import mixture
+from gan_jax.metrics.registry import POINTS, Metric
 
 NUM_EVAL_SAMPLES = 2500
 
@@ -46,3 +47,12 @@ def mode_coverage(samples: np.ndarray, dataset: str) -> dict[str, float]:
         "hq_percent": 100.0 * num_hq / len(samples),
         "reverse_kl": reverse_kl,
     }
+
+
+def _mode_coverage(ctx) -> dict[str, float]:
+    # PacGAN's protocol fixes the sample count; num_samples does not apply.
+    result = mode_coverage(ctx.fake(NUM_EVAL_SAMPLES), ctx.cfg.data.name)
+    return {name: float(value) for name, value in result.items()}
+
+
+METRIC = Metric("mode_coverage", (POINTS,), _mode_coverage)

@@ -23,14 +23,18 @@ or with the real clips drawn from the data config itself, reused across evaluati
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from ml_collections import config_dict
 
+from gan_jax.data.spec import DataSpec
 from gan_jax.metrics.feature_fd import StreamingFD
 from gan_jax.metrics.frechet import GaussianStats
-from gan_jax.metrics.shapes_features import ShapesFeatures, get_feature_params
+from gan_jax.metrics.registry import VIDEO, Metric
+from gan_jax.metrics.shapes_features import MIN_SIZE, ShapesFeatures, get_feature_params
 
 # Reference clips of ``for_data`` are rendered in chunks of this many, to bound host memory.
 _RENDER_CHUNK = 256
@@ -243,8 +247,64 @@ def untrained_generator_clips(clip_shape, num_clips: int, *, seed: int = 0) -> n
     # The classic threefry layout: the partitionable one compiles for seconds per 5-D kernel on
     # CPU (see shapes_features.init_params).
     with jax.threefry_partitionable(False):
-        variables = jax.jit(lambda key: generator.init(key, jnp.zeros((2, 64)), train=False))(
-            init_key
-        )
-    z = jax.random.normal(noise_key, (num_clips, 64))
+        variables = jax.jit(
+            lambda key: generator.init(key, {"z": jnp.zeros((2, 64))}, train=False)
+        )(init_key)
+    z = {"z": jax.random.normal(noise_key, (num_clips, 64))}
     return np.asarray(jax.jit(lambda v, z: generator.apply(v, z, train=False))(variables, z))
+
+
+# ---------------------------------------------------------------------------------------------
+# The metric "shapes_fd" (gan_jax.metrics.registry)
+
+
+SHAPES_FEATURES_DIR = "shapes_features"
+# Clips per feature-network call.
+_SHAPES_FD_BATCH = 64
+
+
+def shapes_features_dir(cfg: config_dict.ConfigDict, workdir: Path | None) -> Path | None:
+    """Where shapes_fd caches its feature network: `eval.shapes_features_dir`, else
+    WORKDIR/shapes_features (None without a workdir: the user cache)."""
+    configured = cfg.eval.shapes_features_dir
+    if configured:
+        return Path(configured)
+    return None if workdir is None else Path(workdir) / SHAPES_FEATURES_DIR
+
+
+def _shapes_fd_missing(cfg: config_dict.ConfigDict, spec: DataSpec) -> str | None:
+    _, height, width, _ = spec.sample_shape
+    if min(height, width) < MIN_SIZE:
+        return (
+            f"the shapes feature network needs frames of at least {MIN_SIZE}x{MIN_SIZE}, but "
+            f"this run makes {height}x{width}; raise data.height and data.width"
+        )
+    return None
+
+
+def _shapes_fd(ctx) -> dict[str, float]:
+    """FSD of `eval.num_samples` generated vs real clips; the network trains on first use."""
+    num = max(ctx.num_samples, 2)
+
+    def real_metric():
+        # The network is trained (or loaded from the cache) and the real clips' statistics
+        # computed once per context: they do not depend on the generator.
+        return ShapesFD.for_data(
+            ctx.cfg.data,
+            num_real=num,
+            cache_dir=shapes_features_dir(ctx.cfg, ctx.workdir),
+            batch_size=_SHAPES_FD_BATCH,
+            steps=int(ctx.cfg.eval.shapes_features_steps),
+        )
+
+    metric = ctx.cached(f"shapes_fd/{num}", real_metric)
+    return {"fsd": metric.score(ctx.fake_batches(num))}
+
+
+METRIC = Metric(
+    "shapes_fd",
+    (VIDEO,),
+    _shapes_fd,
+    data_names=("bouncing_shapes",),
+    missing=_shapes_fd_missing,
+)

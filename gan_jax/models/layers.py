@@ -1,8 +1,9 @@
 """Flax layers for the video models: convolutions routed through `conv_ops`, normalisation.
 
 The convolution modules own their parameters (`kernel` `[*K, Cin, Cout]`, `bias` `[Cout]`) and
-call `conv_ops.conv` / `conv_ops.conv_transpose`, which pick a fast stride-1 formulation on CPU
-and the plain `lax` ops elsewhere.
+call `gan_jax.ops.conv`, whose route is chosen once per process: matrix products on
+space-to-depth blocks (Winograd where the block depth allows) on CPU, the plain `lax` ops
+elsewhere (`GAN_JAX_CONV_IMPL` overrides).
 """
 
 from collections.abc import Sequence
@@ -12,7 +13,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gan_jax.models import conv_ops
+from gan_jax.ops import conv as conv_ops
 
 # DCGAN initialisation (Radford et al. 2016): weights ~ N(0, 0.02).
 dcgan_init = nn.initializers.normal(stddev=0.02)
@@ -28,7 +29,6 @@ class Conv(nn.Module):
     strides: Sequence[int]
     padding: Sequence[tuple[int, int]]
     use_bias: bool = True
-    conv_impl: str | None = None
     dtype: Any = jnp.float32
 
     @nn.compact
@@ -41,7 +41,6 @@ class Conv(nn.Module):
             kernel.astype(self.dtype),
             tuple(self.strides),
             tuple(self.padding),
-            impl=self.conv_impl,
         )
         if self.use_bias:
             y = _add_bias(y, self.param("bias", nn.initializers.zeros, (self.features,)))
@@ -59,7 +58,6 @@ class ConvTranspose(nn.Module):
     strides: Sequence[int]
     padding: Sequence[tuple[int, int]]
     use_bias: bool = True
-    conv_impl: str | None = None
     dtype: Any = jnp.float32
 
     @nn.compact
@@ -72,7 +70,6 @@ class ConvTranspose(nn.Module):
             kernel.astype(self.dtype),
             tuple(self.strides),
             tuple(self.padding),
-            impl=self.conv_impl,
         )
         if self.use_bias:
             y = _add_bias(y, self.param("bias", nn.initializers.zeros, (self.features,)))
@@ -82,6 +79,15 @@ class ConvTranspose(nn.Module):
 def _add_bias(y: jax.Array, bias: jax.Array) -> jax.Array:
     # Explicit rank: the tests run with jax_numpy_rank_promotion="raise".
     return y + bias.astype(y.dtype).reshape((1,) * (y.ndim - 1) + bias.shape)
+
+
+def check_unconditional(cond, owner: str) -> None:
+    """Unconditional nets take `cond` (the model contract) but must get None."""
+    if cond is not None:
+        raise ValueError(
+            f"{owner} is unconditional but was given a condition; use objective "
+            "'unconditional' or a conditional model family"
+        )
 
 
 def check_norm(norm: str, owner: str) -> None:

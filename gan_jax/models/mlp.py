@@ -7,19 +7,30 @@ Gaussian onto a ring of modes, so both nets here have hidden layers.
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from ml_collections import config_dict
+
+from gan_jax.config import Checker, ConfigError
+from gan_jax.data.spec import DataSpec
+from gan_jax.models.layers import check_unconditional
 
 
 class MLPGenerator(nn.Module):
-    """z `[N, z_dim]` -> points `[N, out_dim]`."""
+    """latents `{"z": [N, z_dim]}` -> points `[N, out_dim]`."""
 
     z_dim: int = 2
     out_dim: int = 2
     hidden: int = 128
     depth: int = 3
 
+    @property
+    def latent_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {"z": (self.z_dim,)}
+
     @nn.compact
-    def __call__(self, z: jax.Array, train: bool = True) -> jax.Array:
+    def __call__(self, latents: dict[str, jax.Array], cond=None, train: bool = True) -> jax.Array:
         del train  # no normalisation: same in train and eval
+        check_unconditional(cond, "MLPGenerator")
+        z = latents["z"]
         if z.ndim != 2 or z.shape[1] != self.z_dim:
             raise ValueError(f"MLPGenerator: z must be [N, {self.z_dim}], got {z.shape}.")
         x = z
@@ -76,8 +87,9 @@ class MLPDiscriminator(nn.Module):
     minibatch_std_group: int = 0
 
     @nn.compact
-    def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
+    def __call__(self, x: jax.Array, cond=None, train: bool = True) -> jax.Array:
         del train
+        check_unconditional(cond, "MLPDiscriminator")
         if x.ndim != 2 or x.shape[1] != self.in_dim:
             raise ValueError(f"MLPDiscriminator: input must be [N, {self.in_dim}], got {x.shape}.")
         if self.depth < 1:
@@ -92,3 +104,67 @@ class MLPDiscriminator(nn.Module):
             h = nn.leaky_relu(nn.Dense(self.hidden, name=f"hidden{i}")(h), 0.2)
         logits = nn.Dense(1, name="out")(h)[:, 0]
         return jnp.repeat(logits, self.pack)
+
+
+# ---------------------------------------------------------------------------------------------
+# The model family (gan_jax.models): config, validation, construction
+
+
+def g_config() -> config_dict.ConfigDict:
+    """G's keys: noise size, width and number of hidden layers."""
+    return config_dict.ConfigDict({"z_dim": 2, "hidden": 128, "depth": 3})
+
+
+def d_config() -> config_dict.ConfigDict:
+    """D's keys: width, hidden layers, PacGAN packing (1 = off), minibatch-std group (0 = off)."""
+    return config_dict.ConfigDict({"hidden": 128, "depth": 3, "pack": 1, "minibatch_std": 0})
+
+
+def _check_points(net: str, spec: DataSpec) -> int:
+    if len(spec.sample_shape) != 1:
+        raise ConfigError(
+            f"{net}.name='mlp' works on vectors [N, D], but data.name={spec.name!r} has samples "
+            f"of shape {spec.sample_shape}; choose a model family for clips (e.g. 'video_dcgan')"
+        )
+    return spec.sample_shape[0]
+
+
+def validate_g(g_cfg: config_dict.ConfigDict, spec: DataSpec) -> None:
+    _check_points("g", spec)
+    check = Checker(g_cfg, "g")
+    check.integer("z_dim", 1)
+    check.integer("hidden", 1)
+    check.integer("depth", 0)
+
+
+def validate_d(d_cfg: config_dict.ConfigDict, spec: DataSpec) -> None:
+    _check_points("d", spec)
+    check = Checker(d_cfg, "d")
+    check.integer("hidden", 1)
+    check.integer("depth", 1)
+    pack = check.integer("pack", 1)
+    if spec.batch_size % pack:
+        raise ConfigError(f"batch_size={spec.batch_size} must be divisible by d.pack={pack}")
+    group = check.integer("minibatch_std", 0)
+    packed = spec.batch_size // pack
+    if group == 1 or (group and packed % group):
+        raise ConfigError(
+            f"d.minibatch_std={group} must be 0 (off) or >= 2 and divide the packed batch "
+            f"batch_size / d.pack = {packed}"
+        )
+
+
+def make_generator(g_cfg: config_dict.ConfigDict, spec: DataSpec) -> MLPGenerator:
+    return MLPGenerator(
+        z_dim=g_cfg.z_dim, out_dim=spec.sample_shape[0], hidden=g_cfg.hidden, depth=g_cfg.depth
+    )
+
+
+def make_discriminator(d_cfg: config_dict.ConfigDict, spec: DataSpec) -> MLPDiscriminator:
+    return MLPDiscriminator(
+        in_dim=spec.sample_shape[0],
+        hidden=d_cfg.hidden,
+        depth=d_cfg.depth,
+        pack=d_cfg.pack,
+        minibatch_std_group=d_cfg.minibatch_std,
+    )

@@ -2,6 +2,7 @@
 strided 3-D convolutions with LeakyReLU (after Vondrick et al. 2016 and Radford et al. 2016).
 
 Clips are `[N, T, H, W, C]` in [-1, 1]. T = 1 makes an image GAN (time kernels become 1).
+The family `video_dcgan` (`cfg.g.name` / `cfg.d.name`): the clip shape comes from the data.
 
 Architecture for `depth` = d and `base_width` = w:
   G: z `[N, Z]` -> Dense -> `[N, T0, H0, W0, w * 2^(d-1)]`, then d transposed convolutions
@@ -18,8 +19,20 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from ml_collections import config_dict
 
-from gan_jax.models.layers import Conv, ConvTranspose, check_norm, normalize
+from gan_jax.config import Checker, ConfigError
+from gan_jax.data.spec import DataSpec
+from gan_jax.models.layers import (
+    NORMS,
+    Conv,
+    ConvTranspose,
+    check_norm,
+    check_unconditional,
+    normalize,
+)
+
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
 def block_plan(
@@ -68,7 +81,7 @@ def _geometry(stride_t: int, stride_s: int, t: int):
 
 
 class VideoGenerator(nn.Module):
-    """z `[N, z_dim]` -> clips `[N, T, H, W, C]` in [-1, 1]."""
+    """latents `{"z": [N, z_dim]}` -> clips `[N, T, H, W, C]` in [-1, 1]."""
 
     clip_shape: tuple[int, int, int, int] = (16, 32, 32, 3)  # (T, H, W, C)
     z_dim: int = 128
@@ -76,12 +89,17 @@ class VideoGenerator(nn.Module):
     depth: int = 4
     norm: str = "batch"
     bn_axis_name: str | None = None
-    conv_impl: str | None = None
     dtype: Any = jnp.float32
 
+    @property
+    def latent_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {"z": (self.z_dim,)}
+
     @nn.compact
-    def __call__(self, z: jax.Array, train: bool = True) -> jax.Array:
+    def __call__(self, latents: dict[str, jax.Array], cond=None, train: bool = True) -> jax.Array:
         check_norm(self.norm, "VideoGenerator")
+        check_unconditional(cond, "VideoGenerator")
+        z = latents["z"]
         if z.ndim != 2 or z.shape[1] != self.z_dim:
             raise ValueError(f"VideoGenerator: z must be [N, {self.z_dim}], got {z.shape}.")
         (t0, h0, w0), strides = block_plan(self.clip_shape, self.depth)
@@ -100,7 +118,6 @@ class VideoGenerator(nn.Module):
                 (st, ss, ss),
                 padding,
                 use_bias=last or self.norm == "none",
-                conv_impl=self.conv_impl,
                 dtype=self.dtype,
                 name=f"up{i}",
             )(x)
@@ -118,12 +135,12 @@ class VideoDiscriminator(nn.Module):
     norm: str = "batch"
     spectral_norm: bool = False
     bn_axis_name: str | None = None
-    conv_impl: str | None = None
     dtype: Any = jnp.float32
 
     @nn.compact
-    def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
+    def __call__(self, x: jax.Array, cond=None, train: bool = True) -> jax.Array:
         check_norm(self.norm, "VideoDiscriminator")
+        check_unconditional(cond, "VideoDiscriminator")
         if x.ndim != 5 or tuple(x.shape[1:]) != tuple(self.clip_shape):
             raise ValueError(
                 f"VideoDiscriminator: input must be [N, {', '.join(map(str, self.clip_shape))}]"
@@ -145,7 +162,6 @@ class VideoDiscriminator(nn.Module):
                 (st, ss, ss),
                 padding,
                 use_bias=i == 0 or self.norm == "none",
-                conv_impl=self.conv_impl,
                 dtype=self.dtype,
                 name=f"down{i}",
             )
@@ -156,3 +172,83 @@ class VideoDiscriminator(nn.Module):
         x = x.reshape(x.shape[0], -1)
         logits = layer(nn.Dense(1, dtype=self.dtype, name="logits"), x)
         return logits[:, 0].astype(jnp.float32)
+
+
+# ---------------------------------------------------------------------------------------------
+# The model family (gan_jax.models): config, validation, construction
+
+
+def g_config() -> config_dict.ConfigDict:
+    """G's keys: noise size, width of the last hidden block, blocks, norm, compute dtype."""
+    return config_dict.ConfigDict(
+        {"z_dim": 128, "base_width": 64, "depth": 4, "norm": "batch", "dtype": "float32"}
+    )
+
+
+def d_config() -> config_dict.ConfigDict:
+    """D's keys: width of the first block, blocks, norm, spectral norm, compute dtype."""
+    return config_dict.ConfigDict(
+        {
+            "base_width": 64,
+            "depth": 4,
+            "norm": "batch",
+            "spectral_norm": False,
+            "dtype": "float32",
+        }
+    )
+
+
+def _validate_net(net_cfg: config_dict.ConfigDict, net: str, spec: DataSpec) -> None:
+    check = Checker(net_cfg, net)
+    if not spec.is_video:
+        raise ConfigError(
+            f"{net}.name='video_dcgan' makes clips [N, T, H, W, C], but data.name="
+            f"{spec.name!r} has samples of shape {spec.sample_shape}; choose a model family "
+            "for that data (e.g. 'mlp' for 2-D points)"
+        )
+    depth = check.integer("depth", 1)
+    check.integer("base_width", 1)
+    check.one_of("norm", NORMS)
+    check.one_of("dtype", tuple(DTYPES))
+    try:
+        block_plan(spec.sample_shape, depth)
+    except ValueError:
+        _, height, width, _ = spec.sample_shape
+        scale = 2**depth
+        raise ConfigError(
+            f"data.height={height} and data.width={width} must be divisible by "
+            f"2**{net}.depth={scale}; choose sizes that are multiples of {scale} or a smaller "
+            f"{net}.depth"
+        ) from None
+
+
+def validate_g(g_cfg: config_dict.ConfigDict, spec: DataSpec) -> None:
+    _validate_net(g_cfg, "g", spec)
+    Checker(g_cfg, "g").integer("z_dim", 1)
+
+
+def validate_d(d_cfg: config_dict.ConfigDict, spec: DataSpec) -> None:
+    _validate_net(d_cfg, "d", spec)
+    Checker(d_cfg, "d").boolean("spectral_norm")
+
+
+def make_generator(g_cfg: config_dict.ConfigDict, spec: DataSpec) -> VideoGenerator:
+    return VideoGenerator(
+        clip_shape=spec.sample_shape,
+        z_dim=g_cfg.z_dim,
+        base_width=g_cfg.base_width,
+        depth=g_cfg.depth,
+        norm=g_cfg.norm,
+        dtype=DTYPES[g_cfg.dtype],
+    )
+
+
+def make_discriminator(d_cfg: config_dict.ConfigDict, spec: DataSpec) -> VideoDiscriminator:
+    return VideoDiscriminator(
+        clip_shape=spec.sample_shape,
+        base_width=d_cfg.base_width,
+        depth=d_cfg.depth,
+        norm=d_cfg.norm,
+        spectral_norm=d_cfg.spectral_norm,
+        dtype=DTYPES[d_cfg.dtype],
+    )

@@ -1,7 +1,7 @@
 """Stride-1 "valid" convolutions whose two-tap dims run as Winograd F(m, 2) products.
 
-The fast CPU route (``conv_ops``) turns every stride-2, kernel-4 convolution into a stride-1
-valid conv with two taps per dim over space-to-depth blocks. Along such a dim two
+The fast CPU route (``fast``) turns every stride-2, kernel-4 convolution into a stride-1 valid
+conv with two taps per dim over space-to-depth blocks (``blocks``). Along such a dim two
 neighbouring outputs
 
     y0 = d0 g0 + d1 g1,    y1 = d1 g0 + d2 g1
@@ -21,7 +21,7 @@ Layouts: blocks ``[N, *B, D]``, kernel ``[*k, D, Cout]``, output ``[N, *O, Cout]
 ``O = B - k + 1``; the transformed input is ``[P, R, Kd]`` and the kernel ``[P, Kd, Cout]``,
 with P = prod(m + 1) over transformed dims, R = N * prod(tiles), Kd = prod(direct taps) * D.
 
-As in ``conv_ops``, the conv, its adjoint and its kernel gradient have a ``jax.custom_vjp``
+As in ``im2col``, the conv, its adjoint and its kernel gradient have a ``jax.custom_vjp``
 each, written with one another, so gradients of gradients stay on this route.
 """
 
@@ -310,7 +310,7 @@ def _wgrad_fwd(blocks, grad_y, spec):
 
 
 def _wgrad_bwd(spec, residuals, grad_w):
-    # Bilinear in (blocks, grad_y), as in conv_ops._mm_wgrad_bwd.
+    # Bilinear in (blocks, grad_y), as in im2col._wgrad_bwd.
     blocks, grad_y = residuals
     return _conv_t(grad_y, grad_w, spec), _conv(blocks, grad_w, spec)
 
@@ -324,7 +324,7 @@ def _spec(batch, block_sizes, kernel: jax.Array) -> Spec:
     wino = winograd_dims(block_sizes, kernel_sizes)
     if not any(wino):
         raise ValueError(
-            f"conv_winograd: no dim of blocks {block_sizes} with kernel {kernel_sizes} has two "
+            f"winograd: no dim of blocks {block_sizes} with kernel {kernel_sizes} has two "
             "taps and an even number of outputs; use the direct route for this conv."
         )
     return (batch, tuple(block_sizes), kernel_sizes, wino, kernel.shape[-2])

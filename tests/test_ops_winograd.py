@@ -1,12 +1,13 @@
-"""Tests for gan_jax.models.conv_winograd against lax's stride-1 valid convolution."""
+"""Tests for gan_jax.ops.winograd against lax's stride-1 valid convolution."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conv_reference import random_array
 from jax import lax
 
-from gan_jax.models import conv_winograd
+from gan_jax.ops import winograd
 
 # (block sizes B, kernel taps k): every dim F(2, 2); F(2, 2) in time with F(4, 2) in space
 # (8 and 16 outputs); 1-D F(4, 2); a 3-tap dim left direct; an odd number of outputs left
@@ -19,10 +20,6 @@ CASES = [
     ((4, 5), (2, 2)),
     ((3, 3, 3), (2, 2, 2)),
 ]
-
-
-def _random(seed, shape):
-    return jnp.asarray(np.random.default_rng(seed).standard_normal(shape, dtype=np.float32))
 
 
 def _lax_valid_conv(blocks, kernel):
@@ -44,18 +41,26 @@ def _close(got, want, what):
     )
 
 
-@pytest.mark.parametrize("block_sizes, taps", CASES)
+# The default suite runs three of the cases (3-D F(2, 2), 1-D F(4, 2), a 2-D mix); the rest
+# under -m slow (each compiles gradients of gradients, ~20 s on 2 cores).
+_DEFAULT = (((5, 5, 5), (2, 2, 2)), ((9,), (2,)), ((4, 5), (2, 2)))
+
+
+@pytest.mark.parametrize(
+    "block_sizes, taps",
+    [c if c in _DEFAULT else pytest.param(*c, marks=pytest.mark.slow) for c in CASES],
+)
 def test_conv_and_adjoint_match_lax(block_sizes, taps):
-    blocks = _random(0, (2, *block_sizes, 3))
-    kernel = _random(1, (*taps, 3, 4))
-    assert any(conv_winograd.winograd_dims(block_sizes, taps))
+    blocks = random_array(0, (2, *block_sizes, 3))
+    kernel = random_array(1, (*taps, 3, 4))
+    assert any(winograd.winograd_dims(block_sizes, taps))
     if 16 in block_sizes or 17 in block_sizes or block_sizes == (9,):
-        assert 4 in conv_winograd.winograd_dims(block_sizes, taps)
-    out = conv_winograd.conv(blocks, kernel)
+        assert 4 in winograd.winograd_dims(block_sizes, taps)
+    out = winograd.conv(blocks, kernel)
     _close(out, _lax_valid_conv(blocks, kernel), "conv")
-    cotangent = _random(2, out.shape)
+    cotangent = random_array(2, out.shape)
     (want,) = jax.linear_transpose(lambda b: _lax_valid_conv(b, kernel), blocks)(cotangent)
-    _close(conv_winograd.conv_transpose(cotangent, kernel, block_sizes), want, "conv_transpose")
+    _close(winograd.conv_transpose(cotangent, kernel, block_sizes), want, "conv_transpose")
 
     # First and second derivatives through the custom VJPs of all three products.
     def loss(conv_fn, blocks, kernel):
@@ -66,7 +71,7 @@ def test_conv_and_adjoint_match_lax(block_sizes, taps):
         return sum(jnp.sum(g**2) for g in grads)
 
     for fn in (loss, penalty):
-        got = jax.grad(fn, argnums=(1, 2))(conv_winograd.conv, blocks, kernel)
+        got = jax.grad(fn, argnums=(1, 2))(winograd.conv, blocks, kernel)
         want = jax.grad(fn, argnums=(1, 2))(_lax_valid_conv, blocks, kernel)
         for g, w, name in zip(got, want, ("blocks", "kernel")):
             _close(g, w, f"{fn.__name__} d/d{name}")
@@ -74,9 +79,9 @@ def test_conv_and_adjoint_match_lax(block_sizes, taps):
 
 def test_conv_transpose_gradients_match_lax():
     block_sizes, taps = (5, 5, 9), (2, 2, 2)
-    kernel = _random(1, (*taps, 3, 4))
-    y = _random(2, (2, 4, 4, 8, 4))
-    weights = _random(3, (2, *block_sizes, 3))
+    kernel = random_array(1, (*taps, 3, 4))
+    y = random_array(2, (2, 4, 4, 8, 4))
+    weights = random_array(3, (2, *block_sizes, 3))
 
     def lax_adjoint(y, kernel):
         blocks = jax.ShapeDtypeStruct((2, *block_sizes, 3), jnp.float32)
@@ -85,7 +90,7 @@ def test_conv_transpose_gradients_match_lax():
     def loss(fn, y, kernel):
         return jnp.sum(jnp.tanh(fn(y, kernel)) * weights)
 
-    ours = lambda y, k: conv_winograd.conv_transpose(y, k, block_sizes)  # noqa: E731
+    ours = lambda y, k: winograd.conv_transpose(y, k, block_sizes)  # noqa: E731
     for got, want in zip(
         jax.grad(loss, (1, 2))(ours, y, kernel), jax.grad(loss, (1, 2))(lax_adjoint, y, kernel)
     ):
@@ -93,8 +98,8 @@ def test_conv_transpose_gradients_match_lax():
 
 
 def test_transformed_kernel_has_m_plus_one_positions_per_dim():
-    kernel = _random(0, (2, 2, 3, 5, 6))
-    w = conv_winograd.transform_kernel(kernel, (2, 4, 0))
+    kernel = random_array(0, (2, 2, 3, 5, 6))
+    w = winograd.transform_kernel(kernel, (2, 4, 0))
     assert w.shape == (3 * 5, 3 * 5, 6)
     # F(2, 2)'s middle position is g0 + g1; F(4, 2)'s last is g1 (the point at infinity).
     np.testing.assert_allclose(
@@ -104,4 +109,4 @@ def test_transformed_kernel_has_m_plus_one_positions_per_dim():
 
 def test_conv_without_a_qualifying_dim_raises():
     with pytest.raises(ValueError, match="two taps and an even number of outputs"):
-        conv_winograd.conv(jnp.zeros((1, 4, 4, 2)), jnp.zeros((3, 2, 2, 2)))
+        winograd.conv(jnp.zeros((1, 4, 4, 2)), jnp.zeros((3, 2, 2, 2)))

@@ -1,0 +1,9 @@
+"""Objectives, found by name from `cfg.objective.name` (see `gan_jax.objectives.base`).
+
+Built in: "unconditional". A new one is one file here or a module path in the config.
+"""
+
+from gan_jax.objectives.base import OBJECTIVES, Cond, Objective
+from gan_jax.objectives.unconditional import Unconditional
+
+__all__ = ["OBJECTIVES", "Cond", "Objective", "Unconditional"]

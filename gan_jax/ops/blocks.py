@@ -1,0 +1,94 @@
+"""Space-to-depth blocks: a strided convolution as a stride-1 "valid" one over blocks.
+
+The padded input is cut into stride-sized blocks folded into channels (space-to-depth), and the
+kernel is zero-padded to a multiple of the stride and folded the same way, so the strided conv
+becomes a stride-1 valid conv over blocks with ceil(K / s) taps per dim. Layouts and sizes here
+are shared by the "fast" route (``im2col``, ``winograd``, planned by ``fast``) and by the
+benchmark-only stride-1-conv route (``benchmarks/s2d_conv.py``).
+"""
+
+import itertools
+import math
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+# Static description of one strided conv: (input sizes S, kernel sizes K, strides, padding).
+Geometry = tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[tuple[int, int], ...]]
+
+
+def conv_out_sizes(in_sizes, kernel_sizes, strides, padding) -> tuple[int, ...]:
+    """O = (S + lo + hi - K) // stride + 1, per spatial dim."""
+    return tuple(
+        (s + lo + hi - k) // st + 1
+        for s, k, st, (lo, hi) in zip(in_sizes, kernel_sizes, strides, padding)
+    )
+
+
+def transpose_out_sizes(in_sizes, kernel_sizes, strides, padding) -> tuple[int, ...]:
+    """O = (S - 1) * stride + K - lo - hi, per spatial dim (PyTorch ConvTranspose)."""
+    return tuple(
+        (s - 1) * st + k - lo - hi
+        for s, k, st, (lo, hi) in zip(in_sizes, kernel_sizes, strides, padding)
+    )
+
+
+def block_layout(geometry: Geometry):
+    """(out sizes O, kernel blocks ceil(K / s), padded input sizes, kernel block offsets)."""
+    in_sizes, kernel_sizes, strides, padding = geometry
+    out_sizes = conv_out_sizes(in_sizes, kernel_sizes, strides, padding)
+    kernel_blocks = tuple(-(-k // st) for k, st in zip(kernel_sizes, strides))
+    # Exactly the input window that the outputs read, rounded up to whole stride blocks:
+    # extra zeros on the high side meet zero kernel taps, extra input rows are cropped.
+    padded_sizes = tuple(st * (o - 1 + b) for st, o, b in zip(strides, out_sizes, kernel_blocks))
+    offsets = list(itertools.product(*(range(b) for b in kernel_blocks)))
+    return out_sizes, kernel_blocks, padded_sizes, offsets
+
+
+def to_blocks(x: jax.Array, geometry: Geometry) -> jax.Array:
+    """[N, *S, C] -> padded (or cropped) space-to-depth blocks [N, *(O - 1 + kb), prod(s) * C]."""
+    in_sizes, _, strides, padding = geometry
+    padded_sizes = block_layout(geometry)[2]
+    pad_config = [(0, 0, 0)]
+    pad_config += [
+        (lo, size - s - lo, 0) for (lo, _), size, s in zip(padding, padded_sizes, in_sizes)
+    ]
+    pad_config.append((0, 0, 0))
+    return space_to_depth(lax.pad(x, jnp.zeros((), x.dtype), pad_config), strides)
+
+
+def from_blocks(blocks: jax.Array, channels: int, geometry: Geometry) -> jax.Array:
+    """The adjoint of ``to_blocks``: depth-to-space, then drop the padding."""
+    x_struct = jax.ShapeDtypeStruct((blocks.shape[0], *geometry[0], channels), blocks.dtype)
+    (x,) = jax.linear_transpose(lambda x: to_blocks(x, geometry), x_struct)(blocks)
+    return x
+
+
+def space_to_depth(x: jax.Array, strides: tuple[int, ...]) -> jax.Array:
+    """[N, *(B_i * s_i), C] -> [N, *B, prod(s) * C], the channel order being (*s, C)."""
+    num_spatial = len(strides)
+    batch, channels = x.shape[0], x.shape[-1]
+    blocks = tuple(size // st for size, st in zip(x.shape[1:-1], strides))
+    split = x.reshape(batch, *(d for b, st in zip(blocks, strides) for d in (b, st)), channels)
+    # Axes of `split`: 0 = N, 1 + 2i = block i, 2 + 2i = phase i, last = C.
+    order = (0, *(1 + 2 * i for i in range(num_spatial)), *(2 + 2 * i for i in range(num_spatial)))
+    moved = split.transpose(*order, split.ndim - 1)
+    return moved.reshape(batch, *blocks, math.prod(strides) * channels)
+
+
+def kernel_to_depth(kernel: jax.Array, strides: tuple[int, ...]) -> jax.Array:
+    """[*K, Cin, Cout] -> [*ceil(K / s), prod(s) * Cin, Cout], matching ``space_to_depth``."""
+    num_spatial = len(strides)
+    kernel_sizes = kernel.shape[:num_spatial]
+    blocks = tuple(-(-k // st) for k, st in zip(kernel_sizes, strides))
+    # Zero taps past K make the kernel a whole number of stride blocks.
+    padded = jnp.pad(
+        kernel,
+        [(0, b * st - k) for b, st, k in zip(blocks, strides, kernel_sizes)] + [(0, 0), (0, 0)],
+    )
+    cin, cout = kernel.shape[-2:]
+    split = padded.reshape(*(d for b, st in zip(blocks, strides) for d in (b, st)), cin, cout)
+    order = (*(2 * i for i in range(num_spatial)), *(2 * i + 1 for i in range(num_spatial)))
+    moved = split.transpose(*order, split.ndim - 2, split.ndim - 1)
+    return moved.reshape(*blocks, math.prod(strides) * cin, cout)

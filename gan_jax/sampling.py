@@ -1,0 +1,222 @@
+"""Samples from the EMA generator: drawing them, writing them, and the `sample` command.
+
+The sampler draws G's latents (the pytree `g.latent_shapes` declares) and takes the condition
+from the objective (`sample_cond`: nothing for unconditional runs), or from the caller; what it
+returns is the objective's clip (`[N, T, H, W, C]` for video, `[N, 2]` for points).
+
+Clips are written as one tiled video (`.mp4` and `.gif`, every sample a tile) and a PNG frame
+grid (row = sample, column = frame). 2-D points are written as `.npy` and as a PNG with a
+log-scaled histogram of the samples (white) over the true mode centres (red).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import imageio.v3 as iio
+import jax
+import numpy as np
+from jax.sharding import Mesh
+
+from gan_jax import build, parallel
+from gan_jax.data.points import mixture
+from gan_jax.io import frame_grid, tile_clips, write_video
+from gan_jax.io.atomic import atomic_write
+from gan_jax.models import draw_latents
+from gan_jax.objectives import Objective, Unconditional
+from gan_jax.state import GANState
+from gan_jax.workdir import load_run
+
+# Salt of the fixed-noise key used for the samples written during training.
+_SAMPLE_SALT = 0x5A3
+# Salt of the key of conditions drawn without data (e.g. random labels).
+_COND_SALT = 0xC0D
+
+Sampler = Callable[..., np.ndarray]
+
+
+def training_sample_key(seed: int) -> jax.Array:
+    """The fixed noise key of the samples written during training (same at every step)."""
+    return jax.random.fold_in(jax.random.key(seed), _SAMPLE_SALT)
+
+
+def make_sampler(g, mesh: Mesh, objective: Objective | None = None) -> Sampler:
+    """`sampler(state, key, num, cond=None) -> host array [num, ...]` from G's EMA weights.
+
+    The latents are drawn from `key` inside the jitted function, sharded over the batch axis
+    (padded to a multiple of the device count); `cond` (host arrays `[num, ...]`) is what G is
+    conditioned on, by default the objective's `sample_cond`. The samples come back replicated,
+    so every process of a multi-host run can read them. Never donates the state.
+    """
+    objective = Unconditional() if objective is None else objective
+    num_devices = mesh.devices.size
+    data, repl = parallel.batch_sharding(mesh), parallel.replicated(mesh)
+
+    def draw(g_ema, g_stats, key, cond, num):
+        padded = num + (-num) % num_devices
+
+        def normal(k, shape):
+            return jax.lax.with_sharding_constraint(jax.random.normal(k, (padded, *shape)), data)
+
+        latents = draw_latents(key, g.latent_shapes, normal)
+        if cond is None:
+            cond = objective.sample_cond(jax.random.fold_in(key, _COND_SALT), padded)
+        else:
+            cond = jax.tree.map(lambda x: _pad_rows(x, padded), cond)
+        samples = g.apply(
+            {"params": g_ema, **g_stats}, latents, objective.g_inputs(cond), train=False
+        )
+        return objective.clip(samples, cond)[:num]
+
+    jitted = jax.jit(draw, static_argnums=(4,), out_shardings=repl)
+
+    def sampler(state: GANState, key: jax.Array, num: int, cond=None) -> np.ndarray:
+        if num < 1:
+            raise ValueError(f"number of samples must be >= 1, got {num}")
+        out = jitted(state.g_ema, state.g_stats, key, cond, int(num))
+        return np.asarray(jax.device_get(out))
+
+    return sampler
+
+
+def _pad_rows(x: jax.Array, rows: int) -> jax.Array:
+    """`[n, ...]` -> `[rows, ...]`, repeating the last row (padding rows are dropped after)."""
+    n = x.shape[0]
+    if n == rows:
+        return x
+    return jax.numpy.concatenate([x, jax.numpy.repeat(x[-1:], rows - n, axis=0)])
+
+
+def needs_data_conditions(objective) -> bool:
+    """Whether G's conditions can only come from real data (see `gan_jax.objectives.base`)."""
+    return bool(getattr(objective, "conditions_from_data", False))
+
+
+def data_conditions(cfg, run, num: int, seed: int):
+    """Conditions for `num` samples taken from real data (host arrays `[num, ...]`), for
+    objectives that need them, else None. The data order is fixed by `seed`, so the samples
+    written during training show the same conditions at every step."""
+    if not needs_data_conditions(run.objective):
+        return None
+    iterator = build.make_data(
+        cfg, batch_size=num, seed=seed + _COND_SALT, process_index=0, process_count=1
+    )
+    try:
+        batch = next(iterator)
+    finally:
+        close = getattr(iterator, "close", None)
+        if close is not None:
+            close()
+    cond, _ = run.objective.split({k: np.asarray(v) for k, v in batch.items()})
+    return jax.tree.map(np.asarray, cond)
+
+
+def rasterise_points(points: np.ndarray, dataset: str, size: int = 256) -> np.ndarray:
+    """A picture of 2-D samples: log-scaled counts in white, the true mode centres in red.
+
+    Args:
+        points: `[N, 2]` samples.
+        dataset: "ring" or "grid" (sets the view and the centres).
+        size: picture side in pixels.
+
+    Returns:
+        uint8 `[size, size, 3]`; x to the right, y up. Points outside the view are left out.
+    """
+    points = np.asarray(points, np.float64)
+    if points.ndim != 2 or points.shape[1] != 2:
+        raise ValueError(f"points must be [N, 2], got shape {points.shape}")
+    centres, std = mixture(dataset)
+    half = float(np.abs(centres).max()) + max(0.5, 10 * std)
+    edges = np.linspace(-half, half, size + 1)
+    finite = points[np.all(np.isfinite(points), axis=1)]
+    counts, _, _ = np.histogram2d(finite[:, 0], finite[:, 1], bins=(edges, edges))
+    # histogram2d is indexed [x, y]; images are [row, col] with row 0 at the top.
+    counts = counts.T[::-1]
+    level = np.log1p(counts) / max(np.log1p(counts.max()), 1e-9)
+    image = np.repeat((255 * level).astype(np.uint8)[:, :, None], 3, axis=2)
+    cols = np.clip(np.searchsorted(edges, centres[:, 0]) - 1, 0, size - 1)
+    rows = size - 1 - np.clip(np.searchsorted(edges, centres[:, 1]) - 1, 0, size - 1)
+    for dr in (-1, 0, 1):
+        for dc in (-1, 0, 1):
+            if abs(dr) + abs(dc) < 2:  # a small plus sign per centre
+                image[np.clip(rows + dr, 0, size - 1), np.clip(cols + dc, 0, size - 1)] = (
+                    255,
+                    0,
+                    0,
+                )
+    return image
+
+
+def preview_image(samples: np.ndarray, data_name: str) -> np.ndarray:
+    """uint8 `[H, W, 3]` picture of a batch of samples (frame grid or point histogram)."""
+    if np.ndim(samples) == 2:
+        return rasterise_points(samples, data_name)
+    return frame_grid(samples)
+
+
+def write_samples(
+    out_dir: str | os.PathLike, name: str, samples: np.ndarray, data_name: str, fps: float
+) -> list[Path]:
+    """Writes a batch of samples as `out_dir/name.{mp4,gif,png}` (clips) or `.{npy,png}` (points).
+
+    Args:
+        out_dir: created if missing.
+        name: file stem, e.g. "step_000500".
+        samples: clips `[N, T, H, W, C]` in [-1, 1], or points `[N, 2]`.
+        data_name: the dataset (`cfg.data.name`; for points, which mode centres to draw).
+        fps: frame rate of the videos (`cfg.log.fps`).
+
+    Returns:
+        The paths written.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    png = out_dir / f"{name}.png"
+    if np.ndim(samples) == 2:
+        npy = out_dir / f"{name}.npy"
+        points = np.asarray(samples, np.float32)
+        atomic_write(npy, lambda tmp: _save_npy(tmp, points))
+        _write_png(png, rasterise_points(samples, data_name))
+        return [npy, png]
+    tiled = tile_clips(samples)  # [T, rows * H, cols * W, 3]: the whole batch as one clip
+    paths = []
+    for extension in (".mp4", ".gif"):
+        path = out_dir / f"{name}{extension}"
+        write_video(path, tiled, fps=float(fps))
+        paths.append(path)
+    _write_png(png, frame_grid(samples))
+    return [*paths, png]
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as file:  # a file object: np.save would add ".npy" to a path
+        np.save(file, array)
+
+
+def _write_png(path: Path, image: np.ndarray) -> None:
+    atomic_write(path, lambda tmp: iio.imwrite(tmp, image, extension=".png"))
+
+
+def sample_command(
+    run_dir: str | os.PathLike, num: int, out: str | os.PathLike, seed: int = 0
+) -> list[Path]:
+    """The `sample` command: `num` samples from the latest checkpoint's EMA generator.
+
+    Writes `out/samples.{mp4,gif}` and `out/samples.png` for clips, `out/samples.{npy,png}`
+    for points. Returns the paths.
+    """
+    cfg, run, state, mesh = load_run(run_dir)
+    cond = data_conditions(cfg, run, num, seed)
+    samples = make_sampler(run.g, mesh, run.objective)(state, jax.random.key(seed), num, cond)
+    if not np.all(np.isfinite(samples)):
+        raise FloatingPointError(
+            f"the generator of {run_dir} at step {int(state.step)} produced non-finite samples"
+        )
+    paths = []
+    if jax.process_index() == 0:
+        paths = write_samples(out, "samples", samples, cfg.data.name, cfg.log.fps)
+    for path in paths:
+        print(path)
+    return paths

@@ -1,0 +1,97 @@
+"""The run directory: its layout, the files written whole into it, and loading a run from it.
+
+WORKDIR layout (process 0 writes everything but the checkpoints, which orbax coordinates)::
+
+    config.json          the resolved config of the latest invocation
+    data_spec.json       what the data's batches hold (so `sample` needs no access to the data)
+    checkpoints/<step>/  GAN state, data-iterator state and config (gan_jax.checkpoint)
+    metrics.jsonl, tb/   metrics every `log.every` steps (gan_jax.metric_writer)
+    samples/             step_XXXXXX.{mp4,gif,png} (points: .npy, .png) from the EMA generator
+    eval/                step_XXXXXX.json from `gan-jax eval`
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import jax
+from jax.sharding import Mesh
+from ml_collections import config_dict
+
+from gan_jax import build, config, parallel
+from gan_jax.checkpoint import Checkpointer
+from gan_jax.data.spec import DataSpec
+from gan_jax.io.atomic import atomic_write_text
+from gan_jax.state import GANState
+
+logger = logging.getLogger(__name__)
+
+CONFIG_JSON = config.CONFIG_JSON
+SPEC_JSON = "data_spec.json"
+CHECKPOINT_DIR = "checkpoints"
+SAMPLES_DIR = "samples"
+EVAL_DIR = "eval"
+
+
+def write_config(cfg: config_dict.ConfigDict, workdir: str | os.PathLike) -> Path:
+    """Writes `cfg` to WORKDIR/config.json (atomically: never a torn file)."""
+    return atomic_write_text(Path(workdir) / CONFIG_JSON, config.to_json(cfg))
+
+
+def write_spec(spec: DataSpec, workdir: str | os.PathLike) -> Path:
+    """Writes the data spec to WORKDIR/data_spec.json."""
+    return atomic_write_text(Path(workdir) / SPEC_JSON, spec.to_json())
+
+
+def read_spec(workdir: str | os.PathLike) -> DataSpec | None:
+    """The data spec saved with the run, or None (runs from before it was saved)."""
+    path = Path(workdir) / SPEC_JSON
+    if not path.is_file():
+        return None
+    try:
+        return DataSpec.from_json(path.read_text(encoding="utf-8"))
+    except (ValueError, KeyError, TypeError) as e:
+        logger.warning("Ignoring %s (%s); the spec is computed from the data config", path, e)
+        return None
+
+
+def abstract_state(run: build.Run, mesh: Mesh) -> GANState:
+    """Shapes, dtypes and replicated shardings of the run's state, for restoring into."""
+    shapes = jax.eval_shape(build.init_fn(run), jax.random.key(0))
+    sharding = parallel.replicated(mesh)
+    return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), shapes)
+
+
+def load_run(
+    workdir: str | os.PathLike, mesh: Mesh | None = None
+) -> tuple[config_dict.ConfigDict, build.Run, GANState, Mesh]:
+    """Config, parts and latest state of a training run, for sampling and evaluation.
+
+    The config saved with the checkpoint is used (it is the one the state was trained with);
+    WORKDIR/config.json is the fallback.
+
+    Raises:
+        FileNotFoundError: WORKDIR holds no finished checkpoint.
+    """
+    workdir = Path(workdir)
+    directory = workdir / CHECKPOINT_DIR
+    if not directory.is_dir():
+        raise FileNotFoundError(
+            f"{workdir} has no {CHECKPOINT_DIR}/ directory: train first with "
+            f"`gan-jax train --config ... --workdir {workdir}`"
+        )
+    mesh = parallel.make_mesh() if mesh is None else mesh
+    with Checkpointer(directory) as ckpt:
+        saved = ckpt.read_config()
+        cfg = (
+            config.config_from_dict(saved)
+            if saved is not None
+            else config.load_config_json(workdir / CONFIG_JSON)
+        )
+        cfg = build.upgrade_config(cfg)  # runs from before parts were found by name
+        run = build.build(cfg, read_spec(workdir))
+        state, _, _ = ckpt.restore(abstract_state(run, mesh))
+    logger.info("Loaded %s at step %d", workdir, int(state.step))
+    return cfg, run, state, mesh

@@ -1,0 +1,34 @@
+"""benchmarks/train_step.py builds its run from any config file: a smoke run of two configs."""
+
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "benchmarks" / "train_step.py"
+
+
+@pytest.mark.parametrize(
+    "config, overrides",
+    [
+        pytest.param("tiny.py", [], marks=pytest.mark.slow),  # 3-D convolutions: ~35 s
+        ("toy_rpgan.py", ["--config.batch_size=16", "--config.steps=10"]),
+    ],
+)
+def test_benchmark_times_the_step_of_a_config(config, overrides):
+    command = [
+        sys.executable,
+        str(SCRIPT),
+        "--config",
+        str(ROOT / "experiments" / "configs" / config),
+    ]
+    command += [*overrides, "--steps", "1", "--warmup", "1"]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    assert out.startswith("CPU: ")
+    assert f"config {config}" in out and "clips/s: " in out
+    clips_per_second = float(out.split("clips/s: ")[1].split()[0])
+    assert clips_per_second > 0
