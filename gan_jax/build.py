@@ -2,9 +2,10 @@
 
 Every part is found by name (`gan_jax.registry`): the model families of `cfg.g.name` and
 `cfg.d.name`, the dataset of `cfg.data.name`, the objective of `cfg.objective.name`, the loss of
-`cfg.loss.name` and the penalties named in `cfg.penalty`. Nothing here knows a part: a new one
-is its own file plus a config. The trainer, `sample` and `eval` all build through here, so they
-get exactly the same models from the same config.
+`cfg.loss.name` and the penalties named in `cfg.penalty`; `cfg.augment` is the augmentation of
+D's inputs (`gan_jax.augment`). Nothing here knows a part: a new one is its own file plus a
+config. The trainer, `sample` and `eval` all build through here, so they get exactly the same
+models from the same config.
 
 `validate` runs each part's own checks on its group and turns their `ValueError`s into
 `ConfigError`s that name the key (the CLI's exit status 2).
@@ -19,7 +20,7 @@ import jax
 import optax
 from ml_collections import config_dict
 
-from gan_jax import losses, models, optim, train_step
+from gan_jax import augment, losses, models, optim, train_step
 from gan_jax.config import Checker, ConfigError, config_from_dict
 from gan_jax.data import DataSpec, data_spec, default_data_config, make_dataset
 from gan_jax.data.datasets import dataset as dataset_of
@@ -27,7 +28,7 @@ from gan_jax.objectives import OBJECTIVES, Objective
 from gan_jax.state import create_state
 from gan_jax.train_step import StepConfig
 
-PART_GROUPS = ("g", "d", "data", "objective", "loss", "penalty", "step", "ema")
+PART_GROUPS = ("g", "d", "data", "objective", "loss", "penalty", "augment", "step", "ema")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +89,7 @@ def parts_config(
     cfg.objective = OBJECTIVES.get(objective).default_config()
     cfg.loss = losses.default_config()
     cfg.penalty = losses.default_penalty_config()
+    cfg.augment = augment.default_config()
     cfg.step, cfg.ema = train_step.default_config()
     return cfg
 
@@ -149,6 +151,7 @@ def validate(cfg: config_dict.ConfigDict) -> DataSpec:
     objective = _checked(f"objective.name={objective_name!r}", OBJECTIVES.get, objective_name)
     _checked("objective", objective.validate, cfg.objective, spec)
     _checked("loss", losses.validate_config, cfg.loss, cfg.penalty)
+    augment.validate_config(cfg.augment, spec.is_video)
     _checked("step", train_step.validate_config, cfg.step, cfg.ema)
     if cfg.g.lr_multipliers or cfg.d.lr_multipliers:
         # Multiplier paths name parameters: initialise abstractly (no compute) to check them.
@@ -157,7 +160,8 @@ def validate(cfg: config_dict.ConfigDict) -> DataSpec:
 
 
 def step_config(cfg: config_dict.ConfigDict) -> StepConfig:
-    """The train step's settings from `cfg.loss`, `cfg.penalty`, `cfg.step` and `cfg.ema`."""
+    """The train step's settings from `cfg.loss`, `cfg.penalty`, `cfg.augment`, `cfg.step` and
+    `cfg.ema`."""
     penalties = {k: float(v) for k, v in cfg.penalty.items() if k != "every" and v > 0}
     return StepConfig(
         loss=cfg.loss.name,
@@ -168,6 +172,7 @@ def step_config(cfg: config_dict.ConfigDict) -> StepConfig:
         ema_decay=float(cfg.ema.decay),
         ema_half_life=float(cfg.ema.half_life_images),
         ema_rampup=float(cfg.ema.rampup),
+        augment=augment.config_from(cfg.augment),
     )
 
 
@@ -234,6 +239,7 @@ def init_fn(run: Run):
             run.d_tx,
             objective=run.objective,
             example_batch=example,
+            augment=run.step_cfg.augment,
         )
 
     return init
@@ -260,17 +266,24 @@ def is_old_config(cfg: config_dict.ConfigDict) -> bool:
 
 
 def upgrade_config(cfg: config_dict.ConfigDict) -> config_dict.ConfigDict:
-    """The config of a run from before parts were found by name, in today's layout.
+    """The config of a run from an earlier layout, in today's layout.
 
-    The models' parameters are named as before, so such a run's checkpoints restore, sample,
-    evaluate and resume under the upgraded config. Configs of today's layout come back as they
-    are. The mapping: `g.arch`/`d.arch` -> `g.name`/`d.name`; `step.loss` -> `loss.name`
-    ("wgan_gp" -> "wasserstein" with `penalty.gp = step.gp_weight`); `step.r1_gamma` ->
-    `penalty.r1`; `step.ema_decay` -> `ema.decay`; `conv_impl` keys are dropped (the route is
-    chosen per process); every other key keeps its value; new keys take their defaults.
+    A config without the `augment` group (runs from before augmentation) gets it with its
+    defaults (off), which trains exactly as those runs did. Runs from before parts were found
+    by name are mapped as below. The models' parameters are named as before, so such runs'
+    checkpoints restore, sample, evaluate and resume under the upgraded config. Configs of
+    today's layout come back as they are (the same object). The mapping: `g.arch`/`d.arch`
+    -> `g.name`/`d.name`; `step.loss` -> `loss.name` ("wgan_gp" -> "wasserstein" with
+    `penalty.gp = step.gp_weight`); `step.r1_gamma` -> `penalty.r1`; `step.ema_decay` ->
+    `ema.decay`; `conv_impl` keys are dropped (the route is chosen per process); every other
+    key keeps its value; new keys take their defaults.
     """
     if not is_old_config(cfg):
-        return cfg
+        if "augment" in cfg:
+            return cfg
+        upgraded = config_from_dict(cfg.to_dict())
+        upgraded.augment = augment.default_config()
+        return upgraded
     old = cfg.to_dict()
     new = parts_config(model=old["g"]["arch"], data=old["data"]["name"], d_model=old["d"]["arch"])
     for key in ("seed", "steps", "batch_size"):

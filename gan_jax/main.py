@@ -27,6 +27,12 @@ def _parser() -> argparse.ArgumentParser:
     draw.add_argument("--num", type=int, default=16, help="number of samples")
     draw.add_argument("--out", required=True, help="output directory")
     draw.add_argument("--seed", type=int, default=0, help="noise seed")
+    draw.add_argument(
+        "--num-frames",
+        type=int,
+        help="frames per clip (default: the run's data.num_frames); another length needs a "
+        "model family whose parameters do not depend on it, e.g. mocogan",
+    )
     score = commands.add_parser("eval", help="metrics of the latest checkpoint's EMA G")
     score.add_argument("--workdir", required=True)
     score.add_argument(
@@ -87,7 +93,7 @@ def main(argv=None) -> int:
             )
             train(cfg, args.workdir)
         elif args.command == "sample":
-            sampling.sample_command(args.workdir, args.num, args.out, args.seed)
+            sampling.sample_command(args.workdir, args.num, args.out, args.seed, args.num_frames)
         else:
             evaluate.eval_command(
                 args.workdir, args.metric, args.num_samples, args.seed, args.i3d_weights

@@ -4,6 +4,10 @@ The sampler draws G's latents (the pytree `g.latent_shapes` declares) and takes 
 from the objective (`sample_cond`: nothing for unconditional runs), or from the caller; what it
 returns is the objective's clip (`[N, T, H, W, C]` for video, `[N, 2]` for points).
 
+`--num-frames` samples clips of another length than the run was trained on: G is built again
+for that many frames and must take the trained parameters as they are (`generator_for_frames`),
+which holds for families whose parameters do not depend on T (`mocogan`), not for `video_dcgan`.
+
 Clips are written as one tiled video (`.mp4` and `.gif`, every sample a tile) and a PNG frame
 grid (row = sample, column = frame). 2-D points are written as `.npy` and as a PNG with a
 log-scaled histogram of the samples (white) over the true mode centres (red).
@@ -11,20 +15,25 @@ log-scaled histogram of the samples (white) over the true mode centres (red).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 from pathlib import Path
 
+import flax.linen as nn
 import imageio.v3 as iio
 import jax
 import numpy as np
 from jax.sharding import Mesh
+from ml_collections import config_dict
 
-from gan_jax import build, parallel
+from gan_jax import build, models, parallel
+from gan_jax.config import ConfigError
 from gan_jax.data.points import mixture
+from gan_jax.data.spec import DataSpec
 from gan_jax.io import frame_grid, tile_clips, write_video
 from gan_jax.io.atomic import atomic_write
-from gan_jax.models import draw_latents
+from gan_jax.models import draw_latents, zero_latents
 from gan_jax.objectives import Objective, Unconditional
 from gan_jax.state import GANState
 from gan_jax.workdir import load_run
@@ -199,17 +208,107 @@ def _write_png(path: Path, image: np.ndarray) -> None:
     atomic_write(path, lambda tmp: iio.imwrite(tmp, image, extension=".png"))
 
 
+def spec_with_frames(spec: DataSpec, num_frames: int) -> DataSpec:
+    """`spec` with clips of `num_frames` frames (`[T, H, W, C]` -> `[num_frames, H, W, C]`)."""
+    fields = tuple(
+        (key, (num_frames, *shape[1:]) if key == spec.sample_key else shape, dtype)
+        for key, shape, dtype in spec.fields
+    )
+    return dataclasses.replace(spec, fields=fields)
+
+
+def _path_text(path) -> str:
+    return "/".join(str(getattr(k, "key", getattr(k, "name", k))) for k in path)
+
+
+def _shapes(tree) -> dict[str, tuple[int, ...]]:
+    """Every leaf's shape by its '/'-joined path ("params/frames/project/kernel")."""
+    leaves, _ = jax.tree_util.tree_flatten_with_path(tree)
+    return {_path_text(path): tuple(leaf.shape) for path, leaf in leaves}
+
+
+def _shape_text(shape: tuple[int, ...] | None) -> str:
+    return "absent" if shape is None else str(shape)
+
+
+def generator_for_frames(
+    cfg: config_dict.ConfigDict, run: build.Run, state: GANState, num_frames: int
+) -> nn.Module:
+    """The run's G built for clips of `num_frames` frames, checked to take its trained state.
+
+    Args:
+        cfg: the run's config (G's family and keys, the objective's name).
+        run: the run's parts, built for the frames it was trained on.
+        state: its restored state (`g_ema` and `g_stats` are what the new G must take).
+        num_frames: frames of the clips to sample.
+
+    Returns:
+        `run.g` itself where `num_frames` is the trained length, else a new G module.
+
+    Raises:
+        ConfigError: the data are not clips, `num_frames` < 1, the objective takes G's
+            conditions from real clips (of the trained length), or G's parameters or
+            statistics depend on the number of frames (naming the family and the first
+            parameter whose shape changes).
+    """
+    if not run.is_video:
+        raise ConfigError(
+            f"--num-frames needs clips, but data.name={cfg.data.name!r} has samples of shape "
+            f"{run.sample_shape}"
+        )
+    if num_frames < 1:
+        raise ConfigError(f"--num-frames must be >= 1, got {num_frames}")
+    trained = run.sample_shape[0]
+    if num_frames == trained:
+        return run.g
+    if needs_data_conditions(run.objective):
+        raise ConfigError(
+            f"--num-frames {num_frames}: objective.name={cfg.objective.name!r} conditions G on "
+            f"real clips of data.num_frames={trained} frames; only objectives that draw G's "
+            "conditions themselves (unconditional, labels) sample other lengths"
+        )
+    spec = spec_with_frames(run.spec, num_frames)
+    g = models.family(cfg.g.name, "g").make_generator(cfg.g, spec)
+    cond, _ = run.objective.split(spec.example_batch(2))
+    g_cond = run.objective.g_inputs(cond)
+    latents = zero_latents(g.latent_shapes, 2)
+    built = jax.eval_shape(lambda: g.init(jax.random.key(0), latents, g_cond, train=False))
+    have, want = _shapes({"params": state.g_ema, **state.g_stats}), _shapes(built)
+    for path in sorted(have.keys() | want.keys()):
+        if have.get(path) != want.get(path):
+            raise ConfigError(
+                f"model family {cfg.g.name!r} cannot change the number of frames: its "
+                f"generator's parameters depend on it ({path} is {_shape_text(have.get(path))} "
+                f"for the {trained} frames it was trained on, {_shape_text(want.get(path))} for "
+                f"{num_frames}); leave out --num-frames (or pass {trained}), or train a family "
+                "whose parameters do not depend on T (e.g. 'mocogan')"
+            )
+    out = jax.eval_shape(lambda v: g.apply(v, latents, g_cond, train=False), built)
+    if out.ndim != 5 or out.shape[1] != num_frames:
+        raise ConfigError(
+            f"model family {cfg.g.name!r} built for --num-frames {num_frames} makes samples of "
+            f"shape {tuple(out.shape[1:])}, not clips of {num_frames} frames"
+        )
+    return g
+
+
 def sample_command(
-    run_dir: str | os.PathLike, num: int, out: str | os.PathLike, seed: int = 0
+    run_dir: str | os.PathLike,
+    num: int,
+    out: str | os.PathLike,
+    seed: int = 0,
+    num_frames: int | None = None,
 ) -> list[Path]:
     """The `sample` command: `num` samples from the latest checkpoint's EMA generator.
 
     Writes `out/samples.{mp4,gif}` and `out/samples.png` for clips, `out/samples.{npy,png}`
-    for points. Returns the paths.
+    for points. With `num_frames`, the clips have that many frames (`generator_for_frames`;
+    ConfigError where G cannot make them). Returns the paths.
     """
     cfg, run, state, mesh = load_run(run_dir)
+    g = run.g if num_frames is None else generator_for_frames(cfg, run, state, num_frames)
     cond = data_conditions(cfg, run, num, seed)
-    samples = make_sampler(run.g, mesh, run.objective)(state, jax.random.key(seed), num, cond)
+    samples = make_sampler(g, mesh, run.objective)(state, jax.random.key(seed), num, cond)
     if not np.all(np.isfinite(samples)):
         raise FloatingPointError(
             f"the generator of {run_dir} at step {int(state.step)} produced non-finite samples"

@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from gan_jax import augment as augmentation
 from gan_jax.models import zero_latents
 from gan_jax.objectives import Objective, Unconditional
 
@@ -29,7 +30,9 @@ class GANState(flax.struct.PyTreeNode):
         g_opt, d_opt: the states of two separate optax optimisers.
         g_ema: exponential moving average of `g_params`, used for samples and evaluation.
         g_stats, d_stats: non-parameter variables (batch-norm running statistics, spectral-norm
-            power-iteration vectors); `{}` when the model has none.
+            power-iteration vectors); `{}` when the model has none. With adaptive augmentation
+            (ADA), `d_stats["augment"]` also holds its probability `p` and the running sum
+            `rt_sum` (`gan_jax.augment.ada_init`); the train step keeps it away from D.
     """
 
     step: jax.Array
@@ -57,6 +60,7 @@ def create_state(
     *,
     objective: Objective | None = None,
     example_batch: Mapping[str, Any] | None = None,
+    augment: augmentation.AugmentConfig | None = None,
 ) -> GANState:
     """Initialises G, D and both optimisers.
 
@@ -68,6 +72,9 @@ def create_state(
         objective: what G is conditioned on and what D judges (default: unconditional).
         example_batch: a batch shaped like the data's (`DataSpec.example_batch()`), from which
             the objective takes the conditioning; only needed by conditional objectives.
+        augment: the step's augmentation; when adaptive (ADA), its state starts in
+            `d_stats["augment"]` at p = `augment.p`. Without it the tree is as it always was,
+            so checkpoints of runs without ADA keep their layout.
 
     Returns:
         A `GANState` at step 0 with `g_ema == g_params`.
@@ -91,6 +98,13 @@ def create_state(
         )
         x, d_cond = objective.d_inputs(jnp.zeros(sample.shape, sample.dtype), cond)
         d_params, d_stats = _split_variables(d.init(d_key, x, d_cond, train=False))
+    if augment is not None and augment.adaptive:
+        if augmentation.STATE_KEY in d_stats:
+            raise ValueError(
+                f"D has a variable collection named {augmentation.STATE_KEY!r}, the name ADA's "
+                "state takes in d_stats; rename that collection"
+            )
+        d_stats = {**d_stats, augmentation.STATE_KEY: augmentation.ada_init(augment)}
     return GANState(
         step=jnp.zeros((), jnp.int32),
         g_params=g_params,

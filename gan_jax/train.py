@@ -31,7 +31,7 @@ from jax.experimental import multihost_utils
 from ml_collections import config_dict
 from tqdm import tqdm
 
-from gan_jax import build, config, evaluate, parallel, sampling
+from gan_jax import augment, build, config, evaluate, parallel, sampling
 from gan_jax.checkpoint import Checkpointer
 from gan_jax.config import Checker
 from gan_jax.data.spec import DataSpec
@@ -219,6 +219,19 @@ class _MetricWindow:
         return means
 
 
+def _check_same_ada(saved: config_dict.ConfigDict, cfg: config_dict.ConfigDict, step: int):
+    """ADA's p lives in the state (`d_stats["augment"]`), so a checkpoint restores only into a
+    run that adapts p as it did; raises `ConfigError` saying so rather than a tree mismatch."""
+    was = augment.config_from(saved.augment).adaptive
+    if was != augment.config_from(cfg.augment).adaptive:
+        raise config.ConfigError(
+            f"the checkpoint at step {step} was trained {'with' if was else 'without'} adaptive "
+            f"augmentation (augment.policy={saved.augment.policy!r}, augment.ada_target="
+            f"{saved.augment.ada_target}); ADA's p is part of the state, so it cannot be switched "
+            "on or off when resuming: keep those two settings, or start a new workdir"
+        )
+
+
 def _restore_or_init(
     ckpt: Checkpointer, run: build.Run, mesh, init_key: jax.Array, cfg, data
 ) -> GANState:
@@ -233,7 +246,9 @@ def _restore_or_init(
             return parallel.create_replicated(create, init_key, mesh)
     saved = ckpt.read_config(step=step)
     if saved is not None:
-        saved = build.upgrade_config(config.config_from_dict(saved)).to_dict()
+        saved_cfg = build.upgrade_config(config.config_from_dict(saved))
+        _check_same_ada(saved_cfg, cfg, step)
+        saved = saved_cfg.to_dict()
         changed = config.differences(saved, cfg.to_dict())
         if changed:
             logger.warning(

@@ -16,10 +16,18 @@ Metrics (float32 scalars): `d/loss`, `d/total_loss` (with penalties), `d/real_lo
 fake judged fake), `d/<penalty>` (`d/r1`, `d/r2`, `d/gp`), `g/loss`, `g/<term>` and
 `g/total_loss` when the objective adds G terms, `grad_norm/d`, `grad_norm/g`. With several
 heads each per-head metric is named `.../<head>` (`d/real_acc/image`) and `d/loss`, `g/loss`
-are the weighted sums.
+are the weighted sums. With augmentation, `aug/p` (the probability used in the step) and
+`aug/rt` (`E[sign(D(augmented real))]`, averaged over the step's D updates and D's heads).
+
+Augmentation (`StepConfig.augment`, `gan_jax.augment`): everything D sees is augmented, real
+and fake, in D's update and in G's (G's gradients go through it), after the objective's
+`d_inputs`; the penalties are taken on the augmented inputs (R1 is the gradient at the
+augmented real clip D judged). With ADA, p lives in `d_stats["augment"]` (see `create_state`)
+and is updated at the end of the step from that step's `aug/rt`.
 
 Randomness: `key = fold_in(key, state.step)`, then named subkeys, so a resumed run draws the
-same numbers as an uninterrupted one and no RNG state needs checkpointing.
+same numbers as an uninterrupted one and no RNG state needs checkpointing. The augmentation's
+numbers come from `fold_in(update key, _AUGMENT_STREAM)`, leaving every other draw as it was.
 
 Parallelism: under `jit` over a mesh the compiler inserts the all-reduces; noise is constrained
 to the batch sharding (otherwise XLA replicates it and every device runs G on the whole batch).
@@ -41,6 +49,8 @@ import optax
 from jax import lax
 from ml_collections import config_dict
 
+from gan_jax import augment
+from gan_jax.augment import AugmentConfig
 from gan_jax.config import Checker, ConfigError
 from gan_jax.losses import LOSSES, PENALTIES
 from gan_jax.models import draw_latents
@@ -50,6 +60,10 @@ from gan_jax.state import GANState
 Batch = dict[str, jax.Array]
 Metrics = dict[str, jax.Array]
 _SINGLE_HEAD = ""  # the one head of a D that returns an array
+# Named subkeys of the augmentation: folded into an update's key (a constant no other draw
+# folds in), then real and fake get their own streams.
+_AUGMENT_STREAM = 0x617567  # "aug"
+_REAL, _FAKE = 0, 1
 
 
 def _weights(value, what: str) -> tuple[tuple[str, float], ...]:
@@ -80,6 +94,9 @@ class StepConfig:
             1000`), replacing `ema_decay`: decay = 0.5 ** (batch / half_life).
         ema_rampup: with `ema_half_life`, caps the half-life at `ema_rampup * samples seen` so
             that the average forgets the untrained start (StyleGAN2-ADA: 0.05); 0 = off.
+        augment: augmentation of D's inputs (`gan_jax.augment.AugmentConfig`); off by default.
+            With `augment.adaptive`, the state must hold ADA's p: `create_state(...,
+            augment=cfg.augment)`.
     """
 
     loss: str = "nonsaturating"
@@ -90,6 +107,7 @@ class StepConfig:
     ema_decay: float = 0.999
     ema_half_life: float = 0.0
     ema_rampup: float = 0.0
+    augment: AugmentConfig = AugmentConfig()
 
     def __post_init__(self):
         object.__setattr__(self, "penalties", _weights(self.penalties, "penalties"))
@@ -107,6 +125,10 @@ class StepConfig:
             raise ValueError("ema_half_life and ema_rampup must be >= 0.")
         if self.ema_rampup and not self.ema_half_life:
             raise ValueError("ema_rampup needs ema_half_life > 0 (it caps the half-life).")
+        if not isinstance(self.augment, AugmentConfig):
+            raise TypeError(
+                f"augment must be a gan_jax.augment.AugmentConfig, got {type(self.augment)}"
+            )
 
     def head_weight(self, head: str) -> float:
         return dict(self.head_weights).get(head, 1.0)
@@ -197,6 +219,15 @@ class BatchNoise:
         return self.draw(jax.random.normal, self._next_key(), tuple(shape))
 
 
+def split_augment_state(d_stats: Mapping) -> tuple[Mapping, dict | None]:
+    """`(D's own collections, ADA's state or None)`: ADA's p rides in `d_stats` under
+    `augment.STATE_KEY` (so states without it keep their tree), but D must not see it."""
+    if augment.STATE_KEY not in d_stats:
+        return d_stats, None
+    rest = {name: value for name, value in d_stats.items() if name != augment.STATE_KEY}
+    return rest, d_stats[augment.STATE_KEY]
+
+
 def ema_step_size(cfg: StepConfig, step: jax.Array, batch_size) -> Any:
     """`1 - decay` of the EMA update after `step` steps of `batch_size` samples each."""
     if not cfg.ema_half_life:
@@ -270,7 +301,21 @@ def make_train_step(
     def weighted(value: jax.Array, weight: float) -> jax.Array:
         return value if weight == 1.0 else weight * value
 
-    def d_objective(d_params, d_stats, g_params, g_stats, cond, real, key, update):
+    def augmented(x: jax.Array, key: jax.Array, which: int, p) -> jax.Array:
+        """D's input `x` augmented with the streams of `key` (an update's key) for `which`
+        (`_REAL` or `_FAKE`); `x` itself when augmentation is off."""
+        if not cfg.augment.enabled:
+            return x
+        key = jax.random.fold_in(jax.random.fold_in(key, _AUGMENT_STREAM), which)
+        noise = BatchNoise(key, x.shape[0], data_sharding, axis_name)
+
+        def uniform(op: str, k: int) -> jax.Array:  # [N, k], one stream per operation
+            op_key = jax.random.fold_in(key, augment.OPS.index(op))
+            return noise.draw(jax.random.uniform, op_key, (k,))
+
+        return augment.augment(x, cfg.augment, p, uniform)
+
+    def d_objective(d_params, d_stats, g_params, g_stats, cond, real, key, update, p):
         z_key, penalty_key = jax.random.split(key)
         n = real.shape[0]
         # G's statistics are updated by the G step only.
@@ -278,6 +323,9 @@ def make_train_step(
         fake = lax.stop_gradient(fake)
         real_x, d_cond = objective.d_inputs(real, cond)
         fake_x, _ = objective.d_inputs(fake, cond)
+        # Penalties below see these augmented inputs too (StyleGAN2-ADA: R1 on augmented reals).
+        real_x = augmented(real_x, key, _REAL, p)
+        fake_x = augmented(fake_x, key, _FAKE, p)
         real_logits, d_stats = apply_d(d_params, d_stats, real_x, d_cond)
         fake_logits, d_stats = apply_d(d_params, d_stats, fake_x, d_cond)
         real_heads, fake_heads = as_heads(real_logits), as_heads(fake_logits)
@@ -300,6 +348,8 @@ def make_train_step(
             metrics[metric_name("d/real_acc", head)] = jnp.mean((r > 0).astype(jnp.float32))
             metrics[metric_name("d/fake_acc", head)] = jnp.mean((f < 0).astype(jnp.float32))
         metrics["d/loss"] = total
+        if cfg.augment.enabled:  # ADA's overfitting heuristic, on the augmented reals
+            metrics["aug/rt"] = augment.sign_rate(real_heads)
 
         def head_fn(head):  # penalties: D with the current statistics, not updating them
             def d_fn(x):
@@ -323,14 +373,16 @@ def make_train_step(
         metrics["d/total_loss"] = total
         return total, (d_stats, metrics)
 
-    def g_objective(g_params, g_stats, d_params, d_stats, cond, real, key):
+    def g_objective(g_params, g_stats, d_params, d_stats, cond, real, key, p):
         fake, g_stats = apply_g(g_params, g_stats, latents(key, real.shape[0]), cond)
         fake_x, d_cond = objective.d_inputs(fake, cond)
+        fake_x = augmented(fake_x, key, _FAKE, p)  # differentiable: G learns through it
         # D's statistics are updated by the D step only.
         fake_heads = as_heads(apply_d(d_params, d_stats, fake_x, d_cond)[0])
         real_heads = dict.fromkeys(fake_heads)
         if loss.g_needs_real:  # relativistic losses compare with D(real)
             real_x, _ = objective.d_inputs(real, cond)
+            real_x = augmented(real_x, key, _REAL, p)
             real_heads = as_heads(lax.stop_gradient(apply_d(d_params, d_stats, real_x, d_cond)[0]))
         metrics, total = {}, None
         for head, f in fake_heads.items():
@@ -351,8 +403,16 @@ def make_train_step(
         cond, real = objective.split(batch)
         key = jax.random.fold_in(key, state.step)
         d_key, g_key = jax.random.split(key)
+        d_stats, ada_state = split_augment_state(state.d_stats)
+        if cfg.augment.adaptive and ada_state is None:
+            raise ValueError(
+                "augment.ada_target > 0 but the state holds no ADA state (d_stats"
+                f"[{augment.STATE_KEY!r}]): create it with create_state(..., augment=cfg.augment)"
+            )
+        p = ada_state["p"] if cfg.augment.adaptive else cfg.augment.p
+        rates = []
 
-        d_params, d_opt, d_stats = state.d_params, state.d_opt, state.d_stats
+        d_params, d_opt = state.d_params, state.d_opt
         for i in range(cfg.n_critic):  # unrolled: n_critic is small and static
             update = state.step * cfg.n_critic + i
             (_, (d_stats, d_metrics)), d_grads = jax.value_and_grad(d_objective, has_aux=True)(
@@ -364,14 +424,17 @@ def make_train_step(
                 real,
                 jax.random.fold_in(d_key, i),
                 update,
+                p,
             )
+            if cfg.augment.enabled:
+                rates.append(d_metrics.pop("aug/rt"))
             d_grads, d_stats = mean_over_devices((d_grads, d_stats))
             d_updates, d_opt = d_tx.update(d_grads, d_opt, d_params)
             d_params = optax.apply_updates(d_params, d_updates)
 
         # Alternating updates: G trains against the D just updated.
         (_, (g_stats, g_metrics)), g_grads = jax.value_and_grad(g_objective, has_aux=True)(
-            state.g_params, state.g_stats, d_params, d_stats, cond, real, g_key
+            state.g_params, state.g_stats, d_params, d_stats, cond, real, g_key, p
         )
         g_grads, g_stats = mean_over_devices((g_grads, g_stats))
         g_updates, g_opt = g_tx.update(g_grads, state.g_opt, state.g_params)
@@ -386,7 +449,16 @@ def make_train_step(
             "grad_norm/d": optax.tree.norm(d_grads),
             "grad_norm/g": optax.tree.norm(g_grads),
         }
+        if cfg.augment.enabled:
+            metrics["aug/p"] = jnp.asarray(p, jnp.float32)
+            metrics["aug/rt"] = sum(rates[1:], rates[0]) / len(rates)
         metrics = mean_over_devices(metrics)
+        if cfg.augment.adaptive:  # after the metrics' mean: r_t of the whole batch
+            ada_state = augment.ada_update(
+                ada_state, metrics["aug/rt"], state.step, batch_size, cfg.augment
+            )
+        if ada_state is not None:
+            d_stats = {**d_stats, augment.STATE_KEY: ada_state}
         new_state = state.replace(
             step=state.step + 1,
             g_params=g_params,

@@ -69,6 +69,24 @@ def test_sample_seed_changes_the_samples(video_run, tmp_path):
     assert not np.array_equal(grids[0], grids[2])
 
 
+def test_sample_num_frames_needs_a_family_whose_params_do_not_depend_on_t(
+    video_run, tmp_path, capsys
+):
+    """video_dcgan's G projects z to T / 2^k frames (and its time kernels depend on T): a G
+    built for another length cannot take its params. tests/test_model_mocogan.py samples 32
+    frames from a family that can."""
+    out = tmp_path / "out"
+    args = ["sample", "--workdir", str(video_run), "--num", "2", "--out", str(out)]
+    assert main([*args, "--num-frames", "8"]) == 2
+    err = capsys.readouterr().err
+    assert "gan-jax sample: error: model family 'video_dcgan' cannot change the number of " in err
+    assert "for the 2 frames it was trained on" in err
+    assert not out.exists()
+    # The trained length is the run's own: the same clips as without the flag.
+    assert main([*args, "--num-frames", "2"]) == 0
+    assert iio.imread(out / "samples.gif").shape[0] == 2
+
+
 def test_eval_video_stats(video_run, capsys):
     assert main(["eval", "--workdir", str(video_run), "--num-samples", "8"]) == 0
     printed = json.loads(capsys.readouterr().out)

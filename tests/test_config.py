@@ -124,7 +124,7 @@ def test_an_added_head_weight_is_a_float():
     [
         ("g.widht", "3", r"unknown key g\.widht; did you mean g\.base_width\? keys in g: b1, "),
         ("g.deph", "3", r"did you mean g\.depth\?"),
-        ("setps", "3", r"unknown key setps; did you mean steps\? top-level keys: batch_size"),
+        ("setps", "3", r"unknown key setps; did you mean steps\? top-level keys: augment, "),
         ("g.depth", "'x'", r"g\.depth='x' has type str, but g\.depth holds an int \(now 2\)"),
         ("g.depth", "1.5", r"g\.depth=1\.5 has type float, but g\.depth holds an int"),
         ("log.progress", "1", r"log\.progress holds a bool"),

@@ -5,7 +5,7 @@ alike (a function-level import still ties the modules together; it only hides th
 Python's import order). The layers, lowest first (README, "Architecture"):
 
   0 plumbing   config, registry, io, ops, cpu_memory, distributed, metric_writer
-  1 parts      data, models, losses, objectives, optim, metrics
+  1 parts      data, models, losses, objectives, optim, metrics, augment
   2 step       state, parallel, checkpoint, train_step
   3 build      build
   4 run dir    workdir
@@ -24,7 +24,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "gan_jax"
 
 LAYERS = [
     ("config", "registry", "io", "ops", "cpu_memory", "distributed", "metric_writer"),
-    ("data", "models", "losses", "objectives", "optim", "metrics"),
+    ("data", "models", "losses", "objectives", "optim", "metrics", "augment"),
     ("state", "parallel", "checkpoint", "train_step"),
     ("build",),
     ("workdir",),

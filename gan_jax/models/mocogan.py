@@ -1,0 +1,364 @@
+"""MoCoGAN: a generator that splits content from motion, judged by an image D and a video D
+(after Tulyakov et al. 2018, "MoCoGAN: Decomposing Motion and Content for Video Generation").
+
+Clips are `[N, T, H, W, C]` in [-1, 1]; T = 1 makes an image GAN. The family `mocogan`
+(`cfg.g.name` / `cfg.d.name`): the clip shape comes from the data.
+
+G, for `depth` = d and `base_width` = w:
+  latents `{"content": [N, content_dim], "motion": [N, T, noise_dim]}`;
+  motion codes: a GRU (hidden size `motion_dim`, zero initial state) scanned over the T noise
+     vectors -> `[N, T, motion_dim]`; frame t's code depends on the noise of frames 1..t only;
+  per-frame codes: concat(content, motion_t) `[N * T, content_dim + motion_dim]`, the one
+     content code of a clip repeated for each of its frames;
+  frames: a 2-D DCGAN on all N * T codes at once: Dense -> `[N * T, H0, W0, w * 2^(d-1)]`,
+     then d transposed convolutions (kernel 4, stride 2, padding 1) halving the channels
+     (w * 2^(d-2), ..., w, then C) and doubling H and W; norm + ReLU between, tanh at the end.
+  No parameter depends on T (the GRU is scanned, the frame generator sees one frame at a
+  time), so a G built for 32 frames takes the parameters of a G trained on 8.
+
+D returns a dict of heads (`heads`, default both):
+  "image": a 2-D DCGAN discriminator (d strided convolutions w, 2w, ..., w * 2^(d-1), no norm
+     on the first, LeakyReLU(0.2), Dense) on frames 0, s, 2s, ... of every clip (s =
+     `image_stride`): logits `[N * K]`, K = ceil(T / s), clip-major. MoCoGAN samples one frame
+     per clip at random; a fixed stride needs no key inside D. s = 1 judges every frame; the
+     default s = 4 (frames 0 and 4 of 8) keeps the step of 8x32x32 clips on 2 CPU cores
+     about as fast as video_dcgan's (at s = 1 the image head on all N * T frames adds 80 % to
+     the step's FLOPs). A stride beyond T judges frame 0 alone (with T = 1: every frame).
+  "video": `video_dcgan`'s discriminator (strided 3-D convolutions) on the whole clip:
+     logits `[N]`. With T = 1 its time kernels are 1: it is a second image discriminator of
+     the one frame; `heads=("image",)` drops it.
+  The heads' parameters sit under `image/` and `video/`, so `d.lr_multipliers.video=0.1`
+  slows the video D alone; `loss.head_weights` weights their losses.
+"""
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from ml_collections import config_dict
+
+from gan_jax.config import Checker, ConfigError
+from gan_jax.data.spec import DataSpec
+from gan_jax.models.layers import (
+    NORMS,
+    Conv,
+    ConvTranspose,
+    check_norm,
+    check_unconditional,
+    normalize,
+)
+from gan_jax.models.video_dcgan import DTYPES, VideoDiscriminator
+
+HEADS = ("image", "video")
+# 2-D (transposed) convolution blocks: kernel 4, stride 2, padding 1 double or halve H and W.
+_KERNEL, _STRIDES, _PADDING = (4, 4), (2, 2), ((1, 1), (1, 1))
+
+
+def _check_frame_size(height: int, width: int, depth: int, owner: str) -> None:
+    scale = 2**depth
+    if depth < 1 or height % scale or width % scale:
+        raise ValueError(
+            f"{owner}: H={height} and W={width} must be divisible by 2**depth={scale} "
+            f"(depth={depth} >= 1)."
+        )
+
+
+class MotionCodes(nn.Module):
+    """Per-frame noise `[N, T, noise_dim]` -> motion codes `[N, T, motion_dim]` (a GRU).
+
+    The initial state is zero: the first noise vector sets the first code (MoCoGAN draws a
+    random initial state instead; one more latent for the same effect). The GRU runs in
+    float32 whatever the frame generator's dtype: its state is carried through every frame.
+    """
+
+    motion_dim: int
+
+    @nn.compact
+    def __call__(self, noise: jax.Array) -> jax.Array:
+        gru = nn.RNN(nn.GRUCell(self.motion_dim, param_dtype=jnp.float32, name="gru"))
+        return gru(noise.astype(jnp.float32))
+
+
+class FrameGenerator(nn.Module):
+    """Per-frame codes `[M, D]` -> frames `[M, H, W, C]` in [-1, 1] (a 2-D DCGAN)."""
+
+    frame_shape: tuple[int, int, int]  # (H, W, C)
+    base_width: int
+    depth: int
+    norm: str
+    bn_axis_name: str | None = None
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, codes: jax.Array, train: bool) -> jax.Array:
+        height, width, channels = self.frame_shape
+        _check_frame_size(height, width, self.depth, "FrameGenerator")
+        scale = 2**self.depth
+        h0, w0 = height // scale, width // scale
+        c0 = self.base_width * 2 ** (self.depth - 1)
+        x = nn.Dense(h0 * w0 * c0, dtype=self.dtype, name="project")(codes)
+        x = x.reshape(codes.shape[0], h0, w0, c0)
+        x = nn.relu(normalize(x, self.norm, train, self.bn_axis_name, "project_norm"))
+        for i in range(self.depth):
+            last = i == self.depth - 1
+            features = channels if last else self.base_width * 2 ** (self.depth - 2 - i)
+            x = ConvTranspose(
+                features,
+                _KERNEL,
+                _STRIDES,
+                _PADDING,
+                use_bias=last or self.norm == "none",
+                dtype=self.dtype,
+                name=f"up{i}",
+            )(x)
+            if not last:
+                x = nn.relu(normalize(x, self.norm, train, self.bn_axis_name, f"up{i}_norm"))
+        return jnp.tanh(x.astype(jnp.float32))
+
+
+class MoCoGenerator(nn.Module):
+    """latents `{"content": [N, content_dim], "motion": [N, T, noise_dim]}` -> clips
+    `[N, T, H, W, C]` in [-1, 1]; T is `clip_shape[0]`, and no parameter depends on it."""
+
+    clip_shape: tuple[int, int, int, int] = (16, 32, 32, 3)  # (T, H, W, C)
+    content_dim: int = 64
+    motion_dim: int = 16
+    noise_dim: int = 16
+    base_width: int = 16
+    depth: int = 3
+    norm: str = "batch"
+    bn_axis_name: str | None = None
+    dtype: Any = jnp.float32
+
+    @property
+    def latent_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {"content": (self.content_dim,), "motion": (self.clip_shape[0], self.noise_dim)}
+
+    @nn.compact
+    def __call__(self, latents: dict[str, jax.Array], cond=None, train: bool = True) -> jax.Array:
+        check_norm(self.norm, "MoCoGenerator")
+        check_unconditional(cond, "MoCoGenerator")
+        t, h, w, c = self.clip_shape
+        content, noise = latents["content"], latents["motion"]
+        n = content.shape[0]
+        if content.shape != (n, self.content_dim):
+            raise ValueError(
+                f"MoCoGenerator: content must be [N, {self.content_dim}], got {content.shape}."
+            )
+        if noise.shape != (n, t, self.noise_dim):
+            raise ValueError(
+                f"MoCoGenerator: motion must be [N, {t}, {self.noise_dim}] (N={n}), got "
+                f"{noise.shape}."
+            )
+        motion = MotionCodes(self.motion_dim, name="motion")(noise)  # [N, T, motion_dim]
+        content = jnp.broadcast_to(content[:, None, :], (n, t, self.content_dim))
+        codes = jnp.concatenate([content.astype(jnp.float32), motion], axis=-1)
+        frames = FrameGenerator(
+            (h, w, c),
+            self.base_width,
+            self.depth,
+            self.norm,
+            self.bn_axis_name,
+            self.dtype,
+            name="frames",
+        )(codes.reshape(n * t, -1), train)  # every frame of the batch at once: [N * T, H, W, C]
+        return frames.reshape(n, t, h, w, c)
+
+
+class ImageDiscriminator(nn.Module):
+    """frames `[M, H, W, C]` -> logits `[M]` (a 2-D DCGAN discriminator)."""
+
+    base_width: int
+    depth: int
+    norm: str
+    spectral_norm: bool = False
+    bn_axis_name: str | None = None
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+        _check_frame_size(x.shape[1], x.shape[2], self.depth, "ImageDiscriminator")
+
+        def layer(module: nn.Module, h: jax.Array) -> jax.Array:
+            if self.spectral_norm:
+                return nn.SpectralNorm(module)(h, update_stats=train)
+            return module(h)
+
+        for i in range(self.depth):
+            conv = Conv(
+                self.base_width * 2**i,
+                _KERNEL,
+                _STRIDES,
+                _PADDING,
+                use_bias=i == 0 or self.norm == "none",
+                dtype=self.dtype,
+                name=f"down{i}",
+            )
+            x = layer(conv, x)
+            if i > 0:
+                x = normalize(x, self.norm, train, self.bn_axis_name, f"down{i}_norm")
+            x = nn.leaky_relu(x, 0.2)
+        x = x.reshape(x.shape[0], -1)
+        logits = layer(nn.Dense(1, dtype=self.dtype, name="logits"), x)
+        return logits[:, 0].astype(jnp.float32)
+
+
+class ImageVideoDiscriminator(nn.Module):
+    """clips `[N, T, H, W, C]` -> `{"image": [N * K], "video": [N]}` (the heads in `heads`;
+    K = ceil(T / image_stride), the image logits clip-major: clip 0's K frames first)."""
+
+    clip_shape: tuple[int, int, int, int] = (16, 32, 32, 3)
+    base_width: int = 16
+    depth: int = 3
+    norm: str = "batch"
+    spectral_norm: bool = False
+    heads: tuple[str, ...] = HEADS
+    image_stride: int = 4
+    bn_axis_name: str | None = None
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, cond=None, train: bool = True) -> dict[str, jax.Array]:
+        check_norm(self.norm, "ImageVideoDiscriminator")
+        check_unconditional(cond, "ImageVideoDiscriminator")
+        if x.ndim != 5 or tuple(x.shape[1:]) != tuple(self.clip_shape):
+            clip = ", ".join(map(str, self.clip_shape))
+            raise ValueError(
+                f"ImageVideoDiscriminator: input must be [N, {clip}] (N, T, H, W, C), got "
+                f"{tuple(x.shape)}."
+            )
+        unknown = [h for h in self.heads if h not in HEADS]
+        if unknown or not self.heads:
+            raise ValueError(
+                f"ImageVideoDiscriminator: heads={self.heads} must be some of {HEADS}."
+            )
+        logits = {}
+        if "image" in self.heads:
+            frames = x[:, :: self.image_stride]  # [N, K, H, W, C]
+            image_d = ImageDiscriminator(
+                self.base_width,
+                self.depth,
+                self.norm,
+                self.spectral_norm,
+                self.bn_axis_name,
+                self.dtype,
+                name="image",
+            )
+            logits["image"] = image_d(frames.reshape(-1, *frames.shape[2:]), train)
+        if "video" in self.heads:
+            video_d = VideoDiscriminator(
+                clip_shape=tuple(self.clip_shape),
+                base_width=self.base_width,
+                depth=self.depth,
+                norm=self.norm,
+                spectral_norm=self.spectral_norm,
+                bn_axis_name=self.bn_axis_name,
+                dtype=self.dtype,
+                name="video",
+            )
+            logits["video"] = video_d(x, None, train)
+        return logits
+
+
+# ---------------------------------------------------------------------------------------------
+# The model family (gan_jax.models): config, validation, construction
+
+
+def g_config() -> config_dict.ConfigDict:
+    """G's keys: latent sizes (content, GRU output, per-frame noise), the frame generator's
+    width of its last hidden block, blocks, norm, compute dtype. Defaults fit 8x32x32 clips."""
+    return config_dict.ConfigDict(
+        {
+            "content_dim": 64,
+            "motion_dim": 16,
+            "noise_dim": 16,
+            "base_width": 16,
+            "depth": 3,
+            "norm": "batch",
+            "dtype": "float32",
+        }
+    )
+
+
+def d_config() -> config_dict.ConfigDict:
+    """D's keys: width of the first block and blocks (both heads), norm, spectral norm, the
+    heads, the image head's frame stride, compute dtype."""
+    return config_dict.ConfigDict(
+        {
+            "base_width": 16,
+            "depth": 3,
+            "norm": "batch",
+            "spectral_norm": False,
+            "heads": HEADS,
+            "image_stride": 4,
+            "dtype": "float32",
+        }
+    )
+
+
+def _validate_net(net_cfg: config_dict.ConfigDict, net: str, spec: DataSpec) -> Checker:
+    check = Checker(net_cfg, net)
+    if not spec.is_video:
+        raise ConfigError(
+            f"{net}.name='mocogan' makes clips [N, T, H, W, C], but data.name={spec.name!r} "
+            f"has samples of shape {spec.sample_shape}; choose a model family for that data "
+            "(e.g. 'mlp' for 2-D points)"
+        )
+    depth = check.integer("depth", 1)
+    check.integer("base_width", 1)
+    check.one_of("norm", NORMS)
+    check.one_of("dtype", tuple(DTYPES))
+    _, height, width, _ = spec.sample_shape
+    scale = 2**depth
+    if height % scale or width % scale:
+        raise ConfigError(
+            f"data.height={height} and data.width={width} must be divisible by "
+            f"2**{net}.depth={scale}; choose sizes that are multiples of {scale} or a smaller "
+            f"{net}.depth"
+        )
+    return check
+
+
+def validate_g(g_cfg: config_dict.ConfigDict, spec: DataSpec) -> None:
+    check = _validate_net(g_cfg, "g", spec)
+    for key in ("content_dim", "motion_dim", "noise_dim"):
+        check.integer(key, 1)
+
+
+def validate_d(d_cfg: config_dict.ConfigDict, spec: DataSpec) -> None:
+    check = _validate_net(d_cfg, "d", spec)
+    check.boolean("spectral_norm")
+    heads = check.value("heads", tuple)
+    if not heads or any(h not in HEADS for h in heads) or len(set(heads)) != len(heads):
+        raise ConfigError(
+            f"d.heads={heads!r} must name each of its heads once, from {list(HEADS)} (at least "
+            "one), e.g. ('image', 'video') or ('image',)"
+        )
+    check.integer("image_stride", 1)
+
+
+def make_generator(g_cfg: config_dict.ConfigDict, spec: DataSpec) -> MoCoGenerator:
+    return MoCoGenerator(
+        clip_shape=spec.sample_shape,
+        content_dim=g_cfg.content_dim,
+        motion_dim=g_cfg.motion_dim,
+        noise_dim=g_cfg.noise_dim,
+        base_width=g_cfg.base_width,
+        depth=g_cfg.depth,
+        norm=g_cfg.norm,
+        dtype=DTYPES[g_cfg.dtype],
+    )
+
+
+def make_discriminator(d_cfg: config_dict.ConfigDict, spec: DataSpec) -> ImageVideoDiscriminator:
+    return ImageVideoDiscriminator(
+        clip_shape=spec.sample_shape,
+        base_width=d_cfg.base_width,
+        depth=d_cfg.depth,
+        norm=d_cfg.norm,
+        spectral_norm=d_cfg.spectral_norm,
+        heads=tuple(d_cfg.heads),
+        image_stride=d_cfg.image_stride,
+        dtype=DTYPES[d_cfg.dtype],
+    )

@@ -1,0 +1,287 @@
+"""The `mocogan` family: content/motion G of any length, the image + video D, training through
+the project's step, sampling longer clips than trained, and its config errors."""
+
+import re
+
+import imageio.v3 as iio
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gan_jax import train
+from gan_jax.checkpoint import Checkpointer
+from gan_jax.config import ConfigError
+from gan_jax.io.grid import SEPARATOR_PX
+from gan_jax.main import main
+from gan_jax.metric_writer import read_metrics
+from gan_jax.models import zero_latents
+from gan_jax.models.mocogan import ImageVideoDiscriminator, MoCoGenerator
+from gan_jax.workdir import abstract_state, load_run
+
+FRAME = (8, 8, 3)  # (H, W, C) of every clip here
+G_SIZES = {"content_dim": 6, "motion_dim": 4, "noise_dim": 3, "base_width": 4, "depth": 2}
+
+
+@pytest.fixture(autouse=True)
+def _classic_threefry():
+    """Inits draw from the classic threefry layout, as `create_state` does (faster on CPU)."""
+    with jax.threefry_partitionable(False):
+        yield
+
+
+def _g(num_frames: int) -> MoCoGenerator:
+    return MoCoGenerator(clip_shape=(num_frames, *FRAME), **G_SIZES)
+
+
+def _latents(key, num: int, num_frames: int, scale: float = 1.0):
+    content_key, motion_key = jax.random.split(key)
+    return {
+        "content": scale * jax.random.normal(content_key, (num, G_SIZES["content_dim"])),
+        "motion": scale * jax.random.normal(motion_key, (num, num_frames, G_SIZES["noise_dim"])),
+    }
+
+
+def _shapes(tree):
+    return jax.tree.map(lambda x: x.shape, tree)
+
+
+@pytest.fixture(scope="module")
+def g8_variables():
+    """Variables of a G built for 8 frames (params and batch-norm statistics)."""
+    with jax.threefry_partitionable(False):
+        g = _g(8)
+        # Jitted: an eager init compiles every layer's ops one by one (3x slower here).
+        return jax.jit(lambda k: g.init(k, zero_latents(g.latent_shapes, 2), train=False))(
+            jax.random.key(0)
+        )
+
+
+@pytest.fixture(scope="module")
+def apply_g(g8_variables):
+    """`apply_g(latents, num_frames=8, variables=None)`: clips of a G built for `num_frames`
+    frames in inference mode, with the variables of the G built for 8 unless given (compiled
+    once per length)."""
+    compiled = {}
+
+    def apply(latents, num_frames=8, variables=None):
+        if num_frames not in compiled:
+            g = _g(num_frames)
+            compiled[num_frames] = jax.jit(lambda v, z: g.apply(v, z, train=False))
+        variables = g8_variables if variables is None else variables
+        return np.asarray(compiled[num_frames](variables, latents))
+
+    return apply
+
+
+def test_generator_shapes_and_a_g_for_32_frames_takes_the_params_of_one_for_8(
+    g8_variables, apply_g
+):
+    assert _g(8).latent_shapes == {"content": (6,), "motion": (8, 3)}
+    for num_frames in (8, 1, 32):
+        g = _g(num_frames)
+        built = jax.eval_shape(
+            lambda g=g: g.init(jax.random.key(1), zero_latents(g.latent_shapes, 2), train=False)
+        )
+        # The same tree of the same shapes, whatever the number of frames.
+        assert _shapes(built) == _shapes(g8_variables), num_frames
+        clips = apply_g(_latents(jax.random.key(2), 2, num_frames), num_frames)
+        assert clips.shape == (2, num_frames, *FRAME) and clips.dtype == np.float32
+        assert np.all(np.isfinite(clips)), num_frames
+    # Train mode (batch statistics of the N * T frames) works for one frame too.
+    clips, _ = jax.jit(lambda z: _g(1).apply(g8_variables, z, train=True, mutable=["batch_stats"]))(
+        _latents(jax.random.key(3), 2, 1)
+    )
+    assert clips.shape == (2, 1, *FRAME)
+
+
+def test_output_is_in_range(g8_variables, apply_g):
+    # The last layer's weights scaled up 1000 times: its outputs reach far beyond [-1, 1]
+    # before the tanh.
+    params = dict(g8_variables["params"])
+    frames = dict(params["frames"])
+    frames["up1"] = {**frames["up1"], "kernel": 1000.0 * frames["up1"]["kernel"]}
+    variables = {**g8_variables, "params": {**params, "frames": frames}}
+    clips = apply_g(_latents(jax.random.key(4), 2, 8), variables=variables)
+    assert np.abs(clips).max() <= 1.0 and np.abs(clips).max() > 0.99
+
+
+def test_content_is_one_code_per_clip_and_motion_codes_are_causal(apply_g):
+    """In inference mode every frame is a function of its clip's content code and of its own
+    and earlier motion noise only. Changing clip 0's content changes all of clip 0's frames
+    and nothing of clip 1 (fails if content were drawn, indexed or broadcast per frame);
+    changing clip 0's motion noise at frame 3 changes its frames 3.. only."""
+    z = _latents(jax.random.key(5), 2, 8)
+    base = apply_g(z)
+    assert np.abs(base[0, 1:] - base[0, :-1]).max() > 1e-4, "the frames of a clip do not move"
+
+    content = z["content"].at[0].add(1.0)
+    changed = apply_g({**z, "content": content})
+    per_frame = np.abs(changed - base).max(axis=(2, 3, 4))  # [N, T]
+    assert per_frame[0].min() > 1e-4, per_frame[0]
+    np.testing.assert_array_equal(changed[1], base[1])
+
+    motion = z["motion"].at[0, 3].add(1.0)
+    changed = apply_g({**z, "motion": motion})
+    per_frame = np.abs(changed - base).max(axis=(2, 3, 4))
+    np.testing.assert_array_equal(changed[0, :3], base[0, :3])
+    assert per_frame[0, 3:].min() > 1e-6, per_frame[0]
+    np.testing.assert_array_equal(changed[1], base[1])
+
+    # One content code and one motion sequence make one clip, whatever else is in the batch.
+    same = {k: jnp.stack([v[0], v[0]]) for k, v in z.items()}
+    twins = apply_g(same)
+    np.testing.assert_array_equal(twins[0], twins[1])
+
+
+@pytest.mark.parametrize(
+    "num_frames, heads, stride, sizes",
+    [
+        (8, ("image", "video"), 1, {"image": 16, "video": 2}),
+        (8, ("image", "video"), 3, {"image": 6, "video": 2}),  # frames 0, 3, 6
+        (8, ("image",), 1, {"image": 16}),
+        (1, ("image", "video"), 1, {"image": 2, "video": 2}),  # images: both heads per image
+    ],
+)
+def test_discriminator_heads(num_frames, heads, stride, sizes):
+    d = ImageVideoDiscriminator(
+        clip_shape=(num_frames, *FRAME), base_width=4, depth=2, heads=heads, image_stride=stride
+    )
+    clips = jax.random.uniform(jax.random.key(6), (2, num_frames, *FRAME), minval=-1, maxval=1)
+    variables = jax.jit(lambda k: d.init(k, clips, train=False))(jax.random.key(7))
+    assert sorted(variables["params"]) == sorted(heads)  # lr_multipliers paths: image, video
+    apply = jax.jit(lambda x: d.apply(variables, x, train=False))
+    logits = apply(clips)
+    assert {k: v.shape for k, v in logits.items()} == {k: (n,) for k, n in sizes.items()}
+    if num_frames == 8:
+        # The image head judges each sampled frame alone, clip-major: frame 6 of clip 1 is
+        # image logit 1 * K + 6 // stride; frame 4 is not sampled at stride 3.
+        k = sizes["image"] // 2
+        for frame, moved in ((6, {k + 6 // stride}), (4, {k + 4} if stride == 1 else set())):
+            changed = apply(clips.at[1, frame].multiply(-1.0))
+            diff = np.abs(np.asarray(changed["image"]) - np.asarray(logits["image"]))
+            assert set(np.flatnonzero(diff > 0)) == moved, (frame, diff)
+
+
+def _tiny_config():
+    """Clips of 4 frames of 8x8 (for the config checks; no compilation)."""
+    cfg = train.default_config(model="mocogan", data="bouncing_shapes")
+    cfg.g.update(G_SIZES)
+    cfg.d.base_width, cfg.d.depth = 4, 2
+    cfg.data.num_frames, cfg.data.height, cfg.data.width = 4, 8, 8
+    cfg.data.size_range = (2.0, 4.0)
+    return cfg
+
+
+# A tiny run of 2 steps, trained by `gan-jax train` (8 fake devices): the image head's loss
+# weighted 0.5, the video D at a tenth of D's learning rate, a checkpoint after each step.
+CONFIG_TEXT = """
+from gan_jax.train import default_config
+
+
+def get_config():
+    cfg = default_config(model="mocogan", data="bouncing_shapes")
+    cfg.steps = 2
+    cfg.batch_size = 8
+    cfg.g.content_dim, cfg.g.motion_dim, cfg.g.noise_dim = 6, 4, 3
+    cfg.g.base_width, cfg.g.depth = 4, 1  # one block: the train step compiles 30 % faster
+    cfg.d.base_width, cfg.d.depth = 4, 2
+    cfg.d.image_stride = 2
+    cfg.d.lr_multipliers.video = 0.1
+    cfg.loss.head_weights.image = 0.5
+    cfg.data.num_frames, cfg.data.height, cfg.data.width = 8, 8, 8
+    cfg.data.size_range = (2.0, 4.0)
+    cfg.data.speed_range = (0.5, 1.0)
+    cfg.data.num_threads = 1
+    cfg.ckpt.every = 1
+    cfg.log.every = 1
+    cfg.log.sample_every = 0
+    cfg.log.num_samples = 2
+    cfg.log.progress = False
+    return cfg
+"""
+
+
+@pytest.fixture(scope="module")
+def mocogan_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("mocogan")
+    config_file = workdir.parent / "mocogan_tiny.py"
+    config_file.write_text(CONFIG_TEXT)
+    assert main(["train", "--config", str(config_file), "--workdir", str(workdir)]) == 0
+    return workdir
+
+
+def _max_change(a, b) -> float:
+    return max(float(jnp.abs(x - y).max()) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+def test_training_logs_both_heads_and_moves_every_part(mocogan_run):
+    records = read_metrics(mocogan_run)
+    assert [r["step"] for r in records] == [1, 2]
+    for record in records:
+        for name in ("d/real_acc", "d/fake_acc", "d/loss", "g/loss"):
+            for head in ("image", "video"):
+                assert np.isfinite(record[f"{name}/{head}"]), f"{name}/{head}"
+        assert all(np.isfinite(v) for v in record.values())
+        np.testing.assert_allclose(
+            record["d/loss"], 0.5 * record["d/loss/image"] + record["d/loss/video"], rtol=1e-5
+        )
+    cfg, run, _, mesh = load_run(mocogan_run)
+    with Checkpointer(mocogan_run / "checkpoints") as ckpt:
+        assert ckpt.all_steps() == [1, 2]
+        step1, step2 = (ckpt.restore(abstract_state(run, mesh), step=s)[0] for s in (1, 2))
+    for part in ("motion", "frames"):  # G's GRU and frame generator both learn
+        assert _max_change(step2.g_params[part], step1.g_params[part]) > 0, part
+    # Adam's second update moves a weight by at most 1.06 times its learning rate, and the
+    # weight with the steadiest gradient by about that rate: the image D by up to d.lr, the
+    # video D (multiplier 0.1) by up to d.lr / 10.
+    lr = cfg.d.lr
+    image = _max_change(step2.d_params["image"], step1.d_params["image"])
+    video = _max_change(step2.d_params["video"], step1.d_params["video"])
+    assert 0.5 * lr < image < 1.06 * lr and 0 < video < 0.106 * lr, (image / lr, video / lr)
+
+
+def test_sample_32_frames_from_a_run_trained_on_8(mocogan_run, tmp_path, capsys):
+    out = tmp_path / "long"
+    args = ["sample", "--workdir", str(mocogan_run), "--num", "3", "--out", str(out)]
+    assert main([*args, "--num-frames", "32"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["samples.gif", "samples.mp4", "samples.png"]
+    frames = iio.imread(out / "samples.gif")
+    assert frames.shape[0] == 32
+    assert np.abs(frames[1:].astype(int) - frames[:-1].astype(int)).max() > 0  # they move
+    grid = iio.imread(out / "samples.png")  # rows = samples, columns = frames
+    assert grid.shape == (3 * 8 + 2 * SEPARATOR_PX, 32 * 8 + 31 * SEPARATOR_PX, 3)
+
+    capsys.readouterr()
+    assert main([*args, "--num-frames", "0"]) == 2
+    assert "--num-frames must be >= 1, got 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("g.content_dim", 0, "g.content_dim must be >= 1, got 0"),
+        ("g.noise_dim", 2.5, "g.noise_dim must be int, got 2.5"),
+        ("g.norm", "layer", "g.norm='layer' is not allowed; choose one of ['batch', 'none']"),
+        ("g.depth", 4, "data.height=8 and data.width=8 must be divisible by 2**g.depth=16"),
+        ("d.depth", 0, "d.depth must be >= 1, got 0"),
+        ("d.heads", ("image", "audio"), "d.heads=('image', 'audio') must name each of its"),
+        ("d.heads", (), "d.heads=() must name each of its heads once, from ['image', 'video']"),
+        ("d.heads", ("video", "video"), "d.heads=('video', 'video') must name each"),
+        ("d.image_stride", 0, "d.image_stride must be >= 1, got 0"),
+        ("d.spectral_norm", 1, "d.spectral_norm must be bool, got 1"),
+    ],
+)
+def test_bad_config_values_name_the_key(key, value, message):
+    cfg = _tiny_config()
+    net, name = key.split(".")
+    with cfg[net].ignore_type():  # as a config file may hold any value
+        cfg[net][name] = value
+    with pytest.raises(ConfigError, match="^" + re.escape(message)):
+        train.validate(cfg)
+
+
+def test_mocogan_needs_clips():
+    cfg = train.default_config(model="mocogan", data="ring")
+    with pytest.raises(ConfigError, match="g.name='mocogan' makes clips"):
+        train.validate(cfg)
