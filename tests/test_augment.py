@@ -376,6 +376,7 @@ def test_eight_devices_match_one(one_device):
     _assert_close(jax.device_get(state8), state1)
 
 
+@pytest.mark.slow  # the pmap body is the jit body (tests/test_parallel.py); 18 s here
 def test_pmap_matches_one_device(one_device):
     """Under pmap each device takes its rows of the same global draws."""
     state1, hist1 = one_device

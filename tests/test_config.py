@@ -370,7 +370,11 @@ def test_shipped_configs_validate_and_build(name, tmp_path):
 
     samples, logits = jax.eval_shape(sample_and_judge, state)
     assert samples.shape == (2, *run.sample_shape) == (2, *spec.sample_shape)
-    assert logits.shape == (2,)
+    # D returns one logit per clip, or a dict of heads (MoCoGAN: per-frame image logits and
+    # per-clip video logits), each flat with a multiple of the batch.
+    heads = logits if isinstance(logits, dict) else {"": logits}
+    for head, head_logits in heads.items():
+        assert head_logits.ndim == 1 and head_logits.shape[0] % 2 == 0, head
     if name != "video_folder":
         batch = next(build.make_data(cfg, batch_size=2, seed=0, process_index=0, process_count=1))
         assert sorted(batch) == sorted(spec.keys)
@@ -390,6 +394,10 @@ def test_main_job_is_what_the_readme_promises():
     assert cfg.g.base_width == cfg.d.base_width == 16
     assert cfg.g.norm == cfg.d.norm == "batch"
     assert (cfg.steps, cfg.batch_size, cfg.eval.every) == (1500, 16, 250)
-    assert set(evaluate.applicable_metrics(cfg, spec)) == {"video_stats", "shapes_fd"}
+    assert set(evaluate.applicable_metrics(cfg, spec)) == {
+        "video_stats",
+        "shapes_fd",
+        "shapes_physics",
+    }
     doc = (CONFIGS / "bouncing_shapes.py").read_text()
     assert "gan-jax train --config experiments/configs/bouncing_shapes.py" in doc

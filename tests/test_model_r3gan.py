@@ -227,7 +227,9 @@ def test_depth_to_space_inverts_space_to_depth():
     np.testing.assert_array_equal(r3gan.depth_to_space(blocks, (2, 2, 2)), x)
 
 
-@pytest.mark.parametrize("formulation", ["per_group", "folded"])
+@pytest.mark.parametrize(
+    "formulation", ["per_group", pytest.param("folded", marks=pytest.mark.slow)]
+)
 def test_train_steps_without_dilated_convolutions(monkeypatch, formulation):
     """The CPU step (RpGAN + R1 + R2) compiles to products and stride-1 undilated convs only,
     and a few steps stay finite and move every net's params."""

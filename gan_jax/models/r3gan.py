@@ -42,8 +42,8 @@ keeps a gradient everywhere, where a clip gives none to an output pushed past th
 Defaults (main job, 8 x 32 x 32 clips, batch 16, 2 CPU cores): widths 32 at every stage, one
 block at G's 1 x 4 x 4 and 2 x 8 x 8 stages and at D's 2 x 8 x 8 and 1 x 4 x 4 ones, none at
 4 x 16 x 16: a block there (even 16 wide) made the RpGAN + R1 + R2 step 3x the DCGAN's, these
-defaults 1.2x to 1.8x (busy 2-core EPYC; 2.16 useful GFLOP per step against 2.24). `group_size` 16 is R3GAN's
-(its presets keep 16 channels per group at every width).
+defaults 1.2x to 1.8x (busy 2-core EPYC; 2.16 useful GFLOP per step against 2.24).
+`group_size` 16 is R3GAN's (its presets keep 16 channels per group at every width).
 
 CPU: `grouped_conv` picks a formulation by map size (one fast-route im2col product per group
 on small maps, a folded 2-D XLA convolution with a block-diagonal kernel on large ones); other
