@@ -14,6 +14,11 @@ also includes the zero taps it multiplies, so it would flatter it.)
     .venv/bin/python benchmarks/train_step.py --config experiments/configs/bouncing_shapes.py
     .venv/bin/python benchmarks/train_step.py --config experiments/configs/dcgan_benchmark.py \
         --config.data.height=64 --config.data.width=64 --config.batch_size=8
+
+`--analyse-only` compiles the step with plain `lax` convolutions (the GPU and TPU route) and
+prints its useful FLOPs and XLA's memory analysis of the compiled program (parameters and
+optimiser state, batch, temporaries) without running it: sizes for an accelerator, worked out
+on a CPU. XLA:GPU fuses and schedules differently, so take the temporaries as an estimate.
 """
 
 import argparse
@@ -78,11 +83,17 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10, help="timed steps")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--conv-impl", default=None, help="lax | fast (default: per backend)")
+    parser.add_argument(
+        "--analyse-only", action="store_true", help="FLOPs and memory of the lax step; no run"
+    )
     args = parser.parse_args(argv)
     # As the gan-jax command does: XLA:CPU's per-step temporaries reuse freed pages.
     cpu_memory.keep_freed_memory()
     cfg = config.apply_overrides(config.load_config_file(args.config), overrides)
 
+    if args.analyse_only:
+        analyse(args, cfg, overrides)
+        return
     impl = args.conv_impl or default_impl()
     flops = cost_flops(*build_step(cfg, "lax")[:3])  # useful FLOPs: compiled, never run
     step, state, batch, run = build_step(cfg, impl)
@@ -118,6 +129,30 @@ def main() -> None:
     print(f"useful GFLOP/step (lax cost analysis): {flops / 1e9:.2f}")
     print(f"achieved GFLOP/s: {flops / median / 1e9:.1f}")
     print(f"executed program's own GFLOP/step: {own_flops / 1e9:.2f}")
+
+
+def analyse(args, cfg, overrides) -> None:
+    """Prints the lax step's parameters, useful FLOPs and compiled memory, per device."""
+    step, state, batch, run = build_step(cfg, "lax")
+    compiled = step.lower(state, batch, jax.random.key(1)).compile()
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, list | tuple) else cost
+    memory = compiled.memory_analysis()
+    params = [sum(x.size for x in jax.tree.leaves(t)) for t in (state.g_params, state.d_params)]
+    gib = 2.0**30
+    print(
+        f"config {args.config.name} {' '.join(f'{k}={v}' for k, v in overrides)}: "
+        f"G {cfg.g.name} ({params[0]:,} params), D {cfg.d.name} ({params[1]:,} params), "
+        f"loss {cfg.loss.name}, sample {run.sample_shape}, batch {cfg.batch_size} on "
+        f"{jax.device_count()} device(s)"
+    )
+    print(f"useful GFLOP/step (lax cost analysis): {float(cost.get('flops', 0.0)) / 1e9:.1f}")
+    print(
+        f"memory per device: state and batch {memory.argument_size_in_bytes / gib:.2f} GiB, "
+        f"temporaries {memory.temp_size_in_bytes / gib:.2f} GiB, outputs "
+        f"{memory.output_size_in_bytes / gib:.2f} GiB (aliased with the donated state: "
+        f"{memory.alias_size_in_bytes / gib:.2f} GiB)"
+    )
 
 
 def cpu_description() -> str:

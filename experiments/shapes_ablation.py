@@ -14,8 +14,8 @@ skipped, so an interrupted table resumes) and `OUT/table.md` (mean +- std over s
 best pass first, the CPU's `lscpu` model and flags on top).
 
 Cells (all combinations of the named ones):
-  models: dcgan (`bouncing_shapes.py`, the main job), r3gan (`bouncing_shapes_r3gan.py`),
-     mocogan (`bouncing_shapes_mocogan.py`);
+  models: dcgan (`bouncing_shapes_dcgan.py`), r3gan (`bouncing_shapes_r3gan.py`), mocogan
+     (`bouncing_shapes.py`, the main job);
   losses: ns_r1 (non-saturating + R1, gamma `--gamma`), hinge (no penalty), rpgan (relativistic
      pairing + R1 + R2, gamma `--gamma` each);
   augment: off, on (DiffAugment color,translation,cutout at p = 1).
@@ -40,18 +40,18 @@ import numpy as np
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "experiments" / "configs"
 MODELS = {
-    "dcgan": "bouncing_shapes.py",
+    "dcgan": "bouncing_shapes_dcgan.py",
     "r3gan": "bouncing_shapes_r3gan.py",
-    "mocogan": "bouncing_shapes_mocogan.py",
+    "mocogan": "bouncing_shapes.py",
 }
 LOSSES = ("ns_r1", "hinge", "rpgan")
 AUGMENT = ("off", "on")
 
 
 def cell_overrides(loss: str, augment: str, gamma: float) -> list[str]:
-    """`--config.KEY=VALUE` overrides for one (loss, augment) pair."""
+    """`--config.KEY=VALUE` overrides for one (loss, augment) cell."""
     if loss == "ns_r1":
-        overrides = ["loss.name=non_saturating", f"penalty.r1={gamma}", "penalty.r2=0.0"]
+        overrides = ["loss.name=nonsaturating", f"penalty.r1={gamma}", "penalty.r2=0.0"]
     elif loss == "hinge":
         overrides = ["loss.name=hinge", "penalty.r1=0.0", "penalty.r2=0.0"]
     elif loss == "rpgan":
@@ -154,7 +154,8 @@ def cpu_line() -> str:
 def write_table(args, rows: list[dict]) -> str:
     cells = {}
     for row in rows:
-        cells.setdefault((row["model"], row["loss"], row["augment"]), []).append(row)
+        key = (row["model"], row["loss"], row["augment"])
+        cells.setdefault(key, []).append(row)
     lines = [
         f"Bouncing shapes (main job data, 8x32x32), {args.budget:.0f} s wall per run "
         f"(start-up and compilation included), {args.num_samples} EMA clips scored per run.",

@@ -335,9 +335,12 @@ def test_the_shipped_configs_are_all_here():
     assert {
         "tiny",
         "bouncing_shapes",
+        "bouncing_shapes_dcgan",
+        "bouncing_shapes_r3gan",
         "ring",
         "grid",
         "video_folder",
+        "video_folder_mocogan",
         "toy_best",
         "toy_rpgan",
     } <= set(SHIPPED)
@@ -354,7 +357,7 @@ def test_shipped_configs_document_their_command_and_result(name):
 def test_shipped_configs_validate_and_build(name, tmp_path):
     cfg = config.load_config_file(CONFIGS / f"{name}.py")
     assert isinstance(cfg, config_dict.ConfigDict)
-    if name == "video_folder":
+    if name.startswith("video_folder"):
         config.override(cfg, "data.root", str(_video_folder(tmp_path / "videos")))
     spec = train.validate(cfg)
     run = build.build(cfg)
@@ -375,7 +378,7 @@ def test_shipped_configs_validate_and_build(name, tmp_path):
     heads = logits if isinstance(logits, dict) else {"": logits}
     for head, head_logits in heads.items():
         assert head_logits.ndim == 1 and head_logits.shape[0] % 2 == 0, head
-    if name != "video_folder":
+    if not name.startswith("video_folder"):
         batch = next(build.make_data(cfg, batch_size=2, seed=0, process_index=0, process_count=1))
         assert sorted(batch) == sorted(spec.keys)
         for key, shape, dtype in spec.fields:
@@ -385,14 +388,17 @@ def test_shipped_configs_validate_and_build(name, tmp_path):
 def test_main_job_is_what_the_readme_promises():
     cfg = config.load_config_file(CONFIGS / "bouncing_shapes.py")
     spec = train.validate(cfg)
-    # "a video DCGAN (G and D of depth 3, base width 16, batch norm) on 8-frame 32x32 clips
-    # [...] for 1500 steps of batch 16, and evaluates the EMA generator every 250 steps [...]
-    # with `video_stats` and the Fréchet Shapes Distance (`shapes_fd`)"
+    # "a MoCoGAN (G: a GRU for motion next to a content code, then a 2-D DCGAN frame generator;
+    # D: an image head on frames and a 3-D video head on the clip; depth 3, base width 16,
+    # batch norm) on 8-frame 32x32 clips [...] for 1500 steps of batch 16, and evaluates the
+    # EMA generator every 250 steps [...] with `video_stats`, the Fréchet Shapes Distance
+    # (`shapes_fd`) and the physics check (`shapes_physics`)"
     assert spec.sample_shape == (8, 32, 32, 3)
-    assert cfg.g.name == cfg.d.name == "video_dcgan"
+    assert cfg.g.name == cfg.d.name == "mocogan"
     assert cfg.g.depth == cfg.d.depth == 3
     assert cfg.g.base_width == cfg.d.base_width == 16
     assert cfg.g.norm == cfg.d.norm == "batch"
+    assert tuple(cfg.d.heads) == ("image", "video")
     assert (cfg.steps, cfg.batch_size, cfg.eval.every) == (1500, 16, 250)
     assert set(evaluate.applicable_metrics(cfg, spec)) == {
         "video_stats",

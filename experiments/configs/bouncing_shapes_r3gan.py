@@ -11,10 +11,13 @@ Not yet timed end to end at 1500 steps.
 
 Expected (seed 0, not tuned; measured with --config.steps=500 on 2 cores shared with other
 jobs, 9 min 54 s wall): the Fréchet Shapes Distance (eval/shapes_fd/fsd) goes 126 at step 0,
-304 at step 250, 114 at step 500 (the DCGAN's main job: 156 at step 500, 21 at 1500). D wins
-(d/loss 0.03 to 0.13, g/loss 3 to 6). samples/step_000500.png: black frames, most of them
-empty, with dotted coloured pixels along the top and left borders. gamma 1 instead of 0.1
-was worse (FSD 1086 at step 500: a dotted pixel grid over every frame).
+304 at step 250, 114 at step 500 (the 3-D DCGAN, bouncing_shapes_dcgan.py: 156 at step 500,
+21 at 1500). D wins (d/loss 0.03 to 0.13, g/loss 3 to 6). samples/step_000500.png: black
+frames, most of them empty, with dotted coloured pixels along the top and left borders. gamma 1
+instead of 0.1 was worse (FSD 1086 at step 500: a dotted pixel grid over every frame).
+
+At equal wall-clock with the other families (experiments/shapes_ablation.py, 180 s on 2 cores)
+it collapsed to black or empty frames with every loss tried.
 
 Choices: R3GAN's objective (loss rpgan, penalty.r1 = penalty.r2 = gamma) and optimiser
 (Adam 2e-4 with b1 = 0, b2 = 0.99; no normalisation anywhere); the family's default widths,
