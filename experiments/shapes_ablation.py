@@ -10,8 +10,9 @@ pass every physics check) and `shapes_fd` (Fréchet Shapes Distance) on `--num-s
 real clips scored beside them.
 
 Writes `OUT/results.jsonl` (one line per run, appended as runs finish; runs already there are
-skipped, so an interrupted table resumes) and `OUT/table.md` (mean +- std over seeds per cell,
-best pass first, the CPU's `lscpu` model and flags on top).
+skipped, so an interrupted table resumes, and more seeds add to it) and `OUT/table.md` (mean
++- std over seeds per cell, best pass first then lowest FSD, the CPU's `lscpu` model and flags
+on top).
 
 Cells (all combinations of the named ones):
   models: dcgan (`bouncing_shapes_dcgan.py`), r3gan (`bouncing_shapes_r3gan.py`), mocogan
@@ -167,6 +168,8 @@ def write_table(args, rows: list[dict]) -> str:
 
     def pm(values, scale=1.0, digits=1):
         v = np.asarray(values, float) * scale
+        if v.size == 1:  # one seed: no spread to show
+            return f"{v[0]:.{digits}f}"
         return f"{v.mean():.{digits}f} ± {v.std():.{digits}f}"
 
     order = sorted(
