@@ -295,12 +295,19 @@ def test_a_second_sigterm_aborts_without_saving(tmp_path, runs):
 
 @pytest.mark.slow
 def test_main_job_learns_moving_shapes(tmp_path):
-    """The full bouncing_shapes run (minutes): samples move about as much as real clips."""
+    """The full bouncing_shapes run (5 minutes on 2 cores): samples move about as much as real
+    clips, and the FSD and the physics check's diagnostics reach what the main job measured
+    (FSD 10.6, off-palette 66 %, frozen objects 21 % on the AMD EPYC), with room for other
+    CPUs' rounding. The issue's targets (half the clips passing, FSD 5) are not reached yet."""
     from gan_jax import evaluate
 
     cfg = config.load_config_file(ROOT / "experiments" / "configs" / "bouncing_shapes.py")
     train(cfg, tmp_path)
-    results = evaluate.eval_command(tmp_path, ["video_stats"])
+    results = evaluate.eval_command(tmp_path, ["video_stats", "shapes_fd", "shapes_physics"])
     assert results["step"] == cfg.steps
     assert 0.5 < results["video_stats/motion_ratio"] < 2.0, results
     assert results["video_stats/mean_gap"] < 0.1, results
+    assert results["shapes_fd/fsd"] < 16.0, results  # the 3-D DCGAN's 1500 steps: 16.4 to 21
+    assert results["shapes_physics/real_pass"] == 1.0, results
+    assert results["shapes_physics/fake_off_palette"] < 0.8, results
+    assert results["shapes_physics/fake_frozen"] < 0.4, results
