@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import operator
 import os
 from collections.abc import Mapping
@@ -138,7 +139,10 @@ class MetricWriter:
         self._jsonl.write(json.dumps({"step": step, **values}) + "\n")
         self._jsonl.flush()
         for name, value in values.items():
-            self._tensorboard.add_scalar(name, value, step)
+            # NaN marks "nothing to measure" (a physics diagnostic of clips with no object);
+            # metrics.jsonl keeps it, TensorBoard would only warn about it.
+            if math.isfinite(value):
+                self._tensorboard.add_scalar(name, value, step)
 
     def write_images(self, step: int, images: Mapping[str, np.ndarray]) -> None:
         """Writes uint8 `[H, W, 3]` images (e.g. sample grids) to TensorBoard.

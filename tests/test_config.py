@@ -390,7 +390,7 @@ def test_main_job_is_what_the_readme_promises():
     spec = train.validate(cfg)
     # "a MoCoGAN (G: a GRU for motion next to a content code, then a 2-D DCGAN frame generator;
     # D: an image head on frames and a 3-D video head on the clip; depth 3, base width 16,
-    # batch norm) on 8-frame 32x32 clips [...] for 1500 steps of batch 16, and evaluates the
+    # batch norm) on 8-frame 32x32 clips [...] for 1250 steps of batch 16, and evaluates the
     # EMA generator at step 0 and at the end [...] with `video_stats`, the Fréchet Shapes Distance
     # (`shapes_fd`) and the physics check (`shapes_physics`)"
     assert spec.sample_shape == (8, 32, 32, 3)
@@ -399,7 +399,7 @@ def test_main_job_is_what_the_readme_promises():
     assert cfg.g.base_width == cfg.d.base_width == 16
     assert cfg.g.norm == cfg.d.norm == "batch"
     assert tuple(cfg.d.heads) == ("image", "video")
-    assert (cfg.steps, cfg.batch_size, cfg.eval.every) == (1500, 16, 1500)
+    assert (cfg.steps, cfg.batch_size, cfg.eval.every) == (1250, 16, 1250)
     assert set(evaluate.applicable_metrics(cfg, spec)) == {
         "video_stats",
         "shapes_fd",

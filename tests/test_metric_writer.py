@@ -67,6 +67,10 @@ def test_non_finite_values_are_written(tmp_path):
     assert "NaN" in line and "Infinity" in line and "-Infinity" in line
     (record,) = read_metrics(tmp_path)
     assert math.isnan(record["a"]) and record["b"] == math.inf and record["c"] == -math.inf
+    # TensorBoard gets the finite ones only (it warns about the rest and draws nothing).
+    with MetricWriter(tmp_path / "mixed") as writer:
+        writer.write_scalars(4, {"a": float("nan"), "d": 1.5})
+    assert _scalars(_read_events(tmp_path / "mixed" / "tb")) == {"d": [(4, 1.5)]}
 
 
 def test_images_to_tensorboard(tmp_path):

@@ -44,7 +44,7 @@ from gan_jax.train import default_config
 
 def get_config():
     cfg = default_config(model="mocogan", data="bouncing_shapes")
-    cfg.steps = 1500
+    cfg.steps = 1250
     cfg.batch_size = 16
 
     for net in (cfg.g, cfg.d):
@@ -66,9 +66,8 @@ def get_config():
     cfg.log.sample_every = 250
     cfg.log.num_samples = 8
     # At step 0 and at the end: video_stats, shapes_fd and shapes_physics of the EMA generator
-    # on 512 clips, into metrics.jsonl (about 15 s each; evaluating every 250 steps took the
-    # run to 5 min 27 s, every 500 to 5 min 11 s). The shapes feature network trains once
-    # (about 40 s) into WORKDIR/shapes_features.
-    cfg.eval.every = 1500
+    # on 512 clips, into metrics.jsonl (about 15 s each). The shapes feature network trains
+    # once (about 40 s) into WORKDIR/shapes_features.
+    cfg.eval.every = 1250
     cfg.eval.num_samples = 512
     return cfg
