@@ -10,31 +10,35 @@ Model (the `mocogan` family's defaults, gan_jax/models/mocogan.py): G = a GRU ov
 noise (16 -> 16) next to a 64-d content code per clip, then a 2-D DCGAN frame generator of
 depth 3 and base width 16 (batch norm) run on all N * T frames; D = an image head (2-D, frames
 0 and 4 of each clip) and a video head (video_dcgan's 3-D D), both of depth 3 and base width
-16 with batch norm, their non-saturating losses weighted 1 and 1. 1500 steps of batch 16, Adam
+16 with batch norm, their non-saturating losses weighted 1 and 1. 1250 steps of batch 16, Adam
 5e-4 (b1 0.5) for both nets, EMA decay 0.99.
 
-Time: 1500 steps of batch 16 at about 8 steps/s on 2 idle cores, plus the shapes feature
-network (trained once, about 30 s), 4 evaluations of 512 clips (video_stats, shapes_fd,
-shapes_physics) and compilation: MAIN_WALL wall on a 2-core AMD EPYC (AVX2), peak host memory
-1.8 GB (evaluating every 250 steps instead took 5 min 27 s).
+Time: 1250 steps of batch 16 at about 8 steps/s on 2 idle cores, plus the shapes feature
+network (trained once, about 40 s), 2 evaluations of 512 clips (video_stats, shapes_fd,
+shapes_physics; at step 0 and at the end) and compilation: 4 min 33 s wall on a 2-core AMD
+EPYC (AVX2), peak host memory 1.8 GB. (1500 steps evaluated every 250 took 5 min 27 s, every
+500 5 min 11 s, only at the ends 5 min 14 s on the same machine; the FSD was 10.4 at step 1250
+and 10.6 at 1500, so the last 250 steps were cut.)
 
 Expected (seed 0, bitwise reproducible on CPU; measured on the AMD EPYC): the Fréchet Shapes
-Distance (eval/shapes_fd/fsd in metrics.jsonl) goes 131 at step 0 (the untrained generator),
-74 at 500, 16.0 at 1000 and 10.6 at 1500 (the 3-D DCGAN of bouncing_shapes_dcgan.py: 16.4);
-two draws of real clips score 1.7. The physics check (eval/shapes_physics) passes no clip yet:
-off-palette pixels 66 % of the non-background (real clips: 0), right object count in every
-frame 18 % of clips, colours kept 10 %, areas kept 25 % (area CV 0.41, real 0.03), motion 23 %,
-frozen objects 21 %. Final video_stats: mean_gap 0.07, motion_ratio 1.16.
-samples/step_001500.png: soft blobs on black, one or two per clip (green, yellow, cyan, blue,
-orange, red), most moving across the 8 frames; edges are soft, several blobs change colour
-(green to cyan, red to orange to white) or split, and one clip of the 8 is nearly empty.
+Distance (eval/shapes_fd/fsd in metrics.jsonl) goes from 131 at step 0 (the untrained
+generator) to 10.4 at step 1250 (on the way, in a run evaluated every 250 steps: 118, 74, 40,
+16.0; the 3-D DCGAN of bouncing_shapes_dcgan.py ends its 1500 steps at 16.4); two draws of
+real clips score 1.7. The physics check (eval/shapes_physics) passes no clip yet: off-palette
+pixels 86 % of the non-background (real clips: 0), right object count in every frame 12 % of
+clips, colours kept 7 %, areas kept 31 % (area CV 0.45, real 0.03), motion 35 %, frozen
+objects 31 %. Final video_stats: mean_gap 0.17, motion_ratio 1.54. samples/step_001250.png:
+soft blobs on black, one or two per clip
+(green, yellow, orange, red, blue, magenta, cyan), most drifting across the 8 frames; edges
+are soft, several blobs change colour along the way (blue to magenta to white, green to
+cyan), and one clip starts nearly empty.
 
 Choices, from experiments/shapes_ablation.py (README, "Video GANs on bouncing shapes"): at
 equal wall-clock (180 s on the 2-core AMD EPYC) MoCoGAN's split of content and motion reached
 the lowest FSD of the three families (12.6 with NS + R1, against 29.7 for the 3-D DCGAN and 131
 for the residual R3GAN-style nets, which collapsed to empty frames); RpGAN + R1 + R2 and
 augmentation lost with this family. The main job drops R1 (not in that table): without its
-double backward pass 1500 steps fit in the budget, and the FSD at the end is 10.6 against the
+double backward pass 1250 steps fit in the budget, and the FSD at the end is 10.4 against the
 table's 12.6. Batch norm in D learned fastest (see bouncing_shapes_dcgan.py); EMA 0.99, since
 a 0.999 average over a run this short is mostly early, grey generators.
 """

@@ -16,9 +16,19 @@ batch norm; non-saturating loss with R1 (gamma 0.1, lazily every 4th D update), 
 (b1 0.5, b2 0.999), EMA half-life 10k clips. The frame generator's parameters do not depend on
 T, so `gan-jax sample --num-frames 64` draws longer clips.
 
-Expected: not measured (no GPU and no UCF-101 here); sizes worked out on a CPU by
-`benchmarks/train_step.py --analyse-only` (XLA's compiled memory and cost analysis of the lax
-step, which is what GPUs run), per device at batch 8 per device: SCALE_FIGURES
+Expected: not measured (no GPU was lent to this work, and there is no UCF-101 here). Sizes
+worked out on a CPU by `benchmarks/train_step.py --analyse-only --config.batch_size=8` (XLA's
+compiled memory and cost analysis of the step with plain lax convolutions, the GPU route), per
+device at 8 clips per device (the global batch of 64 on 8 GPUs):
+  16x64x64 (G 6.0 M parameters, D 13.8 M): 423 GFLOP per step; 0.25 GiB of state and batch,
+     0.60 GiB of temporaries;
+  16x128x128 (depth 5; G 17.6 M, D 55.8 M): 2963 GFLOP per step; 0.91 GiB of state and
+     batch, 2.76 GiB of temporaries.
+Both fit an 80 GB GPU many times over: raise the batch per device before adding devices. Step
+time, estimated (not measured) at 100 TFLOP/s sustained (a fifth of an H100's TF32 peak; small
+convolutions rarely do better): about 4 ms per step at 64x64 and 30 ms at 128x128, so 100k
+steps take minutes to an hour of maths; the input pipeline (decoding video) is then the
+likelier limit: `benchmarks/input_pipeline.py` measures it.
 Lower `--config.batch_size` where it does not fit, or try `--config.g.dtype=bfloat16
 --config.d.dtype=bfloat16`. Tested: the same config with tiny widths builds and trains on CPU
 through `tests/test_config.py` (every shipped config validates and builds).
