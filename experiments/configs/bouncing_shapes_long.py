@@ -10,7 +10,7 @@ The main job (experiments/configs/bouncing_shapes.py: model, data, batch 16, Ada
 linearly to a tenth (GANs sharpen as the steps shrink) and an EMA of 0.995 (a longer average
 pays off once the early, grey generators are far behind). Evaluations every 2000 steps.
 
-Time and expected result: not measured yet. Estimated from the main job's step rate (about 8
+Time and Expected result: not measured yet. Estimated from the main job's step rate (about 8
 steps/s on 2 idle cores of an AMD EPYC) at 22 to 25 minutes with its 6 evaluations. The
 issue's targets for it (90 % of clips passing the physics check, FSD at most 3) are not
 expected: the main job's recipe at 1250 steps passes no clip.
