@@ -66,6 +66,7 @@ def sixteen_frame_run(tmp_path_factory):
     return workdir
 
 
+@pytest.mark.slow  # 45 s with its 16-frame run; test_i3d.py covers the network and conversion
 def test_fvd_cli_with_user_weights(sixteen_frame_run, tmp_path, capsys):
     weights = tmp_path / "i3d.npz"
     save_i3d_params(random_variables(3), weights)

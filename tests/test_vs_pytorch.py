@@ -21,6 +21,7 @@ def _load_script():
     return module
 
 
+@pytest.mark.slow  # 31 s: a benchmark's twin models; the default suite keeps to 10 minutes
 def test_twin_matches_and_the_table_prints(capsys):
     vs_pytorch = _load_script()
     args = ["--shapes", "4x8x8", "--batch", "2", "--width", "4", "--depth", "2", "--z-dim", "8"]
