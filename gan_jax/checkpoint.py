@@ -6,6 +6,14 @@ This is the only module in gan_jax that imports orbax. One `Checkpointer` wraps 
     DIRECTORY/<step>/state/    the train state pytree (jax arrays, sharded), StandardSave
     DIRECTORY/<step>/data/     the input iterator state (JSON), optional
     DIRECTORY/<step>/config/   the run config (JSON), optional
+    DIRECTORY/<step>/checksums/  a digest of every array and JSON item above (JSON)
+    DIRECTORY/damaged/<step>/  a checkpoint that failed to restore or verify, moved aside
+
+Restores verify before they trust: the arrays and JSON items read back are hashed and compared
+with the digests written at save time, so a flipped byte that still decodes is caught.
+`restore_newest_good` tries the finished checkpoints newest first; one that fails to read or to
+verify is logged in one line and, once an older one has restored, moved aside (never deleted)
+so that the user can inspect it and later saves do not collide with it.
 
 What makes a checkpoint "finished" (orbax 0.12.8, read from orbax/checkpoint/_src/path/
 atomicity.py): every save is written to `<step>.orbax-checkpoint-tmp`, then a
@@ -31,20 +39,29 @@ Typical use in a trainer::
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import operator
 import os
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 from etils import epath
+
+from gan_jax.errors import EnvironmentFault, UserError
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _STATE = "state"
 _DATA = "data"
 _CONFIG = "config"
+_CHECKSUMS = "checksums"
+DAMAGED_DIR = "damaged"
 
 # Names orbax uses for in-progress saves and for the file that marks a save as complete.
 _TMP_SUFFIX = ocp.path.atomicity_types.TMP_DIR_SUFFIX
@@ -91,6 +108,90 @@ def _as_json(value: Any, name: str) -> Any:
             "bool and None (e.g. convert numpy values with .item() or .tolist())"
         ) from None
     return dict(value)
+
+
+class CheckpointMismatchError(UserError, ValueError):
+    """The checkpoint holds another model or optimiser than the one asked for (a changed
+    architecture); not damage, so no fallback to an older checkpoint.
+
+    Attributes:
+        problem: the first differing array and how, e.g. "'g_params/x' has shape ...".
+    """
+
+    def __init__(self, problem: str, message: str):
+        super().__init__(message)
+        self.problem = problem
+
+
+class CheckpointDamagedError(EnvironmentFault):
+    """A checkpoint's files do not read back as they were written (or none restores)."""
+
+
+def _one_line(error: BaseException, limit: int = 300) -> str:
+    """`Type: first line of the message`, shortened: TensorStore errors run to 150 lines."""
+    text = str(error).strip().splitlines()
+    first = text[0] if text else ""
+    line = f"{type(error).__name__}: {first}" if first else type(error).__name__
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _host_bytes(leaf: Any) -> np.ndarray | None:
+    """The leaf's bytes as a flat uint8 array, or None where this process does not hold them
+    all (an array sharded over other hosts)."""
+    if isinstance(leaf, jax.Array):
+        if leaf.is_fully_replicated:
+            leaf = leaf.addressable_data(0)
+        elif not leaf.is_fully_addressable:
+            return None
+    array = np.ascontiguousarray(np.asarray(leaf))
+    return array.reshape(-1).view(np.uint8)
+
+
+def _digest(data: Any) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def _json_digest(value: Any) -> str:
+    # sort_keys: a JSON round trip may reorder nothing, but dicts built in another order must
+    # hash alike.
+    return _digest(json.dumps(value, sort_keys=True).encode())
+
+
+def _checksums(state: Any, json_items: Mapping[str, Any]) -> dict:
+    """Digests of every array leaf (by orbax's flat name) and of every JSON item."""
+    arrays = {}
+    for path, leaf in ocp.tree.to_flat_dict(state).items():
+        data = _host_bytes(leaf)
+        if data is not None:
+            arrays["/".join(path)] = {"dtype": str(np.dtype(leaf.dtype)), "digest": _digest(data)}
+    return {
+        "version": 1,
+        "arrays": arrays,
+        "json": {name: _json_digest(value) for name, value in json_items.items()},
+    }
+
+
+def _verify(sums: Mapping[str, Any], state: Any, json_items: Mapping[str, Any]) -> None:
+    """Raises CheckpointDamagedError naming the first item whose bytes differ from `sums`."""
+    arrays = sums.get("arrays", {})
+    for path, leaf in ocp.tree.to_flat_dict(state).items():
+        name = "/".join(path)
+        want = arrays.get(name)
+        # A leaf restored into another dtype (restore casts) cannot be compared byte for byte.
+        if want is None or want["dtype"] != str(np.dtype(leaf.dtype)):
+            continue
+        data = _host_bytes(leaf)
+        if data is not None and _digest(data) != want["digest"]:
+            raise CheckpointDamagedError(
+                f"array {name!r} does not match the checksum written with it (the file changed "
+                "on disk after it was saved)"
+            )
+    for name, value in json_items.items():
+        want = sums.get("json", {}).get(name)
+        if want is not None and _json_digest(value) != want:
+            raise CheckpointDamagedError(
+                f"item {name!r} does not match the checksum written with it"
+            )
 
 
 def _path_text(path: tuple[str, ...]) -> str:
@@ -153,7 +254,8 @@ def _check_matches(stored_tree: Any, abstract_state: Any, where: epath.Path) -> 
             )
     if problems:
         more = f" ({len(problems) - 1} more mismatches)" if len(problems) > 1 else ""
-        raise ValueError(
+        raise CheckpointMismatchError(problems[0] + more,
+
             f"Checkpoint {where} does not match abstract_state: {problems[0]}{more}. Build "
             "abstract_state from the same model and optimizer config as the run that wrote it "
             "(its config is saved alongside: read_config())."
@@ -212,6 +314,7 @@ class Checkpointer:
                 _STATE: ocp.StandardCheckpointHandler(),
                 _DATA: ocp.JsonCheckpointHandler(),
                 _CONFIG: ocp.JsonCheckpointHandler(),
+                _CHECKSUMS: ocp.JsonCheckpointHandler(),
             },
         )
         self._cleaned_up = False
@@ -265,11 +368,16 @@ class Checkpointer:
             return False
         if step in self.all_steps():  # written by another Checkpointer since this one started
             return False
-        items = {_STATE: ocp.args.StandardSave(state)}
+        json_items = {}
         if data_state is not None:
-            items[_DATA] = ocp.args.JsonSave(_as_json(data_state, "data_state"))
+            json_items[_DATA] = _as_json(data_state, "data_state")
         if config is not None:
-            items[_CONFIG] = ocp.args.JsonSave(_as_json(config, "config"))
+            json_items[_CONFIG] = _as_json(config, "config")
+        items = {_STATE: ocp.args.StandardSave(state)}
+        items.update({name: ocp.args.JsonSave(value) for name, value in json_items.items()})
+        # Hashed here, from the arrays being saved, so the digests describe what was meant to
+        # be written, whatever happens to the files later.
+        items[_CHECKSUMS] = ocp.args.JsonSave(_checksums(state, json_items))
         if not self._cleaned_up:
             self._remove_unfinished()
             self._cleaned_up = True
@@ -295,25 +403,114 @@ class Checkpointer:
 
         Raises:
             FileNotFoundError: no such directory, no finished checkpoint, or `step` not finished.
-            ValueError: the checkpoint's tree structure or shapes differ from abstract_state.
+            CheckpointMismatchError: the checkpoint's tree structure or shapes differ from
+                abstract_state.
+            CheckpointDamagedError: the bytes read back differ from the checksums saved.
+            Exception: whatever orbax or TensorStore raise for files they cannot read.
         """
         self._check_open()
         step = self._resolve_step(step)
         abstract_state = _to_abstract(abstract_state)
-        step_dir = self._name_format.find_step(self._directory, step).path
+        step_dir = self.step_dir(step)
         metadata = self._manager.item_metadata(step)
+        if metadata.get(_STATE) is None:
+            raise CheckpointDamagedError(f"{step_dir} has no readable {_STATE}/ item")
         _check_matches(metadata[_STATE].tree, abstract_state, step_dir)
         items = {_STATE: ocp.args.StandardRestore(abstract_state)}
-        for name in (_DATA, _CONFIG):
+        # JSON items are listed with metadata None: presence is what counts.
+        json_names = [name for name in (_DATA, _CONFIG) if name in metadata]
+        for name in (*json_names, _CHECKSUMS):
             if name in metadata:
                 items[name] = ocp.args.JsonRestore()
-        try:
-            restored = self._manager.restore(step, args=ocp.args.Composite(**items))
-        except ValueError as e:
-            raise ValueError(
-                f"Restoring checkpoint {step_dir} into abstract_state failed: {e}"
-            ) from e
+        restored = self._manager.restore(step, args=ocp.args.Composite(**items))
+        sums = restored.get(_CHECKSUMS)
+        if sums is not None:  # checkpoints from before checksums were written are not verified
+            json_items = {name: restored.get(name) for name in json_names}
+            _verify(sums, restored[_STATE], json_items)
         return restored[_STATE], restored.get(_DATA), restored.get(_CONFIG)
+
+    def restore_newest_good(self, restore_step: Callable[[int], T]) -> tuple[int, T]:
+        """Runs `restore_step(step)` on the finished checkpoints, newest first, until one works.
+
+        A checkpoint whose restore raises is logged in one line (which one, and why), and once
+        an older one has restored, every newer one that failed is moved to
+        DIRECTORY/damaged/<step> (never deleted), so the run goes on from the newest good state.
+        `UserError`s (a changed architecture, a config that does not fit) are not damage: they
+        are raised at once.
+
+        Args:
+            restore_step: reads checkpoint `step` (e.g. `read_config(step=...)` then
+                `restore(..., step=...)`) and returns what the caller needs.
+
+        Returns:
+            (step, what restore_step returned).
+
+        Raises:
+            FileNotFoundError: no finished checkpoint.
+            CheckpointDamagedError: none restores; nothing was moved (the cause may be the
+                environment rather than the files), and the message lists each failure.
+        """
+        self._check_open()
+        steps = self.all_steps()
+        if not steps:
+            self._resolve_step(None)  # raises FileNotFoundError with the details
+        failures: list[tuple[int, str]] = []
+        for step in reversed(steps):
+            try:
+                result = restore_step(step)
+            except (UserError, MemoryError):
+                raise
+            except Exception as e:  # noqa: BLE001 - any failure to read a checkpoint is damage
+                reason = _one_line(e)
+                logger.warning(
+                    "Checkpoint %s cannot be restored (%s); trying the one before it",
+                    self.step_dir(step),
+                    reason,
+                )
+                logger.debug("Restoring checkpoint %d failed", step, exc_info=True)
+                failures.append((step, reason))
+                continue
+            if failures:
+                moved = self._move_aside([failed for failed, _ in failures])
+                logger.warning(
+                    "Restored checkpoint %d; damaged checkpoint(s) moved aside for inspection: %s",
+                    step,
+                    ", ".join(moved),
+                )
+            return step, result
+        listed = "; ".join(f"step {step}: {reason}" for step, reason in failures)
+        raise CheckpointDamagedError(
+            f"no checkpoint in {self._directory} restores ({listed}); none was moved or "
+            "deleted. Start a new workdir, or move the damaged step directories away to "
+            "train this one from step 0"
+        )
+
+    def step_dir(self, step: int) -> epath.Path:
+        """Where checkpoint `step` lives (finished or not)."""
+        return self._directory / str(_check_step(step))
+
+    def _move_aside(self, steps: list[int]) -> list[str]:
+        """Moves checkpoints to DIRECTORY/damaged/ (process 0) and forgets them; returns the
+        new paths."""
+        moved = []
+        damaged = self._directory / DAMAGED_DIR
+        for step in steps:
+            source = self.step_dir(step)
+            target = damaged / str(step)
+            suffix = 1
+            while target.exists():  # the same step damaged again in a later run
+                target = damaged / f"{step}.{suffix}"
+                suffix += 1
+            if jax.process_index() == 0:
+                damaged.mkdir(parents=True, exist_ok=True)
+                source.rename(target)
+            moved.append(os.fspath(target))
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+
+            multihost_utils.sync_global_devices("gan_jax.checkpoint.move_aside")
+        self._manager.reload()
+        return moved
 
     def read_config(self, *, step: int | None = None) -> dict | None:
         """The config saved with checkpoint `step` (default: latest), or None if none was saved.
@@ -322,11 +519,15 @@ class Checkpointer:
         """
         self._check_open()
         step = self._resolve_step(step)
-        if _CONFIG not in self._manager.item_metadata(step):
+        metadata = self._manager.item_metadata(step)
+        if _CONFIG not in metadata:
             return None
-        restored = self._manager.restore(
-            step, args=ocp.args.Composite(config=ocp.args.JsonRestore())
-        )
+        items = {_CONFIG: ocp.args.JsonRestore()}
+        if _CHECKSUMS in metadata:
+            items[_CHECKSUMS] = ocp.args.JsonRestore()
+        restored = self._manager.restore(step, args=ocp.args.Composite(**items))
+        if restored.get(_CHECKSUMS) is not None:
+            _verify(restored[_CHECKSUMS], {}, {_CONFIG: restored[_CONFIG]})
         return restored[_CONFIG]
 
     def wait(self) -> None:

@@ -61,16 +61,38 @@ def load_config_file(path: str | os.PathLike) -> config_dict.ConfigDict:
         raise ConfigError(f"config file {path} must be a .py file with get_config() (or a .json)")
     spec = importlib.util.spec_from_file_location(f"gan_jax_config_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as e:
+        raise ConfigError(
+            f"config file {path}, line {e.lineno}: {e.msg}; fix the Python syntax there"
+        ) from None
+    except Exception as e:  # noqa: BLE001 - any failure of the user's file is a config error
+        raise ConfigError(f"config file {path} failed to load: {_where(e, path)}") from e
     if not callable(getattr(module, "get_config", None)):
         raise ConfigError(f"config file {path} has no get_config() function")
-    cfg = module.get_config()
+    try:
+        cfg = module.get_config()
+    except Exception as e:  # noqa: BLE001
+        raise ConfigError(f"get_config() of {path} failed: {_where(e, path)}") from e
     if not isinstance(cfg, config_dict.ConfigDict):
         raise ConfigError(
             f"{path}: get_config() returned {type(cfg).__name__}; return an "
             "ml_collections.ConfigDict"
         )
     return cfg
+
+
+def _where(error: Exception, path: Path) -> str:
+    """`Type: message (line N)`, the line being the last one of `path` in the traceback."""
+    line = None
+    tb = error.__traceback__
+    while tb is not None:
+        if Path(tb.tb_frame.f_code.co_filename) == path:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    at = f" (line {line})" if line is not None else ""
+    return f"{type(error).__name__}: {error}{at}"
 
 
 def _restore_tuples(value: Any) -> Any:

@@ -12,3 +12,8 @@ class UserError(Exception):
 
 class DataError(UserError, ValueError):
     """The data cannot be read as configured: names the file or folder and the config key."""
+
+
+class EnvironmentFault(Exception):
+    """A fault of the machine or its storage, not of the user's input (a full disk, every
+    checkpoint damaged); the CLI prints it as one line and exits with status 1."""

@@ -20,6 +20,7 @@ import logging
 import math
 import os
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -31,8 +32,8 @@ from jax.experimental import multihost_utils
 from ml_collections import config_dict
 from tqdm import tqdm
 
-from gan_jax import augment, build, config, evaluate, parallel, sampling
-from gan_jax.checkpoint import Checkpointer
+from gan_jax import augment, build, config, early_signals, evaluate, parallel, sampling
+from gan_jax.checkpoint import Checkpointer, CheckpointMismatchError
 from gan_jax.config import Checker
 from gan_jax.data.spec import DataSpec
 from gan_jax.metric_writer import MetricWriter
@@ -121,7 +122,8 @@ class StopSignals:
     """
 
     def __init__(self):
-        self.received: int | None = None
+        # A signal that arrived while the process was starting (gan_jax.early_signals).
+        self.received: int | None = early_signals.take_pending()
         self._multi = jax.process_count() > 1
         self._previous: dict[int, object] = {}
         self._preemption_service = self._multi
@@ -138,6 +140,11 @@ class StopSignals:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
         self._previous.clear()
+
+    @property
+    def stop_before_start(self) -> bool:
+        """A signal arrived before the loop began: stop without a step (nothing new to save)."""
+        return self.received is not None
 
     def _handle(self, signum, frame) -> None:
         if self.received is not None:
@@ -181,6 +188,44 @@ def _check_batch_size(cfg: config_dict.ConfigDict) -> None:
             f"{processes} process(es); use a multiple of {multiple}, e.g. "
             f"--config.batch_size={max(multiple, cfg.batch_size // multiple * multiple)}"
         )
+
+
+class _LineStream:
+    """A text stream for tqdm that turns its carriage-return redraws into whole lines, for logs
+    that are files (SLURM, nohup) rather than terminals."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> None:
+        text = text.replace("\r", "").strip()
+        if text:
+            self._stream.write(text + "\n")
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+
+# Seconds between progress lines when stderr is not a terminal: a 1500-step run otherwise
+# writes ~750 redraws (64 KB) into a batch system's log.
+PIPED_PROGRESS_INTERVAL_S = 30.0
+
+
+def progress_bar(total: int, initial: int, *, enabled: bool, stream=None) -> tqdm:
+    """The training progress bar on `stream` (default stderr): redrawn in place on a terminal,
+    a line at most every `PIPED_PROGRESS_INTERVAL_S` seconds (and at the end) otherwise."""
+    stream = sys.stderr if stream is None else stream
+    is_terminal = bool(getattr(stream, "isatty", lambda: False)())
+    return tqdm(
+        total=total,
+        initial=initial,
+        unit="step",
+        dynamic_ncols=is_terminal,
+        disable=not enabled,
+        file=stream if is_terminal else _LineStream(stream),
+        mininterval=0.1 if is_terminal else PIPED_PROGRESS_INTERVAL_S,
+        ncols=None if is_terminal else 100,
+    )
 
 
 class _MetricWindow:
@@ -235,34 +280,52 @@ def _check_same_ada(saved: config_dict.ConfigDict, cfg: config_dict.ConfigDict, 
 def _restore_or_init(
     ckpt: Checkpointer, run: build.Run, mesh, init_key: jax.Array, cfg, data
 ) -> GANState:
-    """The latest finished checkpoint (state and data position) or a fresh state."""
-    step = ckpt.latest_step()
-    if step is None:
+    """The newest checkpoint that restores (state and data position) or a fresh state.
+
+    A damaged checkpoint (unreadable, or bytes that fail their checksum) is logged, moved aside
+    and replaced by the one before it (`Checkpointer.restore_newest_good`).
+    """
+    if ckpt.latest_step() is None:
         create = build.init_fn(run)
         # XLA:CPU compiles partitionable threefry draws of rank-5 conv kernels very slowly
         # (about 7 s per kernel with JAX 0.10.2, 40 s for the tiny config's init); the state is
         # replicated, so partitionable draws buy nothing here.
         with jax.threefry_partitionable(False):
             return parallel.create_replicated(create, init_key, mesh)
-    saved = ckpt.read_config(step=step)
-    if saved is not None:
-        saved_cfg = build.upgrade_config(config.config_from_dict(saved))
-        _check_same_ada(saved_cfg, cfg, step)
-        saved = saved_cfg.to_dict()
-        changed = config.differences(saved, cfg.to_dict())
-        if changed:
-            logger.warning(
-                "Resuming from step %d with a changed config:\n  %s", step, "\n  ".join(changed)
-            )
-    state, data_state, _ = ckpt.restore(abstract_state(run, mesh), step=step)
-    if data_state is None:
-        raise ValueError(
-            f"checkpoint {ckpt.directory}/{step} has no data-iterator state, so the run cannot "
-            "resume exactly; start a new workdir"
-        )
-    # Every process consumes the same number of batches, so process 0's saved position (orbax
-    # writes JSON items from process 0 only) is every process's position.
-    data.set_state(data_state)
+
+    def restore(step: int) -> GANState:
+        saved = ckpt.read_config(step=step)
+        changed = []
+        if saved is not None:
+            saved_cfg = build.upgrade_config(config.config_from_dict(saved))
+            _check_same_ada(saved_cfg, cfg, step)
+            saved = saved_cfg.to_dict()
+            changed = config.differences(saved, cfg.to_dict())
+            if changed:
+                logger.warning(
+                    "Resuming from step %d with a changed config:\n  %s",
+                    step,
+                    "\n  ".join(changed),
+                )
+        try:
+            state, data_state, _ = ckpt.restore(abstract_state(run, mesh), step=step)
+        except CheckpointMismatchError as e:
+            changed.sort(key=lambda line: not line.startswith(("g.", "d.")))  # models first
+            keys = "; ".join(changed[:3]) + (" ..." if len(changed) > 3 else "")
+            raise config.ConfigError(
+                f"the checkpoint at step {step} in {ckpt.directory} holds another model than "
+                f"this config builds ({e.problem})"
+                + (f"; changed since it was written: {keys}" if keys else "")
+                + ". Resume with the model settings it was trained with, or start a new workdir"
+            ) from e
+        if data_state is None:
+            raise ValueError(f"checkpoint {ckpt.step_dir(step)} has no data-iterator state")
+        # Every process consumes the same number of batches, so process 0's saved position
+        # (orbax writes JSON items from process 0 only) is every process's position.
+        data.set_state(data_state)
+        return state
+
+    step, state = ckpt.restore_newest_good(restore)
     logger.info("Resumed from %s at step %d", ckpt.directory, step)
     return state
 
@@ -311,6 +374,7 @@ def train(cfg: config_dict.ConfigDict, workdir: str | os.PathLike) -> GANState:
         async_save=cfg.ckpt.async_save,
     )
     writer = None
+    failing = False
     try:
         state = _restore_or_init(ckpt, run, mesh, init_key, cfg, data)
         start = int(state.step)
@@ -339,15 +403,17 @@ def train(cfg: config_dict.ConfigDict, workdir: str | os.PathLike) -> GANState:
                 )
             ckpt.save(step, state, data_state=data.get_state(), config=cfg, force=True)
 
-        progress = tqdm(
-            total=cfg.steps,
-            initial=start,
-            unit="step",
-            dynamic_ncols=True,
-            disable=not (is_main and cfg.log.progress),
-        )
+        progress = progress_bar(cfg.steps, start, enabled=is_main and cfg.log.progress)
         previous = None
         with progress, StopSignals() as stop_signals:
+            if stop_signals.stop_before_start:
+                logger.warning(
+                    "Stopped before step %d: a %s arrived while starting; the checkpoints are "
+                    "as they were",
+                    start + 1,
+                    signal.Signals(stop_signals.received).name,
+                )
+                return state
             for step in range(start + 1, cfg.steps + 1):
                 try:
                     host_batch = next(data)
@@ -400,10 +466,28 @@ def train(cfg: config_dict.ConfigDict, workdir: str | os.PathLike) -> GANState:
                     logger.warning("Stopped at step %d; checkpoint saved", step)
                     break
         return state
+    except BaseException:
+        failing = True
+        raise
     finally:
-        if writer is not None:
-            writer.close()
-        ckpt.close()
-        close = getattr(data, "close", None)
-        if close is not None:
+        _close_all([writer, ckpt, data], quiet=failing)
+
+
+def _close_all(resources, *, quiet: bool) -> None:
+    """Closes every resource that has a `close`, even when one fails (a full disk fails them
+    all). `quiet`: an error is already on its way out; a close error is logged, not raised in
+    its place. Otherwise the first close error is raised once all are closed."""
+    first = None
+    for resource in resources:
+        close = getattr(resource, "close", None)
+        if close is None:
+            continue
+        try:
             close()
+        except Exception as e:  # noqa: BLE001 - the others must still be closed
+            if quiet:
+                logger.warning("Closing %s also failed: %s", type(resource).__name__, e)
+            elif first is None:
+                first = e
+    if first is not None:
+        raise first

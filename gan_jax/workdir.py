@@ -83,8 +83,9 @@ def load_run(
             f"`gan-jax train --config ... --workdir {workdir}`"
         )
     mesh = parallel.make_mesh() if mesh is None else mesh
-    with Checkpointer(directory) as ckpt:
-        saved = ckpt.read_config()
+
+    def restore(step: int):
+        saved = ckpt.read_config(step=step)
         cfg = (
             config.config_from_dict(saved)
             if saved is not None
@@ -92,6 +93,11 @@ def load_run(
         )
         cfg = build.upgrade_config(cfg)  # runs from before parts were found by name
         run = build.build(cfg, read_spec(workdir))
-        state, _, _ = ckpt.restore(abstract_state(run, mesh))
+        state, _, _ = ckpt.restore(abstract_state(run, mesh), step=step)
+        return cfg, run, state
+
+    # A damaged newest checkpoint is moved aside and the one before it is used, as in training.
+    with Checkpointer(directory) as ckpt:
+        _, (cfg, run, state) = ckpt.restore_newest_good(restore)
     logger.info("Loaded %s at step %d", workdir, int(state.step))
     return cfg, run, state, mesh
