@@ -52,7 +52,7 @@ def test_a_changed_value_that_still_decodes_is_caught_by_its_checksum(tmp_path):
     # Stand-in for a flip the storage format does not notice: the digest no longer fits.
     sums_file = tmp_path / "30" / "checksums" / "metadata"
     sums = json.loads(sums_file.read_text())
-    sums["arrays"]["nested/k"]["digest"] = "0" * 32
+    sums["arrays"]["nested/k"]["digest"] = "00000000-0"
     sums_file.write_text(json.dumps(sums))
     with Checkpointer(tmp_path) as ckpt:
         with pytest.raises(CheckpointDamagedError, match="'nested/k' does not match the checksum"):
