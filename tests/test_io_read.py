@@ -12,6 +12,7 @@ from video_fixtures import (
     corrupted_copy,
     frame_numbers,
     moving_pattern,
+    remuxed_copy,
     truncated_copy,
     write_test_video,
 )
@@ -371,3 +372,44 @@ def test_probe_survives_a_bad_first_packet(videos, tmp_path):
         read_video(damaged)
     clip, _ = read_video(damaged, strict=False)
     np.testing.assert_array_equal(frame_numbers(clip, T), np.arange(1, T))
+
+
+def test_edit_list_trimmed_clip_is_not_damage(tmp_path):
+    # A clip cut without re-encoding keeps the frames before the cut that later ones need, and an
+    # edit list hides them: the container counts them, the decoder (rightly) does not show them.
+    source = write_test_video(tmp_path / "s.mp4", moving_pattern(T, H, W), codec="libx264", gop=T)
+    path = remuxed_copy(source, tmp_path / "cut.mp4", shift=3)
+    clip, info = read_video(path)  # strict, and no error
+    assert info.declared_frames == T and info.decoded_frames == T - 3
+    np.testing.assert_array_equal(frame_numbers(clip, T), np.arange(3, T))
+
+
+@pytest.mark.parametrize("extension", ["mkv", "webm"])
+def test_variable_frame_rate_matroska_is_not_damage(tmp_path, extension):
+    # Matroska gives every frame the track's default duration (here 125 ms, at 40-1040 ms apart),
+    # so the gaps between frames are no witness of lost ones.
+    codec = "libx264" if extension == "mkv" else "libvpx"
+    path = write_test_video(
+        tmp_path / f"vfr.{extension}",
+        moving_pattern(len(VFR_PTS_MS), H, W),
+        codec=codec,
+        pts=VFR_PTS_MS,
+        time_base=Fraction(1, 1000),
+    )
+    clip, info = read_video(path)
+    assert len(clip) == len(VFR_PTS_MS) and info.variable_frame_rate
+
+
+def test_one_frame_missing_from_a_matroska_file_is_damage(tmp_path, caplog):
+    # Matroska declares no count: a block the demuxer skips (its header damaged) shows only as
+    # a frame's worth of time uncovered in the middle. The muxer here writes the full duration but
+    # not the dropped block, as such damage leaves it.
+    source = write_test_video(
+        tmp_path / "s.mkv", moving_pattern(T, H, W), codec="mjpeg", pix_fmt="yuvj420p"
+    )
+    path = remuxed_copy(source, tmp_path / "gap.mkv", drop=[7])
+    with pytest.raises(VideoDecodeError, match=r"gap\.mkv: .*0\.125s uncovered.*about 1 frames"):
+        read_video(path)
+    with caplog.at_level(logging.WARNING, logger="gan_jax.io.decode"):
+        clip, _ = read_video(path, strict=False)
+    assert len(clip) == T - 1 and "1 frame(s) lost" in caplog.records[-1].getMessage()

@@ -175,3 +175,134 @@ def corrupted_copy(
     with open(dst, "wb") as out:
         out.write(bytes(data))
     return os.fspath(dst)
+
+
+# Fuzzing: small sources of several containers and seeded damage, shared by tests/test_io_fuzz.py
+# and benchmarks/soak_fuzz.py.
+
+# name -> (file name, write_test_video arguments, channels of the source)
+FUZZ_SOURCES = {
+    "mp4_h264": ("h264.mp4", dict(codec="libx264", gop=6), 3),
+    # Index first: a cut file still opens and declares its frame count.
+    "mp4_h264_faststart": (
+        "h264_fs.mp4",
+        dict(codec="libx264", gop=6, container_options={"movflags": "+faststart"}),
+        3,
+    ),
+    "avi_mjpeg": ("mjpeg.avi", dict(codec="mjpeg", pix_fmt="yuvj420p"), 3),
+    "webm_vp8": ("vp8.webm", dict(codec="libvpx", codec_options={"b": "1M"}, gop=6), 3),
+    "mkv_h264": ("h264.mkv", dict(codec="libx264", gop=6), 3),
+    "gif": ("grey.gif", dict(codec="gif", pix_fmt="gray", fps=10), 1),
+}
+# Damage kinds of ``damaged_copy``.
+DAMAGE_KINDS = ("flip", "truncate", "zero", "header", "codec_tag")
+# Bytes that name the codec, per extension; ``codec_tag`` damage replaces them with z's so that
+# the container names a codec FFmpeg does not know.
+CODEC_TAGS = {
+    ".mp4": b"avc1",
+    ".avi": b"MJPG",
+    ".webm": b"V_VP8",
+    ".mkv": b"V_MPEG4/ISO/AVC",
+    ".gif": b"GIF89a",
+}
+
+
+def write_fuzz_sources(
+    folder: str | os.PathLike, num_frames: int = 16, height: int = 24, width: int = 32
+) -> dict[str, str]:
+    """Writes one ``moving_pattern`` video per entry of ``FUZZ_SOURCES`` into ``folder``.
+
+    Returns:
+        name -> path.
+    """
+    paths = {}
+    for name, (file_name, arguments, channels) in FUZZ_SOURCES.items():
+        clip = moving_pattern(num_frames, height, width, channels=channels)
+        paths[name] = write_test_video(os.path.join(folder, file_name), clip, **arguments)
+    return paths
+
+
+def codec_tag_copy(src: str | os.PathLike, dst: str | os.PathLike) -> str:
+    """Copies ``src`` with its codec tag (``CODEC_TAGS``, by extension) replaced by z's: the
+    container then names a codec FFmpeg does not know (an mp4's ``avc1`` becomes ``zzzz``)."""
+    tag = CODEC_TAGS[os.path.splitext(os.fspath(src))[1].lower()]
+    with open(src, "rb") as source:
+        data = source.read()
+    with open(dst, "wb") as out:
+        out.write(data.replace(tag, b"z" * len(tag)))
+    return os.fspath(dst)
+
+
+def damaged_copy(
+    src: str | os.PathLike, dst: str | os.PathLike, rng: np.random.Generator, kind: str
+) -> str:
+    """Copies ``src`` with seeded damage of one of ``DAMAGE_KINDS``.
+
+    * ``flip``: 1 to 8 random bits flipped anywhere.
+    * ``truncate``: cut at a random point (as a download that stopped early).
+    * ``zero``: a random range of up to an eighth of the file zeroed (as a lost disk block).
+    * ``header``: 1 to 4 random bytes of the first 512 set to random values.
+    * ``codec_tag``: see ``codec_tag_copy``.
+
+    Returns:
+        ``dst`` as a string.
+    """
+    if kind == "codec_tag":
+        return codec_tag_copy(src, dst)
+    with open(src, "rb") as source:
+        data = bytearray(source.read())
+    size = len(data)
+    if kind == "flip":
+        for position in rng.integers(0, size, rng.integers(1, 9)):
+            data[position] ^= 1 << int(rng.integers(0, 8))
+    elif kind == "truncate":
+        del data[int(rng.integers(1, size)) :]
+    elif kind == "zero":
+        length = int(rng.integers(1, max(2, size // 8)))
+        start = int(rng.integers(0, size - length))
+        data[start : start + length] = bytes(length)
+    elif kind == "header":
+        for position in rng.integers(0, min(size, 512), rng.integers(1, 5)):
+            data[position] = int(rng.integers(0, 256))
+    else:
+        raise ValueError(f"damaged_copy: kind must be one of {DAMAGE_KINDS}, got {kind!r}")
+    with open(dst, "wb") as out:
+        out.write(bytes(data))
+    return os.fspath(dst)
+
+
+def remuxed_copy(
+    src: str | os.PathLike, dst: str | os.PathLike, *, drop: Sequence[int] = (), shift: int = 0
+) -> str:
+    """Copies the first video stream of ``src`` into ``dst`` packet by packet, without
+    re-encoding (the container from ``dst``'s extension).
+
+    Args:
+        src: source video.
+        dst: output file.
+        drop: file-order indices of packets to leave out (the muxer then declares a file without
+            them, as if they never were).
+        shift: move every timestamp this many frames earlier; an mp4 then gets an edit list that
+            trims the frames moved before 0, as a clip cut without re-encoding does.
+
+    Returns:
+        ``dst`` as a string.
+    """
+    with av.open(os.fspath(src)) as source, av.open(os.fspath(dst), "w") as out:
+        video = source.streams.video[0]
+        # (With the rate, Matroska gets its default frame duration, as the source had.)
+        stream = out.add_stream_from_template(video, rate=video.average_rate)
+        step = round(1 / (video.average_rate * video.time_base)) if shift else 0
+        index = 0
+        for packet in source.demux(video):
+            if not packet.size and packet.pts is None:
+                continue  # the end-of-stream flush
+            if index not in drop:
+                if packet.pts is not None:
+                    packet.pts -= shift * step
+                if packet.dts is not None:
+                    packet.dts -= shift * step
+                packet.stream = stream
+                out.mux(packet)
+            index += 1
+    return os.fspath(dst)

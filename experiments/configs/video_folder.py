@@ -5,9 +5,15 @@ Run (set the folder; class sub-folders are optional):
         --config.data.root=/data/UCF-101
 
 Expected: not measured (no GPU and no UCF-101 here). What was run: the same config with tiny
-widths for 2 steps on CPU over a folder of mixed test videos (avi, gif, webm, a corrupt mp4
-with `--config.data.decode_errors=skip`): too-short videos are skipped with a log line, and
-checkpoints, samples and eval are written. At full size G and D are the README's 16x64x64
+widths for 2 steps on CPU over a folder of mixed test videos (avi, gif, webm, a corrupt mp4):
+too-short videos and the corrupt file are skipped with one log line each (`too_short` and
+`decode_errors` are "skip" below), and checkpoints, samples and eval are written.
+
+Damaged files: with `decode_errors="skip"` a file that fails to decode, even mid-stream, is
+logged once and its clips come from the next readable video, deterministically (resuming gives
+the same batches). `--config.data.decode_errors=raise` stops at the first damaged file with a
+one-line error naming it: use it to vet a folder, not for long runs, which could then never get
+past that file. At full size G and D are the README's 16x64x64
 DCGAN (depth 4, widths 64), batch 64; its memory and speed on a GPU are not measured: lower
 `--config.batch_size` if it does not fit, or try `--config.g.dtype=bfloat16
 --config.d.dtype=bfloat16`.
@@ -34,6 +40,7 @@ def get_config():
     cfg.data.random_flip = True
     cfg.data.clip_cache = True  # decode each video once; later epochs read from disk
     cfg.data.too_short = "skip"
+    cfg.data.decode_errors = "skip"  # the default: log a damaged file once, use the next video
     cfg.data.num_workers = 8
     cfg.data.num_threads = 4
 

@@ -30,8 +30,11 @@ convolutions rarely do better): about 4 ms per step at 64x64 and 30 ms at 128x12
 steps take minutes to an hour of maths; the input pipeline (decoding video) is then the
 likelier limit: `benchmarks/input_pipeline.py` measures it.
 Lower `--config.batch_size` where it does not fit, or try `--config.g.dtype=bfloat16
---config.d.dtype=bfloat16`. Tested: the same config with tiny widths builds and trains on CPU
-through `tests/test_config.py` (every shipped config validates and builds).
+--config.d.dtype=bfloat16`. Videos shorter than a clip and files that fail to decode (even
+mid-stream) are skipped with one log line each (`too_short` and `decode_errors` are "skip");
+`--config.data.decode_errors=raise` stops at the first damaged file instead, naming it.
+Tested: the same config with tiny widths builds and trains on CPU through
+`tests/test_config.py` (every shipped config validates and builds).
 """
 
 from gan_jax.train import default_config
@@ -64,6 +67,7 @@ def get_config():
     cfg.data.random_flip = True
     cfg.data.clip_cache = True  # decode each video once; later epochs read from disk
     cfg.data.too_short = "skip"
+    cfg.data.decode_errors = "skip"  # the default: log a damaged file once, use the next video
     cfg.data.num_workers = 8
     cfg.data.num_threads = 4
 

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from gan_jax.config import ConfigError
 from gan_jax.data.pipeline import (
     clip_config,
     clip_spec,
@@ -227,16 +228,34 @@ def _coverage(rows, cols, centre_y, centre_x, half, kind, antialias):
     return np.clip(half + 0.5 - np.sqrt(squared_distance), 0, 1)
 
 
+class SettingError(ValueError):
+    """A `BouncingShapes` setting out of range; ``validate`` names it as its config key.
+
+    Attributes:
+      field: the `BouncingShapes` field (``data.<field>`` in the config, but ``seed`` is
+        ``data.dataset_seed``).
+      value: the value given.
+      reason: what is wrong, e.g. "must lie in [1, 8]".
+    """
+
+    def __init__(self, field: str, value, reason: str):
+        super().__init__(f"bouncing_shapes: {field} = {value!r} {reason}")
+        self.field, self.value, self.reason = field, value, reason
+
+    def __reduce__(self):  # Keeps the attributes when a grain worker sends the error back.
+        return type(self), (self.field, self.value, self.reason)
+
+
 def _as_range(value, name: str, cast) -> tuple:
     """Turns a scalar or a (min, max) pair into a checked (min, max) tuple."""
     if isinstance(value, Sequence) and not isinstance(value, str):
         if len(value) != 2:
-            raise ValueError(f"{name} must be a number or a (min, max) pair, got {value!r}")
+            raise SettingError(name, value, "must be a number or a (min, max) pair")
         low, high = cast(value[0]), cast(value[1])
     else:
         low = high = cast(value)
     if low > high:
-        raise ValueError(f"{name} = {value!r}: min must not exceed max")
+        raise SettingError(name, value, "has min > max; give (min, max)")
     return low, high
 
 
@@ -275,32 +294,35 @@ class BouncingShapes:
     def __post_init__(self):
         for name in ("num_frames", "height", "width", "length"):
             if int(getattr(self, name)) < 1:
-                raise ValueError(f"bouncing_shapes: {name} must be >= 1, got {getattr(self, name)}")
+                raise SettingError(name, getattr(self, name), "must be >= 1")
         if self.channels not in (1, 3):
-            raise ValueError(f"bouncing_shapes: channels must be 1 or 3, got {self.channels}")
+            raise SettingError("channels", self.channels, "must be 1 (grey) or 3 (RGB)")
         min_objects, max_objects = _as_range(self.num_objects, "num_objects", int)
         if min_objects < 1 or max_objects > len(PALETTE):
-            raise ValueError(
-                f"bouncing_shapes: num_objects = {self.num_objects!r} must lie in "
-                f"[1, {len(PALETTE)}] (one distinct palette colour per object)"
+            raise SettingError(
+                "num_objects",
+                self.num_objects,
+                f"must lie in [1, {len(PALETTE)}] (one distinct palette colour per object), "
+                f"e.g. (1, {len(PALETTE)})",
             )
         min_size, max_size = _as_range(self.size_range, "size_range", float)
         if min_size < 2 or max_size > min(self.height, self.width):
-            raise ValueError(
-                f"bouncing_shapes: size_range = {self.size_range!r} must lie in "
-                f"[2, min(height, width) = {min(self.height, self.width)}]"
+            raise SettingError(
+                "size_range",
+                self.size_range,
+                f"must lie in [2, min(height, width) = {min(self.height, self.width)}]",
             )
         min_speed, max_speed = _as_range(self.speed_range, "speed_range", float)
         if min_speed < 0:
-            raise ValueError(f"bouncing_shapes: speed_range = {self.speed_range!r} must be >= 0")
+            raise SettingError("speed_range", self.speed_range, "must be >= 0")
         shapes = (self.shapes,) if isinstance(self.shapes, str) else tuple(self.shapes)
         unknown = [s for s in shapes if s not in SHAPE_KINDS]
         if not shapes or unknown:
-            raise ValueError(
-                f"bouncing_shapes: shapes = {self.shapes!r}; allowed: {sorted(SHAPE_KINDS)}"
+            raise SettingError(
+                "shapes", self.shapes, f"is not allowed: use any of {sorted(SHAPE_KINDS)}"
             )
         if not 0 <= int(self.seed) < 2**63:
-            raise ValueError(f"bouncing_shapes: seed must be a non-negative int, got {self.seed}")
+            raise SettingError("seed", self.seed, "must be a non-negative int < 2**63")
         # Frozen dataclass: store the normalised forms through object.__setattr__.
         object.__setattr__(self, "num_objects", (min_objects, max_objects))
         object.__setattr__(self, "size_range", (min_size, max_size))
@@ -407,8 +429,21 @@ def make_source(resolved, *, seed: int = 0) -> BouncingShapes:
     return BouncingShapes(**keys)
 
 
+# BouncingShapes fields whose config key has another name.
+_CONFIG_KEYS = {"seed": "dataset_seed"}
+
+
 def validate(data_cfg) -> None:
-    make_source(resolve_data_config(data_cfg))
+    """Builds the source, so that every setting is checked before training starts.
+
+    Raises:
+      ConfigError: naming the key (``data.num_objects``), the value and the allowed range.
+    """
+    try:
+        make_source(resolve_data_config(data_cfg))
+    except SettingError as err:
+        key = _CONFIG_KEYS.get(err.field, err.field)
+        raise ConfigError(f"data.{key} = {err.value!r} {err.reason}") from None
 
 
 def spec(data_cfg, batch_size: int):

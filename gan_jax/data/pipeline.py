@@ -21,6 +21,20 @@ and every process gets the same number of batches. A clip's random choices (clip
 flip) come from ``(seed, epoch, source index)`` and never from the worker layout, so
 ``num_workers`` and ``num_threads`` change speed only, not content.
 
+The returned iterator (``_Batches``) wraps grain's for two things grain leaves to its caller:
+
+* Errors: a `DataError` raised while loading (a damaged video under ``decode_errors="raise"``)
+  reaches the caller of ``next`` as a `DataError` with its one-line message, from worker
+  processes too (grain pickles a worker's exception, which keeps its type, and adds a note about
+  its traceback filtering, which is dropped); a `VideoDecodeError` from a source that raises the
+  reader's error becomes a `DataError`.
+* Shared memory: with ``num_workers > 0`` every array of a batch arrives in a POSIX shared-memory
+  block that grain unlinks only when the array is garbage-collected, through a thread pool.
+  Arrays still alive at interpreter exit (the last batch, real clips kept by evaluation) are
+  never collected in time, and Python's resource tracker then reports "leaked shared_memory
+  objects". ``_Batches`` unlinks each block's name as soon as the batch arrives: the mapping
+  stays valid until the array is freed, and nothing is left to leak whenever that happens.
+
 ``data_cfg`` keys (defaults from ``default_data_config(name)``):
 
 Common:
@@ -43,7 +57,8 @@ video_folder (see ``gan_jax.data.video_folder``):
   this rate instead (None = use frame_stride). clip_start: "random" | "first" | "centre".
   crop: "random" | "centre". resize_short_side: short side before cropping (None = just cover
   H x W). random_flip: flip left-right with probability 1/2. labels: "auto" (class folders) |
-  "none". too_short: "raise" | "skip" | "pad". decode_errors: "raise" | "skip".
+  "none". too_short: "raise" | "skip" | "pad". decode_errors: "skip" (default: a damaged file
+  is logged once and replaced, deterministically) | "raise" (it stops the run, DataError).
   cache_dir: index and clip cache (None = ~/.cache/gan_jax). clip_cache: keep decoded, resized
   videos on disk so later epochs decode nothing. extensions: file endings to include.
   index_threads: threads probing files when the index is built.
@@ -51,20 +66,31 @@ video_folder (see ``gan_jax.data.video_folder``):
 
 from __future__ import annotations
 
+import gc
+import logging
+import sys
 from collections.abc import Mapping
+from typing import Any
 
 import grain
 import numpy as np
 from absl import flags
+from grain.multiprocessing import SharedMemoryArray
 from ml_collections import config_dict
 
 from gan_jax.data.datasets import DATASETS, dataset, default_data_config
 from gan_jax.data.spec import DataSpec
+from gan_jax.errors import DataError, UserError
+from gan_jax.io import VideoDecodeError
+
+logger = logging.getLogger(__name__)
 
 # Keys the pipeline itself reads; everything else in a config goes to the source.
 _PIPELINE_KEYS = ("name", "num_workers", "num_threads", "prefetch", "num_epochs", "shuffle")
 # Batches carry only what the trainer consumes; ground truth stays available from the source.
 _BATCH_KEYS = ("video", "label")
+# Longest wait, in seconds, for grain to unlink the shared memory of dropped batches on close.
+_DELETION_WAIT_S = 10.0
 __all__ = ["DATASETS", "default_data_config", "make_dataset", "make_source"]
 
 
@@ -182,6 +208,87 @@ class _LoadExample:
         return {key: example[key] for key in _BATCH_KEYS if key in example}
 
 
+def _release_shared_memory(batch: Any) -> Any:
+    """Unlinks the shared-memory name of every array of ``batch`` that grain made for it.
+
+    A ``SharedMemoryArray`` from a worker process is marked to unlink its block when it is
+    garbage-collected; grain does that on a thread pool, so an array that lives until interpreter
+    exit leaks its block (and the resource tracker warns). Unlinking now removes only the name:
+    the mapping, and so the array, stays valid until the array is freed.
+    """
+    if isinstance(batch, Mapping):
+        for value in batch.values():
+            _release_shared_memory(value)
+    elif isinstance(batch, SharedMemoryArray) and getattr(batch, "_unlink_on_del", False):
+        # grain has no public way to take the unlink over; clearing its flag keeps its deleter
+        # from unlinking the name a second time (which would fail in its thread pool).
+        batch._unlink_on_del = False
+        batch.shm.unlink()
+    return batch
+
+
+def _wait_for_shared_memory_deletions() -> None:
+    """Returns once grain's deletion thread has unlinked every block queued so far.
+
+    grain queues the unlinking of a dropped ``SharedMemoryArray`` on a one-thread pool (a
+    private attribute: without it, there is nothing queued to wait for); a no-op task submitted
+    now runs after all of them.
+    """
+    pool = getattr(SharedMemoryArray, "_del_thread_pool", None)
+    if pool is not None:
+        # Bounded, so that a stuck deletion cannot keep the caller from exiting.
+        pool.apply_async(_no_op).wait(_DELETION_WAIT_S)
+
+
+def _no_op() -> None:
+    """The task ``_wait_for_shared_memory_deletions`` queues behind grain's deletions."""
+
+
+class _Batches(grain.DatasetIterator):
+    """The pipeline's iterator: grain's, with one-line data errors and no shared memory left.
+
+    See the module docstring. State (``get_state`` / ``set_state``) is grain's, unchanged, so
+    checkpoints from before this wrapper resume as before.
+    """
+
+    def __init__(self, parent: grain.DatasetIterator):
+        super().__init__(parent)
+
+    def __next__(self) -> dict[str, np.ndarray]:
+        try:
+            batch = next(self._parent)
+        except UserError as err:
+            # grain adds a note about its traceback filtering; the error is the user's news.
+            err.__dict__.pop("__notes__", None)
+            raise
+        except VideoDecodeError as err:
+            raise DataError(str(err)) from err
+        return _release_shared_memory(batch)
+
+    def get_state(self) -> dict[str, Any]:
+        return self._parent.get_state()
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self._parent.set_state(state)
+
+    def close(self) -> None:
+        """Stops grain's threads and worker processes and frees the batches they held.
+
+        Idempotent. Closing drops the batches in grain's buffers, whose shared memory grain then
+        unlinks on its deletion thread; waiting for that thread here means that a process that
+        exits right after ``close`` (as the trainer does) leaves no block behind.
+        """
+        if self._closed:
+            return
+        super().close()  # Closes the parents: grain joins its threads and worker processes.
+        if sys.is_finalizing():
+            return  # Called from __del__ at exit: grain's deletion thread no longer runs.
+        # A batch prefetched when a worker failed stays referenced from the failure's traceback
+        # frames (a reference cycle through the exception) until the cycle collector runs.
+        gc.collect()
+        _wait_for_shared_memory_deletions()
+
+
 def _allow_unparsed_absl_flags() -> None:
     """Works around grain 0.2.18 reading an absl flag before flags are parsed (google/grain#1355).
 
@@ -219,6 +326,7 @@ def make_dataset(
 
     Returns:
       A ``grain.DatasetIterator``; call ``close()`` on it when done if ``num_workers > 0``.
+      ``next`` raises `DataError` (a `UserError`) for data that cannot be read as configured.
     """
     if process_index is None or process_count is None:
         import jax  # Imported here: workers and data-only users need no jax.
@@ -257,10 +365,10 @@ def make_clip_dataset(
         # collective at the end).
         per_process = len(dataset) // process_count
         if per_process < batch_size:
-            raise ValueError(
-                f"{len(source)} examples x num_epochs = {cfg['num_epochs']} over "
-                f"{process_count} processes cannot fill one batch of {batch_size}; lower "
-                "batch_size or raise num_epochs (None = forever)"
+            raise DataError(
+                f"{len(source)} examples x data.num_epochs={cfg['num_epochs']} over "
+                f"{process_count} processes cannot fill one batch of {batch_size}: lower "
+                "batch_size or raise data.num_epochs (None = forever)"
             )
         dataset = dataset[: per_process * process_count]
     dataset = dataset[process_index::process_count]
@@ -278,4 +386,4 @@ def make_clip_dataset(
                 per_worker_buffer_size=max(1, int(cfg["prefetch"])),
             )
         )
-    return iter(iter_dataset)
+    return _Batches(iter(iter_dataset))

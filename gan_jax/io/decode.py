@@ -4,7 +4,8 @@ the container declares.
 Reads video files into clean uint8 RGB clips ``[T, H, W, 3]``. Everything goes through PyAV
 directly rather than imageio's PyAV plugin, because reading needs what that plugin does not
 expose: keyframe seeking, stream selection, display-matrix rotation, per-frame timestamps and
-per-packet decode errors (to tell a damaged file from a good one).
+per-packet decode errors (to tell a damaged file from a good one). Whatever FFmpeg or PyAV raise
+on a file comes out as a one-line ``VideoDecodeError`` naming it (``errors._reading``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from fractions import Fraction
 import av
 import numpy as np
 
-from gan_jax.io.errors import VideoDecodeError, _SeekUnreliable
+from gan_jax.io.errors import VideoDecodeError, _reading, _SeekUnreliable
 from gan_jax.io.probe import (
     _MAX_PACKETS_WITHOUT_FRAME,
     _TIMESTAMP_REORDER_DEPTH,
@@ -29,14 +30,15 @@ from gan_jax.io.probe import (
     _clockwise_rotation,
     _declared_end,
     _Geometry,
+    _gif_images,
     _indexed_variable_rate,
     _is_variable_rate,
     _make_info,
+    _matroska_cut,
     _open_video,
     _packet_time,
 )
 from gan_jax.io.selection import (
-    _TIME_EPS,
     _check_selection,
     _numbered_after_seek,
     _numbered_from_start,
@@ -50,15 +52,84 @@ logger = logging.getLogger(__name__)
 
 # Bounds that keep any input, however damaged, from spinning the decode loop.
 _MAX_ERRORS_IN_A_ROW = 32  # lenient mode gives up after this many undecodable packets in a row
+# How many declared frames may be missing before a read that ran to the end counts as damaged.
+# Declared counts are exact once the frames meant to give no picture are accounted for (empty
+# AVI "dropped frame" chunks, packets an edit list trims): every good file measured (the shared
+# videos; fixtures of 9 codec/container pairs at 8 to 60 fps, VFR, edit lists, dropped frames,
+# longer audio) decodes exactly its declared count, so one lost frame is damage.
+_COUNT_SLACK_FRAMES = 0
+# The same, in frame periods, for files that declare only a duration (mkv, webm): how far the
+# decoded frames may fall short of it, plus _END_SLACK_SECONDS for timestamps rounded to the
+# time base (milliseconds in Matroska). Good files measured fall short by at most 0.02 frames
+# (ms rounding at 60 fps); one lost frame falls short by a whole one.
+_END_SLACK_FRAMES = 0.5
+_END_SLACK_SECONDS = 0.002
+
+
+class _Timeline:
+    """Follows the decoded frames' ``(pts, duration)`` in stream ticks: where they end, and how
+    much time lies uncovered between them.
+
+    When each frame's duration is its own, frames tile the timeline: each starts where the one
+    before it ends, to a tick or so of rounding, and time left uncovered for a frame or more
+    (``gaps``) is frames gone missing. Durations are not always a frame's own: Matroska may give
+    every frame its track's default duration, and an mp4 with B-frames and a variable rate pairs
+    decode-order durations with display-order frames. Any step that neither tiles nor skips a
+    whole frame (``irregular``) shows that, and then the gaps say nothing. Timestamps are
+    re-sorted over ``_TIMESTAMP_REORDER_DEPTH`` frames first, as in ``_with_timestamps``.
+    """
+
+    def __init__(self) -> None:
+        self.end: int | None = None  # latest pts + duration of a frame with a duration
+        self.gaps = 0  # ticks uncovered between frames, where a frame or more is
+        self.irregular = 0  # steps that neither tile nor leave a whole frame uncovered
+        self._pending: list[tuple[int, int]] = []
+        self._previous: tuple[int, int] | None = None
+
+    def add(self, pts: int | None, duration: int) -> None:
+        """Notes one decoded frame (``pts`` None: not placed on the timeline)."""
+        if pts is None:
+            return
+        heapq.heappush(self._pending, (pts, duration))
+        if len(self._pending) > _TIMESTAMP_REORDER_DEPTH:
+            self._take(heapq.heappop(self._pending))
+
+    def finish(self) -> None:
+        """Takes in the frames still held for re-sorting."""
+        while self._pending:
+            self._take(heapq.heappop(self._pending))
+
+    def _take(self, frame: tuple[int, int]) -> None:
+        pts, duration = frame
+        if self._previous is not None:
+            previous_pts, previous_duration = self._previous
+            gap = pts - (previous_pts + previous_duration)
+            # Durations and timestamps rounded to the time base (24 fps in milliseconds: 41 ms
+            # frames 41 or 42 ms apart) differ by a tick or so.
+            tolerance = previous_duration // 8 + 1
+            if not previous_duration or abs(gap) <= tolerance:
+                pass
+            elif gap >= previous_duration - tolerance:
+                self.gaps += gap
+            else:
+                self.irregular += 1
+        self._previous = frame
+        if duration:
+            self.end = pts + duration if self.end is None else max(self.end, pts + duration)
 
 
 @dataclasses.dataclass
 class _DecodeStats:
-    """What went wrong while decoding one stream."""
+    """What went wrong while decoding one stream, and what the demuxer handed out."""
 
     packet_errors: int = 0
     first_error: str | None = None
     gave_up: str | None = None  # why lenient decoding stopped before the end, if it did
+    packets: int = 0  # video packets demuxed, the end-of-stream flush aside
+    empty_packets: int = 0  # of those, packets with no data: meant to give no picture
+    discarded: list[int | None] = dataclasses.field(default_factory=list)  # discard-flagged: pts
+    timeline: _Timeline = dataclasses.field(default_factory=_Timeline)
+    others_end: float | None = None  # latest end of the other streams' packets (s), if demuxed
 
 
 def _decode(
@@ -67,17 +138,46 @@ def _decode(
     path: str,
     strict: bool,
     stats: _DecodeStats,
+    others: tuple[av.stream.Stream, ...] = (),
 ) -> Iterator[av.VideoFrame]:
     """Decodes ``video`` from the container's current position, in display order.
 
     Strict mode raises on the first packet the decoder rejects. Lenient mode skips it, counts it in
     ``stats`` and stops (setting ``stats.gave_up``) after ``_MAX_ERRORS_IN_A_ROW`` rejections in a
     row. Either way ``_MAX_PACKETS_WITHOUT_FRAME`` packets without a frame ends the loop, so no
-    input can keep it running without progress.
+    input can keep it running without progress. Packets of ``others`` are demuxed too, only to
+    note where they end (``stats.others_end``).
     """
+    try:
+        yield from _decode_packets(container, video, path, strict, stats, others)
+    finally:
+        stats.timeline.finish()
+
+
+def _decode_packets(
+    container: av.container.InputContainer,
+    video: av.video.stream.VideoStream,
+    path: str,
+    strict: bool,
+    stats: _DecodeStats,
+    others: tuple[av.stream.Stream, ...],
+) -> Iterator[av.VideoFrame]:
+    """The loop of ``_decode``."""
     errors_in_a_row = 0
     packets_without_frame = 0
-    for packet in container.demux(video):
+    for packet in container.demux(video, *others):
+        # (Flush packets at the end carry stream_index 0 whatever their stream; .stream is right.)
+        if packet.stream.index != video.index:
+            if packet.pts is not None and packet.time_base:
+                end = float((packet.pts + (packet.duration or 0)) * packet.time_base)
+                stats.others_end = end if stats.others_end is None else max(stats.others_end, end)
+            continue
+        if packet.size or packet.pts is not None or packet.dts is not None:
+            stats.packets += 1
+            if not packet.size:
+                stats.empty_packets += 1
+            elif packet.is_discard:
+                stats.discarded.append(packet.pts)
         try:
             frames = video.decode(packet)
         except av.FFmpegError as err:
@@ -108,7 +208,9 @@ def _decode(
                 return
             continue
         packets_without_frame = 0
-        yield from frames
+        for frame in frames:
+            stats.timeline.add(frame.pts, frame.duration or 0)
+            yield frame
 
 
 def _with_timestamps(
@@ -158,8 +260,18 @@ class _PassResult:
     reached_end: bool  # the decoder ran to the end of the stream (or lenient mode gave up)
     corrupt_frames: int
     stats: _DecodeStats
+    seeked: bool  # the pass seeked: frames before the seek were neither decoded nor counted
+    silent: int  # packets meant to give no picture (see _read_pass)
+    start_time: float  # stream time (s) of the first frame
+    declared_start: float | None  # where the container says the video starts (s), if it says
     end_time: float | None  # stream time (s) where the decoded frames end, if the end was reached
     declared_end: float | None  # where the container says the video ends (s), if it says
+    own_end: bool  # declared_end is the video stream's, not the whole file's
+    stored_end: bool  # declared_end is stored in the file, not estimated by FFmpeg
+    gif: tuple[int, bool] | None  # a GIF's (images, structure whole), when the end was reached
+    cut_bytes: int | None  # bytes a Matroska file lacks of its declared size, at the end
+    gap_seconds: float  # time uncovered between frames whose durations tile (see _Timeline)
+    indexed: int | None  # entries of the container's index, when frames seem missing
 
 
 def _read_pass(
@@ -167,8 +279,16 @@ def _read_pass(
 ) -> tuple[_PassResult, VideoInfo]:
     """One decoding pass: open, decode the first frame, maybe seek, collect the wanted frames."""
     with _open_video(path, stream) as (container, video):
+        declared_end, own_end, stored_end = _declared_end(container, video)
+        others: tuple[av.stream.Stream, ...] = ()
+        if not video.frames and not own_end:
+            # Only the whole file's duration says where the video should end. Audio may outlast
+            # the video in a good file, so note where the other streams end too: a cut stops all.
+            others = tuple(
+                s for s in container.streams if s is not video and s.type in ("audio", "video")
+            )
         stats = _DecodeStats()
-        frames = _decode(container, video, path, strict, stats)
+        frames = _decode(container, video, path, strict, stats, others)
         first = _first_frame(frames, path, stats)
         geometry = _Geometry(first.width, first.height, _clockwise_rotation(first, video))
         source_fps = _average_fps(video)
@@ -180,11 +300,12 @@ def _read_pass(
         target = _seek_target(selection, source_fps, time_base, origin) if allow_seek else None
         if target is not None:
             frames.close()
+            stats.timeline = _Timeline()  # the seek skips frames: no gap to count there
             try:
                 container.seek(target, stream=video, backward=True)
             except av.FFmpegError as err:
                 raise _SeekUnreliable(f"seek failed: {err}") from err
-            frames = _decode(container, video, path, strict, stats)
+            frames = _decode(container, video, path, strict, stats, others)
         else:
             frames = _chain_first(first, frames)
         seeked = target is not None
@@ -227,18 +348,32 @@ def _read_pass(
         # ahead); what counts is whether the picker saw every frame.
         reached_end = exhausted
         complete = selection.num_frames is not None and len(clip) == selection.num_frames
-        if seeked and reached_end and selection.fps is not None and strict:
-            declared = video.frames or 0
-            if source_frames < declared:
-                # The count after a seek is estimated from time; count exactly before accusing
-                # the file of being truncated.
-                raise _SeekUnreliable("possible truncation after a seek")
 
         end_time = None
         if reached_end and timestamps:
+            # The last frame lasts its own duration when the stream gives one (a VFR clip's last
+            # frame may be long), else one average frame period; the later end never accuses a
+            # good file.
             frame_seconds = 1.0 / source_fps if source_fps > 0 else 0.0
             end_time = max(timestamps) * seconds_per_tick + frame_seconds
-        declared_end = _declared_end(container, video)
+            if stats.timeline.end is not None:
+                end_time = max(end_time, stats.timeline.end * seconds_per_tick)
+        formats = container.format.name.split(",")
+        gif = _gif_images(path) if reached_end and "gif" in formats else None
+        cut_bytes = _matroska_cut(path) if reached_end and "matroska" in formats else None
+        timeline = stats.timeline
+        gap_seconds = 0.0 if timeline.irregular else timeline.gaps * seconds_per_tick
+        # Packets meant to give no picture: empty ones, and ones an edit list trims off the start
+        # of a cut clip (flagged discard, before the first frame shown). Frames it hides at the
+        # end are counted as lost: a cut clip has none (the cutter stops writing), and damage to
+        # the timing tables looks just like that.
+        silent = stats.empty_packets + sum(
+            1 for pts in stats.discarded if pts is None or pts < origin
+        )
+        indexed = None
+        if reached_end and not seeked and source_frames + silent < video.frames:
+            # Only now: the index can be long, and this is rare (damage or AVI dropped frames).
+            indexed = len(video.index_entries)
 
         whole_stream = reached_end and not seeked
         variable_rate = None
@@ -265,46 +400,122 @@ def _read_pass(
             reached_end=reached_end,
             corrupt_frames=corrupt,
             stats=stats,
+            seeked=seeked,
+            silent=silent,
+            start_time=origin * seconds_per_tick,
+            declared_start=(
+                float(video.start_time * time_base) if video.start_time is not None else None
+            ),
             end_time=end_time,
             declared_end=declared_end,
+            own_end=own_end,
+            stored_end=stored_end,
+            gif=gif,
+            cut_bytes=cut_bytes,
+            gap_seconds=gap_seconds,
+            indexed=indexed,
         )
         return result, info
 
 
 def _missing_frames(result: _PassResult, info: VideoInfo) -> tuple[int, str]:
     """How many frames a pass that reached the end of the stream did not get, and how that was
-    judged ("" when nothing is missing or it cannot be judged)."""
+    judged ("" when nothing is missing or it cannot be judged).
+
+    Witnesses, first found: a GIF's block structure (``_gif_images``); the declared frame count,
+    less the packets meant to give no picture; the declared end (mkv / webm declare no count).
+    After a seek the count covers only the frames decoded, so a pass that seeked is recounted from
+    the start before anything is called lost (see ``read_video``).
+    """
     if not result.reached_end:
         return 0, ""
-    frame_seconds = 1.0 / info.fps if info.fps > 0 else 0.0
-    shortfall = None
-    if result.end_time is not None and result.declared_end is not None:
-        shortfall = result.declared_end - result.end_time
-    declared = info.declared_frames
+    stats = result.stats
+    declared, silent = info.declared_frames, result.silent
+    if result.gif is not None:
+        images, whole = result.gif
+        if not whole:
+            return max(1, images - result.source_frames), (
+                f"the GIF's block structure breaks off after {images} images (cut short or "
+                "overwritten), so frames after them are lost"
+            )
+        declared, silent = images, 0
     if declared is not None:
-        lost = declared - result.source_frames
-        if lost <= 0:
+        if silent and (result.gap_seconds or not _reaches(result, info, result.declared_end)):
+            # Packets hidden by design leave the shown frames filling the declared duration
+            # without gaps; these do not, so the hiding is damage (to an mp4's timing tables).
+            silent = 0
+        lost = declared - silent - result.source_frames
+        if lost <= _COUNT_SLACK_FRAMES or (result.gif is None and _never_stored(result, info)):
             return 0, ""
-        stats = result.stats
-        undamaged = not stats.packet_errors and not result.corrupt_frames and not stats.gave_up
-        if undamaged and shortfall is not None and shortfall <= 1.5 * frame_seconds + _TIME_EPS:
-            # The frames run to the declared end without a decode error: the missing ones were
-            # never meant to show (empty "dropped frame" chunks of AVI captures, frames an edit
-            # list trims off a cut phone clip), not lost.
-            return 0, ""
-        return lost, f"the container declares {declared} frames, {result.source_frames} decode"
-    # mkv / webm declare no frame count, and damage there makes the demuxer stop quietly; the
-    # declared duration is the remaining witness. It may be the whole file's, and audio may
-    # outlast video by a little, hence the slack (half a second, 5% of it, or two frames).
-    if shortfall is None:
+        excused = f" and {silent} are empty or trimmed by design" if silent else ""
+        return lost, (
+            f"the container declares {declared} frames, {result.source_frames} decode{excused}"
+        )
+    frame_seconds = 1.0 / info.fps if info.fps > 0 else 0.0
+    if result.cut_bytes:
+        # A cut file is damaged even where the times cannot show it (the B-frames displayed
+        # before the last frame decoded are stored after it); count what they do show.
+        shortfall = 0.0
+        if result.declared_end is not None and result.end_time is not None:
+            shortfall = result.declared_end - result.end_time + result.gap_seconds
+        lost = max(1, round(shortfall / frame_seconds)) if frame_seconds else 1
+        return lost, (
+            f"the file ends {result.cut_bytes} bytes short of the size its Matroska header "
+            "declares: it was cut short and its last frames are lost"
+        )
+    if result.end_time is None or result.declared_end is None:
         return 0, ""
-    if shortfall <= max(0.5, 0.05 * result.declared_end, 2 * frame_seconds):
+    content_end = result.end_time
+    if not result.own_end and stats.others_end is not None:
+        content_end = max(content_end, stats.others_end)
+    shortfall = result.declared_end - content_end
+    declared_span = f"to {result.declared_end:.3f}s"
+    if result.declared_start is not None and result.start_time > result.declared_start:
+        # Frames missing at the start (a first frame damaged into one not shown) delay it.
+        shortfall += result.start_time - result.declared_start
+        declared_span = f"from {result.declared_start:.3f}s {declared_span}"
+    gaps = ""
+    if result.gap_seconds:
+        # Frames missing in between (a block the demuxer skipped) leave the timeline uncovered.
+        shortfall += result.gap_seconds
+        gaps = f" with {result.gap_seconds:.3f}s uncovered between them"
+    if result.stored_end and frame_seconds:
+        slack = _END_SLACK_FRAMES * frame_seconds + _END_SLACK_SECONDS
+    else:
+        # A duration FFmpeg estimated (from the bit rate, for some formats) or no frame rate to
+        # measure in: only a gross shortfall counts.
+        slack = max(0.5, 0.05 * result.declared_end, 2 * frame_seconds)
+    if shortfall <= slack:
         return 0, ""
     lost = max(1, round(shortfall * info.fps)) if info.fps > 0 else 1
     return lost, (
-        f"the decoded frames end at {result.end_time:.2f}s but the container says the video runs "
-        f"to {result.declared_end:.2f}s (about {lost} frames)"
+        f"the decoded frames run from {result.start_time:.3f}s to {content_end:.3f}s{gaps} but "
+        f"the container says the video runs {declared_span} (about {lost} frames missing)"
     )
+
+
+def _never_stored(result: _PassResult, info: VideoInfo) -> bool:
+    """Whether the frames a container counts but did not give are ones it never stored: AVI
+    capture software writes an empty chunk for each dropped frame and counts it, and FFmpeg leaves
+    those out of its index. Then the stream decoded cleanly, every index entry gave a frame, and
+    the frames still run to the end the declared count implies (the gaps are inside). A cut file
+    fails the last test (FFmpeg rebuilds its index from what is left), a lost chunk the second."""
+    stats = result.stats
+    if stats.packet_errors or result.corrupt_frames or stats.gave_up:
+        return False
+    if result.indexed is None or result.source_frames + result.silent < result.indexed:
+        return False
+    if info.fps <= 0 or info.declared_frames is None:
+        return False
+    return _reaches(result, info, result.start_time + info.declared_frames / info.fps)
+
+
+def _reaches(result: _PassResult, info: VideoInfo, end: float | None) -> bool:
+    """Whether the decoded frames run to ``end`` (stream time, s) within half a frame; False when
+    either end is unknown."""
+    if end is None or result.end_time is None or info.fps <= 0:
+        return False
+    return result.end_time >= end - 0.5 / info.fps
 
 
 def _report_damage(path: str, result: _PassResult, info: VideoInfo, strict: bool) -> None:
@@ -372,27 +583,43 @@ def read_video(
         fps: resample the timeline to this frame rate before selecting; None = source frames.
         stream: which video stream, 0 = the first.
         strict: True: a damaged file raises: a packet the decoder rejects, a frame flagged
-            corrupt, or (when the read runs to the end) fewer frames than the container declares
-            or, for mkv/webm which declare none, frames ending well before the declared
-            duration. Frames declared but never meant to show (empty "dropped frame" chunks in
-            AVI, frames an edit list trims) are not damage: the decoded frames still reach the
-            declared end. Damage past the last wanted frame goes unseen: nothing is decoded
-            there. False: returns the frames that decode and logs one warning saying how many
-            were lost. Both raise when no frame decodes.
+            corrupt, or (when the read runs to the end) a frame missing. Missing means: fewer
+            frames than the container declares (no slack: declared counts are exact); for a GIF,
+            a block structure that breaks off; for mkv/webm, which declare no count, a file
+            shorter than its header says, or frames that miss more than half a frame of the
+            declared duration at the start, the end or in between. Frames declared but never
+            meant to show (empty "dropped frame" chunks in AVI, frames an edit list trims off
+            the start) are not damage: the shown frames still fill the declared span. Damage
+            past the last wanted frame goes unseen: nothing is decoded there. False: returns
+            the frames that decode and logs one warning saying how many were lost. Both raise
+            when no frame decodes.
 
     Returns:
         (frames uint8 ``[T, H, W, 3]``, VideoInfo). ``info.decoded_frames`` is set when the call
         decoded the whole stream from the start.
 
     Raises:
-        VideoDecodeError: missing file, not a video, no such stream, damage (see ``strict``), or
-            fewer frames than asked for (the message says how many exist; nothing is padded).
+        VideoDecodeError: missing file, not a video, no such stream, a codec FFmpeg cannot
+            decode, damage (see ``strict``), fewer frames than asked for (the message says how
+            many exist; nothing is padded), or any other failure of FFmpeg or PyAV on the file.
+            The message is one line and names the file and the cause.
         ValueError: a selection argument out of range.
     """
     path = os.fspath(path)
     selection = _check_selection(start, num_frames, stride, fps)
+    with _reading(path, "decoding"):
+        return _read(path, selection, stream, strict)
+
+
+def _read(
+    path: str, selection: _Selection, stream: int, strict: bool
+) -> tuple[np.ndarray, VideoInfo]:
+    """read_video without the boundary that turns backend errors into VideoDecodeError."""
     try:
         result, info = _read_pass(path, selection, stream, strict, allow_seek=True)
+        if result.seeked and _missing_frames(result, info)[0]:
+            # Frames before the seek were not counted: count them all before accusing the file.
+            raise _SeekUnreliable("frames may be missing after a seek")
     except _SeekUnreliable:
         result, info = _read_pass(path, selection, stream, strict, allow_seek=False)
 

@@ -1,6 +1,7 @@
 """Probing a video file: opening a container and stream, rotation, declared frame counts and
-duration, variable frame rate detection; the metadata side of reading, without decoding frames
-beyond the first."""
+duration, the witnesses of a cut that containers without a frame count keep (a GIF's block
+structure, a Matroska file's declared size), variable frame rate detection; the metadata side of
+reading, without decoding frames beyond the first."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from collections.abc import Iterator
 import av
 import numpy as np
 
-from gan_jax.io.errors import VideoDecodeError
+from gan_jax.io.errors import VideoDecodeError, _reading
 
 # Bound that keeps any input, however damaged, from spinning a decode loop.
 _MAX_PACKETS_WITHOUT_FRAME = 512  # decoders hold back a few packets (B-frames, threads), not 512
@@ -21,6 +22,12 @@ _MAX_PACKETS_WITHOUT_FRAME = 512  # decoders hold back a few packets (B-frames, 
 # a small window restores them. The window only needs to exceed the longest run of B-frames.
 _TIMESTAMP_REORDER_DEPTH = 4
 _PROBE_PACKETS = 128  # packets whose timestamps probe_video reads to judge the frame rate
+# Formats whose durations are stored in the file or read off real timestamps. Elsewhere (MPEG-TS,
+# MPEG-PS, raw streams) FFmpeg may estimate the duration from the bit rate, which is no witness
+# for a frame or two.
+_STORED_DURATION_FORMATS = frozenset(
+    {"matroska", "webm", "mov", "mp4", "avi", "gif", "ogg", "ivf", "flv"}
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,6 +132,13 @@ def _open_video(
                 f"stream(s), pass stream=0..{len(videos) - 1}"
             )
         video = videos[stream]
+        if video.codec_context is None:
+            # PyAV opens no decoder for a codec FFmpeg does not know (a damaged or exotic codec
+            # tag); everything after would trip over the missing context.
+            raise VideoDecodeError(
+                f"{path}: FFmpeg has no decoder for video stream {stream} (unknown codec); the "
+                "file is damaged or uses a codec this FFmpeg build lacks: re-encode it"
+            )
         # Frame + slice threads: several times faster on HD footage, same frames out.
         video.codec_context.thread_type = "AUTO"
         yield container, video
@@ -182,14 +196,133 @@ def _duration(container: av.container.InputContainer, video: av.video.stream.Vid
 
 def _declared_end(
     container: av.container.InputContainer, video: av.video.stream.VideoStream
-) -> float | None:
-    """Stream time (s) where the container says the video ends: the stream's own start +
-    duration when it has them, else the whole file's (which may include longer audio)."""
+) -> tuple[float | None, bool, bool]:
+    """Stream time (s) where the container says the video ends.
+
+    Taken from the stream's own start + duration, else the stream's ``DURATION`` tag (Matroska
+    and WebM written by FFmpeg or mkvmerge; it survives a cut, being near the start of the file),
+    else the whole file's duration (which may include longer audio).
+
+    Returns:
+        (end or None, whether it is the video stream's own end rather than the whole file's,
+        whether the file stores it rather than FFmpeg estimating it).
+    """
+    stored = not _STORED_DURATION_FORMATS.isdisjoint(container.format.name.split(","))
     if video.duration is not None and video.time_base is not None:
-        return float(((video.start_time or 0) + video.duration) * video.time_base)
+        return float(((video.start_time or 0) + video.duration) * video.time_base), True, stored
+    tags = {key.lower(): value for key, value in video.metadata.items()}
+    tagged = _parse_clock(tags.get("duration", ""))
+    if tagged is not None:
+        # The end on the stream's clock, like the stream's timestamps (no start added: some
+        # muxers write the length, some the end; the smaller reading never accuses a good file).
+        return tagged, True, stored
     if container.duration is not None:
-        return ((container.start_time or 0) + container.duration) / av.time_base
+        end = ((container.start_time or 0) + container.duration) / av.time_base
+        return end, len(container.streams) == 1, stored
+    return None, False, False
+
+
+def _parse_clock(text: str) -> float | None:
+    """Seconds in a ``HH:MM:SS.fraction`` tag; None when it is not one."""
+    parts = text.strip().split(":")
+    if len(parts) != 3:
+        return None
+    try:
+        hours, minutes, seconds = int(parts[0]), int(parts[1]), float(parts[2])
+    except ValueError:
+        return None
+    total = hours * 3600 + minutes * 60 + seconds
+    return total if np.isfinite(total) and total > 0 else None
+
+
+def _gif_images(path: str) -> tuple[int, bool]:
+    """Images a GIF file holds by its block structure, and whether that structure is whole.
+
+    A GIF declares no frame count or duration; FFmpeg counts the frames it finds, so a cut GIF
+    declares just what is left. Its block structure is the witness: header, screen descriptor and
+    colour table, then extension blocks (0x21) and images (0x2C), each ending in a chain of
+    length-prefixed sub-blocks, then the trailer (0x3B), which the format requires. A walk that
+    reaches the trailer finds the structure whole. One that runs out of bytes (a cut, even one
+    between two blocks) or meets any other byte (a zeroed or overwritten range) does not.
+
+    Returns:
+        (whole images walked, whether the structure is whole).
+    """
+    with open(path, "rb") as file:
+        data = file.read()
+    size = len(data)
+    if size < 13 or data[:3] != b"GIF":
+        return 0, False
+    position = 13 + _colour_table_bytes(data[10])
+    images = 0
+    while position < size:
+        block = data[position]
+        if block == 0x3B:
+            return images, True
+        if block == 0x21:
+            position += 2  # introducer, label
+        elif block == 0x2C:
+            if position + 10 > size:
+                return images, False
+            # Separator, 9-byte image descriptor (flags last), local colour table, LZW code size.
+            position += 10 + _colour_table_bytes(data[position + 9]) + 1
+        else:
+            return images, False
+        while True:  # sub-blocks up to the zero-length terminator
+            if position >= size:
+                return images, False
+            length = data[position]
+            position += 1 + length
+            if length == 0:
+                break
+        images += block == 0x2C
+    return images, False
+
+
+def _colour_table_bytes(flags: int) -> int:
+    """Size of the colour table a GIF descriptor's ``flags`` byte announces (0 when none)."""
+    return 3 * (2 << (flags & 7)) if flags & 0x80 else 0
+
+
+def _matroska_cut(path: str) -> int | None:
+    """Bytes missing from a Matroska / WebM file: how far the end its Segment element declares
+    lies past the end of the file (0 when it does not); None when the size is unknown (a live
+    recording) or the header cannot be parsed.
+
+    Matroska declares no frame count, and a cut that loses only B-frames (stored after the
+    P-frame they precede) leaves the decoded frames still reaching the declared duration; the
+    Segment size in the header is a witness that survives any cut.
+    """
+    with open(path, "rb") as file:
+        head = file.read(1024)  # EBML headers run to some 40 bytes
+        size = file.seek(0, os.SEEK_END)
+    position = 0
+    for expected_id in (b"\x1a\x45\xdf\xa3", b"\x18\x53\x80\x67"):  # EBML header, Segment
+        if head[position : position + 4] != expected_id:
+            return None
+        length, value = _ebml_size(head, position + 4)
+        if length == 0:
+            return None
+        position += 4 + length
+        if expected_id == b"\x18\x53\x80\x67":
+            if value == (1 << (7 * length)) - 1:  # all ones: size unknown
+                return None
+            return max(0, position + value - size)
+        position += value
     return None
+
+
+def _ebml_size(data: bytes, position: int) -> tuple[int, int]:
+    """(bytes, value) of the EBML variable-length size at ``position``; (0, 0) when invalid."""
+    if position >= len(data) or not data[position]:
+        return 0, 0
+    length = 9 - data[position].bit_length()  # leading zeros + 1
+    if position + length > len(data):
+        return 0, 0
+    value = data[position] & (0xFF >> length)
+    for byte in data[position + 1 : position + length]:
+        value = value << 8 | byte
+    return length, value
 
 
 def _make_info(
@@ -234,10 +367,17 @@ def probe_video(path: str | os.PathLike, *, stream: int = 0) -> VideoInfo:
         VideoInfo with ``decoded_frames=None``.
 
     Raises:
-        VideoDecodeError: missing file, not a video, no such stream, or the first frame does not
-            decode.
+        VideoDecodeError: missing file, not a video, no such stream, a codec FFmpeg cannot
+            decode, the first frame does not decode, or any other failure of FFmpeg or PyAV on
+            the file (the message names the file and the cause).
     """
     path = os.fspath(path)
+    with _reading(path, "probing"):
+        return _probe(path, stream)
+
+
+def _probe(path: str, stream: int) -> VideoInfo:
+    """probe_video without the boundary that turns backend errors into VideoDecodeError."""
     with _open_video(path, stream) as (container, video):
         variable_rate = _indexed_variable_rate(video)
         first, timestamps, window_cut = _probe_packets(

@@ -22,12 +22,18 @@ short side is ``resize_short_side``, or, when that is None, to the smallest size
 ``height x width`` with the aspect ratio kept; then cropped to ``height x width`` at a random
 (``crop="random"``) or centred (``"centre"``) offset, and optionally flipped left-right.
 
-Policies: a video whose timeline is shorter than a clip raises ValueError when the source is built
+Policies: a video whose timeline is shorter than a clip raises DataError when the source is built
 (``too_short="raise"``), is left out with one log line (``"skip"``), or is padded by repeating its
-last frame (``"pad"``). A file that fails to probe or decode raises ``VideoDecodeError``
-(``decode_errors="raise"``) or is logged once per process and replaced by the next readable video
-in index order (``"skip"``); the replacement depends only on which files fail, so it is
-deterministic.
+last frame (``"pad"``). A file that fails to probe or decode raises ``UnreadableVideoError``, a
+``DataError`` that names the file and ``--config.data.decode_errors=skip``
+(``decode_errors="raise"``), or is logged once per process and replaced by the next readable video
+in index order (``"skip"``, the run config's default: see ``dataset``); the replacement depends
+only on which files fail, so it is deterministic and a resumed run sees the same batches.
+
+Errors: anything that leaves the folder without a usable video (missing or empty folder, only
+files with other endings, every file unreadable, every video too short) is a ``DataError`` raised
+when the source is built, i.e. during config validation, with one line naming the folder and the
+config key to change.
 
 Clip cache (``clip_cache=True``): the first time a video is needed, its whole resampled and resized
 timeline is decoded in chunks of ``_CACHE_CHUNK`` frames into an uncompressed ``.npy`` under
@@ -55,6 +61,7 @@ from gan_jax.data.video_folder.dataset import (
 from gan_jax.data.video_folder.index import (
     DECODE_ERROR_POLICIES,
     VIDEO_EXTENSIONS,
+    UnreadableVideoError,
     VideoEntry,
     class_names,
     default_cache_dir,
@@ -83,6 +90,7 @@ __all__ = [
     "LABEL_MODES",
     "TOO_SHORT_POLICIES",
     "VIDEO_EXTENSIONS",
+    "UnreadableVideoError",
     "VideoEntry",
     "VideoFolder",
     "class_names",

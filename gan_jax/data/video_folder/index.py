@@ -2,6 +2,10 @@
 
 Finds the files, probes them in threads for frame count, fps and size, keeps the results in an
 on-disk JSON index (reused for unchanged files), and derives class names from sub-folders.
+
+A folder that cannot give a single video (missing, empty, no file with a video ending, or every
+file unreadable) raises `DataError` here, when the source is built, with one line naming the
+folder and the config key to change, rather than later in the training loop.
 """
 
 from __future__ import annotations
@@ -13,8 +17,11 @@ import json
 import logging
 import os
 import pathlib
+import re
+import threading
 from collections.abc import Iterable, Sequence
 
+from gan_jax.errors import DataError
 from gan_jax.io import VideoDecodeError, probe_video, read_video
 from gan_jax.io.atomic import atomic_write_text
 
@@ -25,6 +32,43 @@ DECODE_ERROR_POLICIES = ("raise", "skip")
 # Bumped whenever the meaning of a cached index entry changes.
 _INDEX_VERSION = 1
 _logged_once: set[str] = set()
+# Loading threads share the set: without the lock two of them could both report one file.
+_logged_once_lock = threading.Lock()
+# The run-config override that leaves unreadable files out, named in every error about one.
+SKIP_HINT = "--config.data.decode_errors=skip"
+# Advice of the video reader meant for Python callers of read_video; the dataset sets `strict`
+# itself, so a user of the CLI cannot act on it.
+_PYTHON_ONLY_ADVICE = re.compile(r",? or pass strict=False[^;.)]*")
+
+
+class UnreadableVideoError(DataError, VideoDecodeError):
+    """A video file cannot be probed or decoded and ``decode_errors="raise"``.
+
+    Both a `DataError` (the CLI prints its message as one line, exit status 2) and a
+    `VideoDecodeError` (what a Python caller of the source catches for a damaged file). The
+    message names the file and ``data.decode_errors``.
+    """
+
+
+def reader_message(cause: VideoDecodeError | str) -> str:
+    """The video reader's message without advice that only a Python caller can follow."""
+    return _PYTHON_ONLY_ADVICE.sub("", str(cause))
+
+
+def unreadable_video(path: str, cause: VideoDecodeError | str) -> UnreadableVideoError:
+    """The error for an unreadable ``path`` under ``decode_errors="raise"``, saying how to skip.
+
+    Args:
+      path: the file's absolute path (named unless ``cause`` already names it).
+      cause: the reader's error or its message.
+    """
+    text = reader_message(cause).rstrip(". ")
+    if path not in text:
+        text = f"{path}: {text}"
+    return UnreadableVideoError(
+        f"{text}. To leave damaged files out (each is logged once) set {SKIP_HINT}, or "
+        "re-encode or remove this one"
+    )
 
 
 def default_cache_dir() -> str:
@@ -39,9 +83,11 @@ def log_once(log: logging.Logger, key: str, message: str, *args) -> None:
     One set of keys serves the whole video_folder package, so a file is reported once whether
     the index or the source finds it unusable.
     """
-    if key not in _logged_once:
+    with _logged_once_lock:
+        if key in _logged_once:
+            return
         _logged_once.add(key)
-        log.warning(message, *args)
+    log.warning(message, *args)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,10 +120,16 @@ def find_videos(
 
     Returns:
       ``[(relative_path, size, mtime_ns)]`` with '/'-separated relative paths.
+
+    Raises:
+      DataError: ``root`` is not a directory.
     """
     root = os.fspath(root)
     if not os.path.isdir(root):
-        raise ValueError(f"video folder {root!r} does not exist or is not a directory")
+        raise DataError(
+            f"data.root={root} does not exist or is not a directory: point --config.data.root "
+            "at your folder of videos"
+        )
     wanted = tuple(ext.lower() for ext in extensions)
     found = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
@@ -91,6 +143,34 @@ def find_videos(
             found.append((rel, stat.st_size, stat.st_mtime_ns))
     found.sort()
     return found
+
+
+def require_videos(
+    root: str | os.PathLike, extensions: Iterable[str] = VIDEO_EXTENSIONS
+) -> list[tuple[str, int, int]]:
+    """``find_videos``, or a `DataError` saying what ``root`` holds instead of videos.
+
+    Raises:
+      DataError: ``root`` is missing, empty, or holds only files with other endings.
+    """
+    root, extensions = os.fspath(root), tuple(extensions)
+    files = find_videos(root, extensions)
+    if files:
+        return files
+    others = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        dirnames.sort()
+        others += [os.path.join(dirpath, n) for n in sorted(filenames) if not n.startswith(".")]
+    if others:
+        example = os.path.relpath(others[0], root).replace(os.sep, "/")
+        content = f"only {len(others)} other file(s), e.g. {example!r}"
+    else:
+        content = "nothing"
+    raise DataError(
+        f"data.root={root} holds no video files (looked for {', '.join(extensions)} in it and "
+        f"its sub-folders; found {content}): point --config.data.root at your folder of "
+        "videos, or add their file ending to data.extensions"
+    )
 
 
 def frame_count(path: str | os.PathLike, info) -> int:
@@ -139,21 +219,25 @@ def index_videos(
       root: the video folder.
       cache_dir: where the JSON index lives; None = ``default_cache_dir()``.
       extensions: file name endings to include (case-insensitive).
-      decode_errors: "raise": a file that cannot be probed raises VideoDecodeError naming it;
-        "skip": it is logged once and left out.
+      decode_errors: "raise": a file that cannot be probed raises `UnreadableVideoError`
+        naming it; "skip": it is logged once and left out.
       num_threads: probes run in this many threads (decoding releases the GIL).
 
     Returns:
-      Readable videos, sorted by relative path.
+      Readable videos, sorted by relative path; never empty.
+
+    Raises:
+      DataError: ``root`` is missing, holds no file with a video ending, or (under "skip")
+        none of its files can be read; `UnreadableVideoError` (a DataError) for the first
+        unreadable file under "raise".
     """
     if decode_errors not in DECODE_ERROR_POLICIES:
-        raise ValueError(f"decode_errors = {decode_errors!r}; allowed: {DECODE_ERROR_POLICIES}")
-    root = os.path.abspath(os.fspath(root))
-    files = find_videos(root, extensions)
-    if not files:
         raise ValueError(
-            f"video folder {root!r} holds no video files with extensions {tuple(extensions)}"
+            f"data.decode_errors = {decode_errors!r}; allowed: {DECODE_ERROR_POLICIES}"
         )
+    extensions = tuple(extensions)
+    root = os.path.abspath(os.fspath(root))
+    files = require_videos(root, extensions)
     cache_dir = pathlib.Path(cache_dir or default_cache_dir())
     index_path = cache_dir / "index" / (hashlib.sha1(root.encode()).hexdigest()[:16] + ".json")
     cached = {}
@@ -178,23 +262,29 @@ def index_videos(
     if to_probe or len(records) != len(cached):
         payload = {"version": _INDEX_VERSION, "root": root, "entries": records}
         atomic_write_text(index_path, json.dumps(payload))
-    entries = []
+    entries, unreadable = [], []
     for rel, *_ in files:
         record = records[rel]
         if "error" in record:
             if decode_errors == "raise":
-                raise VideoDecodeError(
-                    f"{record['error']} (set decode_errors='skip' to leave such files out)"
-                )
+                raise unreadable_video(os.path.join(root, rel), record["error"])
+            unreadable.append(record)
             log_once(
                 logger,
                 os.path.join(root, rel),
-                "Skipping unreadable video %s: %s",
+                "Skipping unreadable video %s (data.decode_errors=skip): %s",
                 rel,
-                record["error"],
+                reader_message(record["error"]),
             )
             continue
         entries.append(VideoEntry(**record))
+    if not entries:
+        first = unreadable[0]
+        raise DataError(
+            f"data.root={root}: none of its {len(files)} video file(s) can be read (first: "
+            f"{first['path']}: {reader_message(first['error'])}); check that "
+            "they are videos and not damaged, or point --config.data.root elsewhere"
+        )
     return entries
 
 
@@ -203,9 +293,10 @@ def class_names(entries: Sequence[VideoEntry]) -> list[str] | None:
     nested = [e.path for e in entries if "/" in e.path]
     flat = [e.path for e in entries if "/" not in e.path]
     if nested and flat:
-        raise ValueError(
-            f"video folder mixes files at its root ({flat[0]!r}) with files in class folders "
-            f"({nested[0]!r}); move them into class folders or set labels='none'"
+        raise DataError(
+            f"data.root holds files at its top level ({flat[0]!r}) and in class folders "
+            f"({nested[0]!r}), so data.labels='auto' cannot tell their classes: move them into "
+            "class folders, or set data.labels='none' (--config.data.labels=none)"
         )
     if not nested:
         return None

@@ -2,6 +2,11 @@
 
 Checks the settings, applies the too-short and decode-error policies, picks each clip's start
 and crop from ``(seed, epoch, index)``, and reads the clip from the file or the clip cache.
+
+Errors a user can fix are `DataError`s (one line from the CLI) naming the file or folder and the
+config key that changes the outcome: a folder with no usable video fails when the source is
+built; a file that fails to decode mid-training under ``decode_errors="raise"`` fails as
+`UnreadableVideoError` (a DataError and a VideoDecodeError) when its clip is loaded.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from gan_jax.data.video_folder.index import (
     default_cache_dir,
     index_videos,
     log_once,
+    reader_message,
+    unreadable_video,
 )
 from gan_jax.data.video_folder.transforms import (
     CROPS,
@@ -31,6 +38,7 @@ from gan_jax.data.video_folder.transforms import (
     timeline_length,
     to_unit_range,
 )
+from gan_jax.errors import DataError
 from gan_jax.io import VideoDecodeError, read_video
 
 logger = logging.getLogger(__name__)
@@ -48,6 +56,13 @@ class VideoFolder:
     ``load(index, epoch)`` is a pure function of the folder's contents, the settings, ``seed``,
     ``epoch`` and ``index``. See the ``gan_jax.data.video_folder`` package docstring for every
     setting.
+
+    ``decode_errors`` defaults to "raise" here, so that a Python caller sees every damaged file;
+    the run config's default is "skip" (see ``gan_jax.data.video_folder.dataset``).
+
+    Raises:
+      DataError: on construction, when the folder gives no usable video (see ``index_videos``
+        and the too-short policy) or a video cannot give a crop of the configured size.
 
     Attributes:
       entries: the videos in use, sorted by path.
@@ -126,8 +141,6 @@ class VideoFolder:
             num_threads=index_threads,
         )
         self.entries = self._check_entries(entries)
-        if not self.entries:
-            raise ValueError(f"video_folder: no usable videos left under {self.root!r}")
         self.classes = class_names(self.entries) if labels == "auto" else None
         if self.classes is not None:
             class_ids = {name: i for i, name in enumerate(self.classes)}
@@ -156,34 +169,56 @@ class VideoFolder:
         return resize_frames(frames, self._resized_size(*frames.shape[1:3]))
 
     def _check_entries(self, entries: list[VideoEntry]) -> list[VideoEntry]:
-        """Applies the too-short policy and checks that every video can give a crop."""
+        """Applies the too-short policy and checks that every video can give a crop.
+
+        Returns:
+          The entries in use; never empty.
+
+        Raises:
+          DataError: naming the file or folder and the config keys that would fix it.
+        """
         kept, short = [], []
         for entry in entries:
             if self.target_fps is not None and entry.fps <= 0:
-                raise ValueError(
-                    f"video_folder: {entry.path} states no frame rate, so target_fps cannot be "
-                    "used; use frame_stride instead"
+                raise DataError(
+                    f"{os.path.join(self.root, entry.path)} states no frame rate, so "
+                    "data.target_fps cannot be used: set data.target_fps=None and use "
+                    "data.frame_stride instead"
                 )
             new_h, new_w = self._resized_size(entry.height, entry.width)
             if new_h < self.height or new_w < self.width:
-                raise ValueError(
-                    f"video_folder: {entry.path} ({entry.height}x{entry.width}) resized to "
-                    f"short side {self.resize_short_side} is {new_h}x{new_w}, smaller than the "
-                    f"{self.height}x{self.width} crop; raise resize_short_side or set it to None"
+                raise DataError(
+                    f"{os.path.join(self.root, entry.path)} ({entry.height}x{entry.width}) "
+                    f"resized to short side data.resize_short_side={self.resize_short_side} is "
+                    f"{new_h}x{new_w}, smaller than the {self.height}x{self.width} crop: raise "
+                    "data.resize_short_side or set it to None"
                 )
             length = self._timeline_length(entry)
             if length >= self.num_frames or (self.too_short == "pad" and length > 0):
                 kept.append(entry)
             else:
                 short.append((entry, length))
+        clip = (
+            f"a clip of data.num_frames={self.num_frames} frames (data.frame_stride="
+            f"{self.frame_stride}, data.target_fps={self.target_fps})"
+        )
+        if not kept:
+            # Skipping would leave nothing, so only a shorter clip or padding can help.
+            longest = max((n for _, n in short), default=0)
+            raise DataError(
+                f"data.root={self.root}: all {len(short)} video(s) are too short for {clip}; "
+                f"the longest gives {longest} clip frame(s): lower data.num_frames or "
+                "data.frame_stride, or set --config.data.too_short=pad (repeats a video's last "
+                "frame)"
+            )
         if short and self.too_short == "raise":
             listed = "; ".join(
                 f"{e.path}: {e.num_frames} frames -> {n} clip frames" for e, n in short[:5]
             )
-            raise ValueError(
-                f"video_folder: {len(short)} video(s) too short for a clip of {self.num_frames} "
-                f"frames (stride {self.frame_stride}, target_fps {self.target_fps}): {listed}. "
-                "Set too_short='skip' or 'pad', or lower num_frames / frame_stride."
+            raise DataError(
+                f"data.root={self.root}: {len(short)} video(s) too short for {clip}: {listed}. "
+                "Set --config.data.too_short=skip (or pad), or lower data.num_frames / "
+                "data.frame_stride"
             )
         for entry, length in short:
             log_once(
@@ -230,18 +265,18 @@ class VideoFolder:
                 break
             except VideoDecodeError as err:
                 if self.decode_errors == "raise":
-                    raise
+                    raise unreadable_video(os.path.join(self.root, entry.path), err) from err
                 log_once(
                     logger,
                     os.path.join(self.root, entry.path),
-                    "Skipping unreadable video: %s",
-                    err,
+                    "Skipping unreadable video (data.decode_errors=skip): %s",
+                    reader_message(err),
                 )
         else:
-            raise VideoDecodeError(
-                f"video_folder: {min(len(self), _MAX_SKIPS)} videos in a row from "
-                f"{self.entries[index].path} on failed to decode; check the files under "
-                f"{self.root}"
+            raise DataError(
+                f"data.root={self.root}: {min(len(self), _MAX_SKIPS)} videos in a row from "
+                f"{self.entries[index].path} on failed to decode although "
+                "data.decode_errors=skip; check the files under data.root (the log names each)"
             )
         if self.random_flip and uniforms[3] < 0.5:
             frames = flip_left_right(frames)
