@@ -21,7 +21,7 @@ TINY = ["--config", str(CONFIGS / "tiny.py"), "--config.log.sample_every=0"]
 
 
 def test_shapes_fd_during_training_and_in_eval(tmp_path, capsys, monkeypatch):
-    # 16 x 16 frames (the feature network's smallest); a feature network trained for 30 steps.
+    # 16 x 16 frames (the feature network's smallest); a feature network trained for 3 steps.
     overrides = [
         "--config.data.num_frames=4",
         "--config.data.height=16",
@@ -30,7 +30,7 @@ def test_shapes_fd_during_training_and_in_eval(tmp_path, capsys, monkeypatch):
         "--config.eval.every=2",
         "--config.eval.metrics=('shapes_fd',)",
         "--config.eval.num_samples=16",
-        "--config.eval.shapes_features_steps=30",
+        "--config.eval.shapes_features_steps=3",
     ]
     assert main(["train", *TINY, "--workdir", str(tmp_path), *overrides]) == 0
     records = {r["step"]: r for r in read_metrics(tmp_path) if "eval/shapes_fd/fsd" in r}

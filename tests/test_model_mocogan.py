@@ -253,8 +253,10 @@ def test_sample_32_frames_from_a_run_trained_on_8(mocogan_run, tmp_path, capsys)
     assert grid.shape == (3 * 8 + 2 * SEPARATOR_PX, 32 * 8 + 31 * SEPARATOR_PX, 3)
 
     capsys.readouterr()
-    assert main([*args, "--num-frames", "0"]) == 2
-    assert "--num-frames must be >= 1, got 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:  # argparse rejects it before any work
+        main([*args, "--num-frames", "0"])
+    assert exit_info.value.code == 2
+    assert "argument --num-frames: must be at least 1, got 0" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

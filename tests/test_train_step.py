@@ -90,7 +90,8 @@ def test_n_critic_counts_discriminator_updates(tiny_gan):
     "cfg",
     [
         StepConfig(loss="hinge"),
-        StepConfig(loss="least_squares"),
+        # Its loss is unit-tested in test_losses.py; trained in the slow run only (suite time).
+        pytest.param(StepConfig(loss="least_squares"), marks=pytest.mark.slow),
         StepConfig(loss="wasserstein", n_critic=2, penalties={"gp": 10.0}),
         StepConfig(loss="nonsaturating", penalties={"r1": 1.0}),
         StepConfig(loss="rpgan", penalties={"r1": 1.0, "r2": 1.0}),
