@@ -1,7 +1,9 @@
 """The `gan-jax` command line: train with overrides, sample, eval, and its error messages."""
 
 import json
+import logging
 import pathlib
+import sys
 
 import imageio.v3 as iio
 import jax
@@ -9,6 +11,7 @@ import numpy as np
 import pytest
 
 from gan_jax import evaluate
+from gan_jax.checkpoint import Checkpointer
 from gan_jax.io import frame_grid
 from gan_jax.io.grid import SEPARATOR_PX
 from gan_jax.main import main
@@ -19,6 +22,8 @@ from gan_jax.workdir import load_run
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "experiments" / "configs"
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import soak_checkpoints  # noqa: E402
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -251,3 +256,41 @@ def test_eval_scores_the_ema_generator(ema_run, capsys):
         np.testing.assert_allclose(got[name], ema[name], rtol=1e-4, atol=1e-5, err_msg=name)
         # The raw generator's statistics are far outside that tolerance.
         assert np.abs(raw[name] - ema[name]).max() > 1e-2, name
+
+
+# ---------------------------------------------------------------------------------------------
+# Resuming: a changed architecture is the user's mistake; a damaged checkpoint falls back.
+# (The other mistakes and faults: tests/test_cli_errors.py.)
+
+
+@pytest.fixture(scope="module")
+def run3(tmp_path_factory):
+    """A tiny run with checkpoints at steps 1, 2 and 3 (compiled once with video_run)."""
+    workdir = tmp_path_factory.mktemp("run3")
+    args = ["train", "--config", str(CONFIGS / "tiny.py"), "--workdir", str(workdir)]
+    args.append("--config.steps=3")
+    assert main([*args, "--config.ckpt.every=1", "--config.log.sample_every=0"]) == 0
+    return workdir
+
+
+def test_resuming_with_a_changed_architecture(run3, capsys):
+    args = ["train", "--workdir", str(run3), "--config.steps=4", "--config.g.base_width=8"]
+    assert main(args) == 2
+    line = capsys.readouterr().err.splitlines()[-1]
+    assert "the checkpoint at step 3 in " in line and "holds another model" in line
+    assert "'g_params/" in line and "changed since it was written: g.base_width: 4 -> 8" in line
+    with Checkpointer(run3 / "checkpoints") as ckpt:
+        assert ckpt.all_steps() == [1, 2, 3]
+
+
+def test_damaged_latest_checkpoint_sample_and_train_fall_back(run3, tmp_path, capsys, caplog):
+    soak_checkpoints.empty_state_metadata(run3 / "checkpoints" / "3")
+    out = tmp_path / "out"
+    with caplog.at_level(logging.WARNING):
+        assert main(["sample", "--workdir", str(run3), "--num", "1", "--out", str(out)]) == 0
+    assert (out / "samples.png").is_file()
+    assert any("checkpoints/3 cannot be restored (JSONDecodeError" in m for m in caplog.messages)
+    assert (run3 / "checkpoints" / "damaged" / "3" / "state").is_dir()
+    assert main(["train", "--workdir", str(run3), "--config.steps=3"]) == 0
+    with Checkpointer(run3 / "checkpoints") as ckpt:
+        assert ckpt.all_steps() == [1, 2, 3]

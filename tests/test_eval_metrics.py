@@ -20,6 +20,7 @@ CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "configs
 TINY = ["--config", str(CONFIGS / "tiny.py"), "--config.log.sample_every=0"]
 
 
+@pytest.mark.slow  # 30 s; eval in training: test_shapes_physics
 def test_shapes_fd_during_training_and_in_eval(tmp_path, capsys, monkeypatch):
     # 16 x 16 frames (the feature network's smallest); a feature network trained for 3 steps.
     overrides = [

@@ -86,6 +86,7 @@ def test_cache_miss_trains_for_other_settings(tiny, monkeypatch):
     os.remove(other.path)
 
 
+@pytest.mark.slow  # 22 s; suite time
 def test_training_is_deterministic():
     # A narrower network: determinism needs no accuracy.
     settings = settings_for(

@@ -88,6 +88,7 @@ def test_trained_ring_covers_the_modes():
     assert result["hq_percent"] >= 80.0, result
 
 
+@pytest.mark.slow  # 24 s; the 2-D multi-seed runner only
 def test_vmapped_seeds_equal_single_seed_runs():
     states, results = train_seeds(_tiny(), [3, 5])
     for i, seed in enumerate([3, 5]):
