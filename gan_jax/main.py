@@ -145,6 +145,9 @@ class _ErrorLog:
 
     def __init__(self):
         self.workdir: str | None = None
+        # False once the command's own error line is printed: what fails after it (an atexit
+        # flush on a full disk) must not push that line off the end of the output.
+        self.to_terminal = True
         self._seen: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
 
@@ -172,11 +175,13 @@ class _ErrorLog:
         """A failure outside the main thread's control (a writer thread, a callback, a library's
         error log): the whole text to the log, one line to stderr the first time it is seen."""
         log = self.write(where, text)
+        if not self.to_terminal:
+            return
         first = str(error).strip().splitlines()[0] if error is not None and str(error) else ""
         kind = type(error).__name__ if error is not None else "error"
-        if (kind, first) in self._seen:
+        if (where, kind) in self._seen:  # orbax logs one error per array it failed to write
             return
-        self._seen.add((kind, first))
+        self._seen.add((where, kind))
         where_log = f" (details: {log})" if log else ""
         line = f"gan-jax: {where}: {kind}: {first}"[:300]
         try:
@@ -346,6 +351,7 @@ def main(argv=None) -> int:
     argv = [arg for arg in argv if arg != "--debug"]
     command = argv[0] if argv else ""
     workdir = None
+    _ERROR_LOG.to_terminal = True
     try:
         overrides, rest = config.split_overrides(argv)
         args = _parser().parse_args(rest)
@@ -370,5 +376,6 @@ def main(argv=None) -> int:
         if unexpected and log and not debug:
             where = f" [traceback: {log}; --debug prints it]"
         print(f"gan-jax {command}: error: {' '.join(message.split())}{where}", file=sys.stderr)
+        _ERROR_LOG.to_terminal = False
         return status
     return 0
