@@ -52,7 +52,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from etils import epath
 
-from gan_jax.errors import EnvironmentFault, UserError
+from gan_jax.errors import USER_ERRORS, EnvironmentFault, UserError
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -438,7 +438,7 @@ class Checkpointer:
         A checkpoint whose restore raises is logged in one line (which one, and why), and once
         an older one has restored, every newer one that failed is moved to
         DIRECTORY/damaged/<step> (never deleted), so the run goes on from the newest good state.
-        `UserError`s (a changed architecture, a config that does not fit) are not damage: they
+        `USER_ERRORS` (a changed architecture, a config that does not fit) are not damage: they
         are raised at once.
 
         Args:
@@ -461,7 +461,7 @@ class Checkpointer:
         for step in reversed(steps):
             try:
                 result = restore_step(step)
-            except (UserError, MemoryError):
+            except (*USER_ERRORS, MemoryError):
                 raise
             except Exception as e:  # noqa: BLE001 - any failure to read a checkpoint is damage
                 reason = _one_line(e)

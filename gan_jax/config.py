@@ -26,8 +26,6 @@ from typing import Any
 
 from ml_collections import config_dict
 
-from gan_jax.errors import UserError
-
 CONFIG_JSON = "config.json"
 _OVERRIDE_PREFIX = "--config."
 # Groups whose keys are names chosen by the user (penalties by name, learning-rate multipliers
@@ -35,7 +33,7 @@ _OVERRIDE_PREFIX = "--config."
 OPEN_GROUPS = ("penalty", "loss.head_weights", "g.lr_multipliers", "d.lr_multipliers")
 
 
-class ConfigError(UserError, ValueError):
+class ConfigError(ValueError):
     """A config file, key or value that cannot be used; the message says how to fix it."""
 
 

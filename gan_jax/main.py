@@ -2,7 +2,7 @@
 
 Every failure ends with one line ``gan-jax <command>: error: <what and how to fix it>``: exit
 status 2 for the user's mistakes (a config value, a path, a data folder: `gan_jax.errors.
-UserError` and its kin), 1 for faults of the environment or of training (a full disk, damaged
+USER_ERRORS`), 1 for faults of the environment or of training (a full disk, damaged
 checkpoints, a diverged run, an unexpected error). The traceback goes to ``WORKDIR/errors.log``
 (or a temporary file), and to the terminal with ``--debug``.
 
@@ -25,7 +25,7 @@ import traceback
 from pathlib import Path
 
 from gan_jax import early_signals
-from gan_jax.errors import EnvironmentFault, UserError
+from gan_jax.errors import USER_ERRORS, EnvironmentFault, UserError
 
 ERROR_LOG = "errors.log"
 
@@ -324,7 +324,7 @@ def _classify(error: BaseException, workdir: str | None) -> tuple[int, str, bool
 
     if _disk_full(error):
         return 1, _disk_full_message(workdir), False
-    if isinstance(error, (UserError, FileNotFoundError, VideoDecodeError, PermissionError)):
+    if isinstance(error, (*USER_ERRORS, FileNotFoundError, VideoDecodeError, PermissionError)):
         return 2, str(error), False
     if isinstance(error, (EnvironmentFault, NonFiniteError)):
         return 1, str(error), False

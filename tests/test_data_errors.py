@@ -22,7 +22,7 @@ from video_fixtures import corrupted_copy, moving_pattern, write_test_video
 from gan_jax import build, config
 from gan_jax.data import bouncing_shapes, video_folder
 from gan_jax.data.pipeline import make_dataset, make_source
-from gan_jax.errors import DataError, UserError
+from gan_jax.errors import USER_ERRORS, DataError
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 NUM_FRAMES = 8  # per video; a clip is the whole video, so every clip of the damaged one fails
@@ -195,7 +195,7 @@ def test_every_video_too_short_fails_at_validation(damaged_folder, tmp_path, too
     cfg = _video_folder_run_config(
         damaged_folder, tmp_path / "cache", num_frames=NUM_FRAMES + 1, too_short=too_short
     )
-    with pytest.raises(UserError) as caught:
+    with pytest.raises(USER_ERRORS) as caught:
         build.validate(cfg)
     _one_line_naming(
         caught.value,

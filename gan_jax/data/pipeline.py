@@ -80,7 +80,7 @@ from ml_collections import config_dict
 
 from gan_jax.data.datasets import DATASETS, dataset, default_data_config
 from gan_jax.data.spec import DataSpec
-from gan_jax.errors import DataError, UserError
+from gan_jax.errors import USER_ERRORS, DataError
 from gan_jax.io import VideoDecodeError
 
 logger = logging.getLogger(__name__)
@@ -257,7 +257,7 @@ class _Batches(grain.DatasetIterator):
     def __next__(self) -> dict[str, np.ndarray]:
         try:
             batch = next(self._parent)
-        except UserError as err:
+        except USER_ERRORS as err:
             # grain adds a note about its traceback filtering; the error is the user's news.
             err.__dict__.pop("__notes__", None)
             raise
