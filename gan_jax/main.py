@@ -85,8 +85,22 @@ def _parser() -> argparse.ArgumentParser:
         type=_positive_int,
         help="samples per metric (default: the run's eval.num_samples; FVD: eval.fvd_num_samples)",
     )
-    score.add_argument("--seed", type=int, default=0)
-    score.add_argument("--i3d-weights", help="I3D weights .npz for --metric fvd")
+    score.add_argument("--seed", type=int, default=0, help="seed of the generator's noise")
+    score.add_argument(
+        "--real-seed",
+        type=int,
+        help="seed of the order real clips are drawn in (default: --seed); written with FVD",
+    )
+    score.add_argument(
+        "--fvd-frames",
+        type=int,
+        choices=(16, 128),
+        help="frames per clip for fvd (default: the run's eval.fvd_num_frames, 16)",
+    )
+    score.add_argument(
+        "--i3d-weights",
+        help="piergiaj I3D weights .npz for --metric fvd_piergiaj (not comparable with papers)",
+    )
     return parser
 
 
@@ -268,7 +282,13 @@ def _run(args, overrides) -> None:
     else:
         check_workdir(args.workdir, for_training=False)
         evaluate.eval_command(
-            args.workdir, args.metric, args.num_samples, args.seed, args.i3d_weights
+            args.workdir,
+            args.metric,
+            args.num_samples,
+            args.seed,
+            args.i3d_weights,
+            real_seed=args.real_seed,
+            fvd_frames=args.fvd_frames,
         )
 
 

@@ -345,6 +345,7 @@ def train(cfg: config_dict.ConfigDict, workdir: str | os.PathLike) -> GANState:
         NonFiniteError: a metric or the state became non-finite (the last good checkpoint
             is kept).
     """
+    evaluate.fill_defaults(cfg)
     spec = validate(cfg)
     _check_batch_size(cfg)
     workdir = Path(workdir)

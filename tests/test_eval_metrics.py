@@ -68,34 +68,37 @@ def sixteen_frame_run(tmp_path_factory):
 
 
 @pytest.mark.slow  # 45 s with its 16-frame run; test_i3d.py covers the network and conversion
-def test_fvd_cli_with_user_weights(sixteen_frame_run, tmp_path, capsys):
+def test_fvd_piergiaj_cli_with_user_weights(sixteen_frame_run, tmp_path, capsys):
     weights = tmp_path / "i3d.npz"
     save_i3d_params(random_variables(3), weights)
-    args = ["eval", "--workdir", str(sixteen_frame_run), "--metric", "fvd", "--num-samples", "4"]
-    assert main([*args, "--i3d-weights", str(weights)]) == 0
+    args = ["eval", "--workdir", str(sixteen_frame_run), "--metric", "fvd_piergiaj"]
+    assert main([*args, "--num-samples", "4", "--i3d-weights", str(weights)]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["fvd/num_clips"] == 4.0
-    assert np.isfinite(result["fvd/fvd"]) and result["fvd/fvd"] > 0
+    assert (result["fvd_piergiaj/num_real"], result["fvd_piergiaj/num_fake"]) == (4.0, 4.0)
+    assert np.isfinite(result["fvd_piergiaj/fvd"]) and result["fvd_piergiaj/fvd"] > 0
 
 
-def test_fvd_without_weights_says_how_to_get_them(sixteen_frame_run, tmp_path, capsys):
-    assert main(["eval", "--workdir", str(sixteen_frame_run), "--metric", "fvd"]) == 2
-    assert "--i3d-weights" in capsys.readouterr().err
-    args = ["eval", "--workdir", str(sixteen_frame_run), "--metric", "fvd"]
+def test_fvd_piergiaj_without_weights_says_how_to_get_them(sixteen_frame_run, tmp_path, capsys):
+    args = ["eval", "--workdir", str(sixteen_frame_run), "--metric", "fvd_piergiaj"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "--i3d-weights" in err and "--metric fvd" in err  # and the comparable one
     assert main([*args, "--i3d-weights", str(tmp_path / "missing.npz")]) == 2
     assert "missing.npz' does not exist" in capsys.readouterr().err
-    # Not asked for by name: "all that apply" leaves fvd out rather than failing.
+    # Not asked for by name: "all that apply" leaves both FVDs out (fvd_piergiaj lacks its
+    # weights; fvd, installed or not, runs only when named).
     capsys.readouterr()
     assert main(["eval", "--workdir", str(sixteen_frame_run), "--num-samples", "4"]) == 0
-    assert not any(k.startswith("fvd/") for k in json.loads(capsys.readouterr().out))
+    assert not any(k.startswith("fvd") for k in json.loads(capsys.readouterr().out))
 
 
 def test_fvd_needs_sixteen_frames(tmp_path, capsys):
     weights = tmp_path / "i3d.npz"
     weights.write_bytes(b"")  # exists; the clip length is checked first
-    args = ["train", *TINY, "--workdir", str(tmp_path / "run"), "--config.eval.metrics=('fvd',)"]
+    metric = "--config.eval.metrics=('fvd_piergiaj',)"
+    args = ["train", *TINY, "--workdir", str(tmp_path / "run"), metric]
     assert main([*args, f"--config.eval.i3d_weights={weights}"]) == 2
-    assert "at least 16 frames" in capsys.readouterr().err
+    assert "RGB clips of at least 16 frames" in capsys.readouterr().err
 
 
 def test_generated_samples_are_shared_between_metrics():

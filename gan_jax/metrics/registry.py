@@ -44,6 +44,9 @@ class Metric:
             "all that apply" and is an error when asked for by name.
         order: metrics run in this order (then by name): those that hold all generated
             samples in memory first, so that later ones reuse them instead of drawing again.
+        by_name_only: left out of "all that apply"; runs only when named (FVD: thousands of
+            clips through I3D take minutes on a GPU and hours on a CPU, too long to start
+            unasked).
     """
 
     name: str
@@ -52,6 +55,7 @@ class Metric:
     data_names: tuple[str, ...] | None = None
     missing: Callable[[config_dict.ConfigDict, DataSpec], str | None] = lambda cfg, spec: None
     order: int = 100
+    by_name_only: bool = False
 
     def defined_for(self, spec: DataSpec) -> bool:
         if data_kind(spec) not in self.applies_to:
@@ -98,10 +102,10 @@ def defined_metrics(spec: DataSpec) -> tuple[str, ...]:
 
 
 def applicable_metrics(cfg: config_dict.ConfigDict, spec: DataSpec) -> tuple[str, ...]:
-    """Names of the metrics defined for this data that the config has everything for."""
-    return tuple(
-        name for name in defined_metrics(spec) if METRICS.get(name).missing(cfg, spec) is None
-    )
+    """Names of the metrics defined for this data that the config has everything for, less
+    those that run only when named."""
+    metrics = [METRICS.get(name) for name in defined_metrics(spec)]
+    return tuple(m.name for m in metrics if not m.by_name_only and m.missing(cfg, spec) is None)
 
 
 def check_metric_names(cfg: config_dict.ConfigDict, spec: DataSpec, names: Sequence[str]) -> None:
