@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -34,7 +35,7 @@ import numpy as np
 from ml_collections import config_dict
 
 from gan_jax import build, sampling
-from gan_jax.config import Checker, ConfigError
+from gan_jax.config import Checker, ConfigError, apply_overrides
 from gan_jax.data.spec import DataSpec
 from gan_jax.io.atomic import atomic_write_text
 from gan_jax.metrics.fvd import FVD_FRAME_CHOICES
@@ -263,6 +264,33 @@ def validate(cfg: config_dict.ConfigDict, spec: DataSpec) -> None:
         raise ConfigError(f"eval.metrics: {e}") from None
 
 
+# Data keys that make the clips another shape or another dataset: not for the real clips alone.
+_FIXED_DATA_KEYS = ("name", "num_frames", "height", "width", "channels")
+
+
+def apply_real_data_overrides(
+    cfg: config_dict.ConfigDict, overrides: Sequence[tuple[str, str]]
+) -> None:
+    """Applies `(key, text)` overrides of `data.*` keys to `cfg` in place (see `eval_command`).
+
+    Raises:
+        ConfigError: a key outside `data`, one that fixes the clip's shape or dataset, or an
+            unknown key or value of the wrong type.
+    """
+    for key, _ in overrides:
+        group, _, name = key.partition(".")
+        if group != "data" or not name or name in _FIXED_DATA_KEYS:
+            raise ConfigError(
+                f"--config.{key}: eval takes overrides of data keys only, for where the real "
+                f"clips come from (e.g. --config.data.time_range='(0.8, 1.0)'); not of "
+                f"{', '.join('data.' + k for k in _FIXED_DATA_KEYS)}, which the generator "
+                "was trained for"
+            )
+    if overrides:
+        apply_overrides(cfg, overrides)
+        build.validate(cfg)  # the data settings as training checks them (ConfigError, DataError)
+
+
 def eval_command(
     run_dir: str | os.PathLike,
     metrics: Sequence[str] | None = None,
@@ -272,10 +300,14 @@ def eval_command(
     *,
     real_seed: int | None = None,
     fvd_frames: int | None = None,
+    real_data: Sequence[tuple[str, str]] = (),
 ) -> dict[str, float]:
     """The `eval` command: metrics of the latest checkpoint's EMA generator.
 
-    Prints the results as JSON and writes them to WORKDIR/eval/step_XXXXXX.json.
+    Prints the results as JSON and writes them to WORKDIR/eval/step_XXXXXX.json, or with
+    `real_data` to WORKDIR/eval/step_XXXXXX_<overrides>.json, the overrides also written in the
+    JSON under "real_data" (so an evaluation on held-out clips never replaces one on training
+    clips).
 
     Args:
         run_dir: a training run's directory.
@@ -287,11 +319,15 @@ def eval_command(
             `eval.i3d_weights`.
         real_seed: seed of the real-data order; default `seed`.
         fvd_frames: frames per clip of FVD (16 or 128); replaces `eval.fvd_num_frames`.
+        real_data: `(key, text)` overrides of `data.*` keys for the real clips (e.g.
+            `("data.time_range", "(0.8, 1.0)")`: held-out parts of the videos); keys that set
+            the clip's shape or the dataset cannot change.
     """
     if num_samples is not None and num_samples < 2:
         raise ConfigError(f"--num-samples must be >= 2, got {num_samples}")
     cfg, run, state, mesh = load_run(run_dir)
     fill_defaults(cfg)
+    apply_real_data_overrides(cfg, real_data)
     with cfg.unlocked():
         if i3d_weights is not None:
             cfg.eval.i3d_weights = str(i3d_weights)
@@ -311,8 +347,12 @@ def eval_command(
     )
     step = int(state.step)
     results = {"step": step, **run_metrics(metrics or cfg.eval.metrics, ctx)}
+    suffix = ""
+    if real_data:
+        results["real_data"] = " ".join(f"{key}={text}" for key, text in real_data)
+        suffix = "_" + re.sub(r"[^A-Za-z0-9.=-]+", "_", results["real_data"]).strip("_")[:80]
     if jax.process_index() == 0:
-        out = Path(run_dir) / EVAL_DIR / f"step_{step:06d}.json"
+        out = Path(run_dir) / EVAL_DIR / f"step_{step:06d}{suffix}.json"
         atomic_write_text(out, json.dumps(results, indent=2) + "\n")
         print(json.dumps(results, indent=2))
     return results

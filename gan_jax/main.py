@@ -1,4 +1,5 @@
-"""Command line: `gan-jax train | sample | eval` (also `python -m gan_jax ...`); see README.
+"""Command line: `gan-jax train | sample | eval | report` (also `python -m gan_jax ...`); see
+README.
 
 Every failure ends with one line ``gan-jax <command>: error: <what and how to fix it>``: exit
 status 2 for the user's mistakes (a config value, a path, a data folder: `gan_jax.errors.
@@ -72,7 +73,11 @@ def _parser() -> argparse.ArgumentParser:
         help="frames per clip (default: the run's data.num_frames); another length needs a "
         "model family whose parameters do not depend on it, e.g. mocogan",
     )
-    score = commands.add_parser("eval", help="metrics of the latest checkpoint's EMA G")
+    score = commands.add_parser(
+        "eval",
+        help="metrics of the latest checkpoint's EMA G; --config.data.KEY=VALUE draws the real "
+        "clips from other data settings, e.g. --config.data.time_range='(0.8, 1.0)' (held out)",
+    )
     score.add_argument("--workdir", required=True)
     score.add_argument(
         "--metric",
@@ -101,6 +106,11 @@ def _parser() -> argparse.ArgumentParser:
         "--i3d-weights",
         help="piergiaj I3D weights .npz for --metric fvd_piergiaj (not comparable with papers)",
     )
+    page = commands.add_parser(
+        "report", help="write WORKDIR/report.html: curves, metrics, sample clips, config, timing"
+    )
+    page.add_argument("--workdir", required=True)
+    page.add_argument("--out", help="where to write the page (default: WORKDIR/report.html)")
     return parser
 
 
@@ -262,11 +272,14 @@ def _setup_logging() -> None:
 def _run(args, overrides) -> None:
     import jax
 
-    from gan_jax import config, distributed, evaluate, sampling
+    from gan_jax import config, distributed, evaluate, report, sampling
     from gan_jax.train import train
 
-    if overrides and args.command != "train":
-        raise config.ConfigError("--config.KEY=VALUE overrides apply to `train` only")
+    if overrides and args.command not in ("train", "eval"):
+        raise config.ConfigError(
+            "--config.KEY=VALUE overrides apply to `train` (any key) and `eval` (data keys: "
+            "where the real clips come from) only"
+        )
     if args.command == "train":
         distributed.initialize(args.coordinator_address, args.num_processes, args.process_id)
         cfg = _train_config(args, overrides)
@@ -275,6 +288,13 @@ def _run(args, overrides) -> None:
             "Process %d/%d, devices: %s", jax.process_index(), jax.process_count(), jax.devices()
         )
         train(cfg, args.workdir)
+    elif args.command == "report":
+        check_workdir(args.workdir, for_training=False)
+        try:
+            path = report.write_report(args.workdir, args.out)
+        except FileNotFoundError as e:
+            raise UserError(str(e)) from None
+        print(path)
     elif args.command == "sample":
         check_workdir(args.workdir, for_training=False)
         _check_out_dir(args.out)
@@ -289,6 +309,7 @@ def _run(args, overrides) -> None:
             args.i3d_weights,
             real_seed=args.real_seed,
             fvd_frames=args.fvd_frames,
+            real_data=overrides,
         )
 
 

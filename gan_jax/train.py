@@ -32,7 +32,16 @@ from jax.experimental import multihost_utils
 from ml_collections import config_dict
 from tqdm import tqdm
 
-from gan_jax import augment, build, config, early_signals, evaluate, parallel, sampling
+from gan_jax import (
+    augment,
+    build,
+    config,
+    early_signals,
+    evaluate,
+    parallel,
+    report,
+    sampling,
+)
 from gan_jax.checkpoint import Checkpointer, CheckpointMismatchError
 from gan_jax.config import Checker
 from gan_jax.data.spec import DataSpec
@@ -42,6 +51,7 @@ from gan_jax.workdir import (
     CHECKPOINT_DIR,
     SAMPLES_DIR,
     abstract_state,
+    record_run_info,
     write_config,
     write_spec,
 )
@@ -71,6 +81,7 @@ def default_config(
     cfg.log.num_samples = 8  # fixed-noise samples per sample step
     cfg.log.fps = 8.0  # frame rate of sample videos
     cfg.log.progress = True  # tqdm bar on process 0
+    cfg.log.report = True  # WORKDIR/report.html at the end of training (gan_jax.report)
 
     cfg.eval = evaluate.default_config()
     return cfg
@@ -96,13 +107,17 @@ def validate(cfg: config_dict.ConfigDict) -> DataSpec:
     ckpt.integer("every", 1)
     ckpt.integer("keep", 1)
     ckpt.boolean("async_save")
+    if "report" not in cfg.log:  # a run saved before the key existed
+        with cfg.log.unlocked():
+            cfg.log.report = True
     log = Checker(cfg.log, "log")
-    log.only_keys(("every", "sample_every", "num_samples", "fps", "progress"))
+    log.only_keys(("every", "sample_every", "num_samples", "fps", "progress", "report"))
     log.integer("every", 1)
     log.integer("sample_every", 0)
     log.integer("num_samples", 1)
     log.number("fps", 0.0, low_open=True)
     log.boolean("progress")
+    log.boolean("report")
     evaluate.validate(cfg, spec)
     top = set(build.PART_GROUPS) | {"seed", "steps", "batch_size", "ckpt", "log", "eval"}
     Checker(cfg, "").only_keys(top)
@@ -345,6 +360,7 @@ def train(cfg: config_dict.ConfigDict, workdir: str | os.PathLike) -> GANState:
         NonFiniteError: a metric or the state became non-finite (the last good checkpoint
             is kept).
     """
+    started = time.time()
     evaluate.fill_defaults(cfg)
     spec = validate(cfg)
     _check_batch_size(cfg)
@@ -376,6 +392,7 @@ def train(cfg: config_dict.ConfigDict, workdir: str | os.PathLike) -> GANState:
     )
     writer = None
     failing = False
+    trained = None  # (first step, last step) once steps were taken
     try:
         state = _restore_or_init(ckpt, run, mesh, init_key, cfg, data)
         start = int(state.step)
@@ -425,6 +442,7 @@ def train(cfg: config_dict.ConfigDict, workdir: str | os.PathLike) -> GANState:
                     ) from None
                 batch = parallel.global_batch(host_batch, mesh)
                 state, metrics = train_step(state, batch, step_key)
+                trained = (start, step)
                 window.add(step, metrics)
                 # Wait for the previous step (not this one, which keeps the device busy while
                 # the next batch loads): the host runs at most one step ahead, so the bar's
@@ -472,6 +490,22 @@ def train(cfg: config_dict.ConfigDict, workdir: str | os.PathLike) -> GANState:
         raise
     finally:
         _close_all([writer, ckpt, data], quiet=failing)
+        if trained is not None and is_main and not failing:
+            _write_run_record(workdir, *trained, started, cfg.log.report)
+
+
+def _write_run_record(
+    workdir: Path, start_step: int, end_step: int, started: float, with_report: bool
+) -> None:
+    """run_info.json and (`with_report`) report.html at the end of training. Neither is needed
+    to train, resume or sample, so a failure here (a full disk, a broken plot) is a warning,
+    never the run's error: the checkpoints and samples are already written."""
+    try:
+        record_run_info(workdir, start_step, end_step, started)
+        if with_report:
+            logger.info("Report: %s", report.write_report(workdir))
+    except Exception as e:  # noqa: BLE001 - see above
+        logger.warning("Could not write the run report into %s: %s", workdir, e)
 
 
 def _close_all(resources, *, quiet: bool) -> None:

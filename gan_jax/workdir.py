@@ -8,12 +8,17 @@ WORKDIR layout (process 0 writes everything but the checkpoints, which orbax coo
     metrics.jsonl, tb/   metrics every `log.every` steps (gan_jax.metric_writer)
     samples/             step_XXXXXX.{mp4,gif,png} (points: .npy, .png) from the EMA generator
     eval/                step_XXXXXX.json from `gan-jax eval`
+    run_info.json        each `gan-jax train` invocation: devices, steps, wall time
+    report.html          the run report (gan_jax.report), written at the end of training
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import platform
+import time
 from pathlib import Path
 
 import jax
@@ -33,6 +38,8 @@ SPEC_JSON = "data_spec.json"
 CHECKPOINT_DIR = "checkpoints"
 SAMPLES_DIR = "samples"
 EVAL_DIR = "eval"
+RUN_INFO_JSON = "run_info.json"
+REPORT_HTML = "report.html"
 
 
 def write_config(cfg: config_dict.ConfigDict, workdir: str | os.PathLike) -> Path:
@@ -43,6 +50,58 @@ def write_config(cfg: config_dict.ConfigDict, workdir: str | os.PathLike) -> Pat
 def write_spec(spec: DataSpec, workdir: str | os.PathLike) -> Path:
     """Writes the data spec to WORKDIR/data_spec.json."""
     return atomic_write_text(Path(workdir) / SPEC_JSON, spec.to_json())
+
+
+def read_run_info(workdir: str | os.PathLike) -> list[dict]:
+    """The invocations recorded in WORKDIR/run_info.json, oldest first ([] when none or when
+    the file cannot be read: it is a record, never needed to train)."""
+    path = Path(workdir) / RUN_INFO_JSON
+    try:
+        sessions = json.loads(path.read_text(encoding="utf-8"))["sessions"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    return sessions if isinstance(sessions, list) else []
+
+
+def record_run_info(
+    workdir: str | os.PathLike, start_step: int, end_step: int, started: float
+) -> Path:
+    """Appends this `train` invocation to WORKDIR/run_info.json: when it ran, the steps it
+    took the run from and to, its wall time, and the devices and software it ran on.
+
+    Args:
+        started: `time.time()` when the invocation began.
+    """
+    device = jax.devices()[0]
+    session = {
+        "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)),
+        "wall_seconds": round(time.time() - started, 1),
+        "start_step": int(start_step),
+        "end_step": int(end_step),
+        "platform": device.platform,
+        "device_kind": device.device_kind,
+        "device_count": jax.device_count(),
+        "process_count": jax.process_count(),
+        "host": platform.node(),
+        "processor": _processor_name(),
+        "jax": jax.__version__,
+        "python": platform.python_version(),
+    }
+    sessions = [*read_run_info(workdir), session]
+    text = json.dumps({"sessions": sessions}, indent=2) + "\n"
+    return atomic_write_text(Path(workdir) / RUN_INFO_JSON, text)
+
+
+def _processor_name() -> str:
+    """The CPU model from /proc/cpuinfo (Linux), else what `platform` knows."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def read_spec(workdir: str | os.PathLike) -> DataSpec | None:

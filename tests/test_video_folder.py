@@ -152,6 +152,25 @@ def test_random_starts_are_deterministic_and_vary_with_epoch(ucf_root, tmp_path)
     )
 
 
+def test_time_range_splits_each_video_into_train_and_held_out_frames(ucf_root, tmp_path):
+    # Stride 1: video 0 has a 24-frame timeline; (0, 0.75) -> frames 0..17, (0.75, 1) -> 18..23.
+    train = _folder(ucf_root, tmp_path, frame_stride=1, time_range=(0.0, 0.75), seed=3)
+    held_out = _folder(ucf_root, tmp_path, frame_stride=1, time_range=(0.75, 1.0), seed=3)
+    seen_train, seen_held_out = set(), set()
+    for epoch in range(12):
+        seen_train.update(_frame_numbers(train.load(0, epoch)["video"]))
+        seen_held_out.update(_frame_numbers(held_out.load(0, epoch)["video"]))
+    assert seen_train <= set(range(18)) and {0, 17} <= seen_train  # starts reach both ends
+    assert seen_held_out == set(range(18, 24))
+    centre = _folder(ucf_root, tmp_path, frame_stride=1, clip_start="centre", time_range=(0.5, 1))
+    assert _frame_numbers(centre.load(0, 0)["video"]) == [16, 17, 18, 19]  # 12 + (12 - 4) // 2
+    with pytest.raises(ValueError, match=r"time_range = \(0.8, 0.2\) must be \(start, end\)"):
+        _folder(ucf_root, tmp_path, time_range=(0.8, 0.2))
+    # Too short inside the range: the error names the range.
+    with pytest.raises(Exception, match=r"data.time_range=\(0.9, 1.0\)"):
+        _folder(ucf_root, tmp_path, frame_stride=1, time_range=(0.9, 1.0))
+
+
 def test_resized_size_keeps_aspect_and_covers_the_crop():
     assert resized_size(96, 128, out_height=64, out_width=64, short_side=None) == (64, 85)
     assert resized_size(128, 96, out_height=64, out_width=64, short_side=None) == (85, 64)

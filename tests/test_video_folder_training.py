@@ -178,3 +178,25 @@ def test_video_stats_match_statistics_computed_independently(folder_run, capsys)
         np.testing.assert_allclose(
             got[f"video_stats/{name}"], value, rtol=1e-6, atol=1e-9, err_msg=name
         )
+
+
+def test_eval_draws_real_clips_from_held_out_data_settings(folder_run, capsys):
+    """`gan-jax eval --config.data.time_range=...`: real clips from the last half of each video,
+    written beside (not over) the evaluation on the training settings."""
+    args = ["eval", "--workdir", str(folder_run), "--metric", "video_stats"]
+    args += ["--num-samples", str(NUM_SAMPLES)]
+    assert main([*args, "--config.data.time_range=(0.5, 1.0)"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["real_data"] == "data.time_range=(0.5, 1.0)"
+    saved = folder_run / "eval" / "step_000002_data.time_range=_0.5_1.0.json"
+    assert json.loads(saved.read_text()) == result
+    # Frames 3..5 alternate A and B as the whole video does: the same real statistics.
+    real = _numpy_clip_stats(_known_real_clips())
+    np.testing.assert_allclose(result["video_stats/real_mean_c0"], real["mean"][0], rtol=1e-6)
+    # What the generator was trained for, and keys outside data, cannot change.
+    assert main([*args, "--config.data.height=4"]) == 2
+    assert "not of data.name, data.num_frames, data.height" in capsys.readouterr().err
+    assert main([*args, "--config.g.lr=1.0"]) == 2
+    assert "--config.g.lr: eval takes overrides of data keys only" in capsys.readouterr().err
+    assert main([*args, "--config.data.time_range=(0.9, 0.1)"]) == 2
+    assert "time_range" in capsys.readouterr().err

@@ -33,5 +33,6 @@ def get_config():
     cfg.log.sample_every = 2
     cfg.log.num_samples = 4
     cfg.log.progress = False
+    cfg.log.report = False  # matplotlib's plots take seconds; tests/test_report.py turns it on
     cfg.eval.num_samples = 8
     return cfg

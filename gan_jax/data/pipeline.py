@@ -61,7 +61,9 @@ video_folder (see ``gan_jax.data.video_folder``):
   is logged once and replaced, deterministically) | "raise" (it stops the run, DataError).
   cache_dir: index and clip cache (None = ~/.cache/gan_jax). clip_cache: keep decoded, resized
   videos on disk so later epochs decode nothing. extensions: file endings to include.
-  index_threads: threads probing files when the index is built.
+  index_threads: threads probing files when the index is built. time_range: (start, end)
+  fractions of each video that clips come from, e.g. (0.0, 0.8) for training and (0.8, 1.0)
+  held out (ranges that meet share no frame).
 """
 
 from __future__ import annotations

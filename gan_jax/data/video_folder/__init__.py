@@ -16,6 +16,9 @@ Timeline: frames are first resampled, either every ``frame_stride``-th frame or 
 middle (``"centre"``). The timeline length comes from the probed frame count and fps; when a
 container overstates its length and a clip runs past the real end, the clip is moved back to end
 at the last real frame (a clip that starts past the real end fails like a damaged file).
+``time_range=(start, end)`` keeps clips inside that fraction of each timeline, e.g. ``(0.0, 0.8)``
+to train and ``(0.8, 1.0)`` for held-out clips of the same videos; both ends are rounded alike,
+so ranges that meet share no frame.
 
 Geometry: each frame is resized (Pillow, bilinear with area-averaging when shrinking) so that the
 short side is ``resize_short_side``, or, when that is None, to the smallest size that covers

@@ -49,6 +49,7 @@ def default_config() -> config_dict.ConfigDict:
     cfg.clip_cache = False
     cfg.extensions = VIDEO_EXTENSIONS
     cfg.index_threads = 8
+    cfg.time_range = (0.0, 1.0)  # (start, end) fractions of each video clips come from
     return cfg
 
 

@@ -90,6 +90,7 @@ class VideoFolder:
         clip_cache: bool = False,
         extensions: Sequence[str] = VIDEO_EXTENSIONS,
         index_threads: int = 8,
+        time_range: Sequence[float] = (0.0, 1.0),
         seed: int = 0,
     ):
         for name, value, allowed in (
@@ -113,6 +114,13 @@ class VideoFolder:
                 f"video_folder: target_fps = {target_fps!r} must be > 0 and excludes "
                 f"frame_stride (got {frame_stride}); set one of them"
             )
+        time_range = tuple(float(x) for x in time_range)
+        if len(time_range) != 2 or not 0.0 <= time_range[0] < time_range[1] <= 1.0:
+            raise ValueError(
+                f"video_folder: time_range = {time_range!r} must be (start, end) fractions of "
+                "each video with 0 <= start < end <= 1, e.g. (0.0, 0.8) to train on the first "
+                "80 % and (0.8, 1.0) for the held-out rest"
+            )
         if resize_short_side is not None and resize_short_side < 1:
             raise ValueError(
                 f"video_folder: resize_short_side must be >= 1 or None, got {resize_short_side}"
@@ -132,6 +140,7 @@ class VideoFolder:
         self.decode_errors = decode_errors
         self.cache_dir = os.fspath(cache_dir or default_cache_dir())
         self.clip_cache = bool(clip_cache)
+        self.time_range = time_range
         self.seed = int(seed)
         entries = index_videos(
             self.root,
@@ -154,6 +163,16 @@ class VideoFolder:
 
     def _timeline_length(self, entry: VideoEntry) -> int:
         return timeline_length(entry.num_frames, self._ratio(entry))
+
+    def _span(self, entry: VideoEntry) -> tuple[int, int]:
+        """``[first, end)`` of the timeline that clips come from (``time_range``).
+
+        Both ends are rounded the same way, so ranges that meet, such as (0, 0.8) and
+        (0.8, 1), split a video into spans that share no frame.
+        """
+        length = self._timeline_length(entry)
+        start, end = self.time_range
+        return round(start * length), round(end * length)
 
     def _resized_size(self, height: int, width: int) -> tuple[int, int]:
         return resized_size(
@@ -193,14 +212,16 @@ class VideoFolder:
                     f"{new_h}x{new_w}, smaller than the {self.height}x{self.width} crop: raise "
                     "data.resize_short_side or set it to None"
                 )
-            length = self._timeline_length(entry)
+            first, end = self._span(entry)
+            length = end - first
             if length >= self.num_frames or (self.too_short == "pad" and length > 0):
                 kept.append(entry)
             else:
                 short.append((entry, length))
         clip = (
             f"a clip of data.num_frames={self.num_frames} frames (data.frame_stride="
-            f"{self.frame_stride}, data.target_fps={self.target_fps})"
+            f"{self.frame_stride}, data.target_fps={self.target_fps}, data.time_range="
+            f"{self.time_range})"
         )
         if not kept:
             # Skipping would leave nothing, so only a shorter clip or padding can help.
@@ -296,8 +317,8 @@ class VideoFolder:
 
     def _clip_frames(self, entry: VideoEntry, uniform: float) -> np.ndarray:
         """Resized uint8 frames ``[T, h', w', 3]`` of one clip, from the cache or the file."""
-        length = self._timeline_length(entry)
-        first = self._first_frame(length, uniform)
+        span_first, span_end = self._span(entry)
+        first = span_first + self._first_frame(span_end - span_first, uniform)
         if self.clip_cache:
             timeline = self._cached_timeline(entry)
             try:
