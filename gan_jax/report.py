@@ -136,7 +136,11 @@ def _timing_section(sessions: list[dict], records: list[dict]) -> str:
         total = sum(float(s.get("wall_seconds", 0.0)) for s in sessions)
         parts.append(f"<p>Wall time over {len(rows)} invocation(s): {_duration(total)}.</p>")
     else:
-        parts.append(_missing("No run_info.json: this run was trained before it was recorded."))
+        text = (
+            "No run_info.json: a `train` invocation writes it when it ends (this run is still "
+            "training, failed, or predates the file)."
+        )
+        parts.append(_missing(text))
     if rates:
         parts.append(
             f"<p>Training speed logged by the step: median {np.median(rates):.2f} steps/s "
@@ -149,12 +153,16 @@ def _curves_section(records: list[dict]) -> str:
     series = _series(records, lambda key: not key.startswith(("eval/", "perf/")))
     if not series:
         return _section("curves", "Training curves", _missing("No training metrics logged yet."))
-    used, figures = set(), []
+    used, figures, absent = set(), [], []
     for title, prefixes, _ in _CURVE_GROUPS:
         keys = sorted(k for k in series if k.startswith(prefixes))
         if keys:
             figures.append(_figure(title, _line_plot({k: series[k] for k in keys}, title)))
             used.update(keys)
+        else:
+            absent.append(title.split(" on ")[0])
+    if absent:
+        figures.append(_missing(f"Not in this run's metrics: {'; '.join(absent)}."))
     rest = sorted(k for k in series if k not in used)
     if rest:
         title = "Other scalars of the step"
@@ -248,7 +256,11 @@ def _line_plot(series: dict[str, tuple[np.ndarray, np.ndarray]], title: str) -> 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 3.2))
     for key, (steps, values) in series.items():
-        ax.plot(steps, values, label=key, linewidth=1.2, marker="." if len(steps) < 3 else None)
+        # Without penalties or G terms a total equals its loss: dashed, the loss stays visible.
+        style = "--" if "total" in key else "-"
+        marker = "." if len(steps) < 3 else None
+        ax.plot(steps, values, style, label=key, linewidth=1.2, marker=marker)
+    _integer_steps(ax)
     ax.set_xlabel("step")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
@@ -265,11 +277,19 @@ def _small_multiples(series: dict[str, tuple[np.ndarray, np.ndarray]]) -> str:
         ax.plot(steps, values, linewidth=1.2, marker="o" if len(steps) < 12 else None, ms=3)
         ax.set_title(key, fontsize=8)
         ax.tick_params(labelsize=7)
+        _integer_steps(ax)
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(series) :]:
         ax.axis("off")
     fig.tight_layout()
     return _svg(fig)
+
+
+def _integer_steps(ax) -> None:
+    """Step ticks at whole numbers: a short run otherwise gets ticks at step 1.5."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def _pyplot():

@@ -236,4 +236,6 @@ def test_two_real_draws_are_closer_than_real_and_time_shuffled_real(tfhub_variab
     computer.add_real(draw_a)
     real_vs_real = computer.score(draw_b)
     real_vs_shuffled = computer.score(shuffled_b)
-    assert real_vs_real < 0.5 * real_vs_shuffled, (real_vs_real, real_vs_shuffled)
+    # At 128 clips a side: 65 against 138 (experiments/fvd_real_floor.py); fewer clips raise
+    # both by the estimator's bias, so the margin here is smaller.
+    assert real_vs_real < 0.8 * real_vs_shuffled, (real_vs_real, real_vs_shuffled)

@@ -18,6 +18,7 @@ from PIL import Image
 
 from gan_jax import report, train
 from gan_jax.main import main
+from gan_jax.metric_writer import MetricWriter
 from gan_jax.workdir import read_run_info
 
 CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "configs"
@@ -55,6 +56,7 @@ def test_training_writes_a_self_contained_report(report_run):
         assert f'<section id="{section}">' in page
     for title in ("Losses", "D accuracy on real and fake clips", "Gradient norms"):
         assert f'data-title="{title}"' in page
+    assert "Not in this run" not in page  # every curve group has its keys
     assert "eval/video_stats" in page and page.count("<svg") >= 5
     # Animations of steps 2 and 4, each a GIF of the clip's 2 frames, captioned.
     gifs = _gifs(page)
@@ -85,6 +87,15 @@ def test_a_run_with_nothing_yet_gets_a_page_that_says_so(report_run, tmp_path):
     for text in ("No training metrics logged yet", "No sample clips", "No run_info.json"):
         assert text in page
     assert "<svg" not in page
+    # Two steps logged, losses only (no eval, no samples yet): one panel, the rest said missing.
+    with MetricWriter(tmp_path) as writer:
+        for step in (1, 2):
+            writer.write_scalars(step, {"d/loss": 1.4 - 0.1 * step, "g/loss": 0.7 + 0.1 * step})
+    page = report.write_report(tmp_path).read_text()
+    assert page.count("<svg") == 1 and 'data-title="Losses"' in page
+    assert "metrics: D accuracy; Gradient norms; D logits." in page  # the others are said
+    for text in ("No evaluation during training", "No sample clips", "No sample grid yet"):
+        assert text in page
 
 
 def test_a_failing_report_is_a_warning_not_the_runs_error(tmp_path, monkeypatch, caplog):
