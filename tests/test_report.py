@@ -29,6 +29,12 @@ BROWSER = next((path for name in BROWSERS if (path := shutil.which(name))), None
 PLOT_BLUE = (31, 119, 180)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _compile_cache(persistent_compile_cache):
+    """The tiny run compiles the programs other modules' tiny runs compile: reuse them."""
+    yield
+
+
 @pytest.fixture(scope="module")
 def report_run(tmp_path_factory):
     """The tiny config trained 4 steps, samples at 2 and 4, video_stats at 0, 2 and 4, with
