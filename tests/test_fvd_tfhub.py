@@ -191,6 +191,7 @@ def test_ucf101_clip_gets_a_plausible_kinetics_label(tfhub_variables):
 
 
 @needs_weights
+@pytest.mark.slow  # 10-14 s over the suite's budget; test_frechet.py: FVD(x, x) = 0 on features
 def test_fvd_of_clips_with_themselves_is_zero(tfhub_variables):
     clips = np.random.default_rng(1).integers(0, 256, (2, 16, 24, 24, 3), dtype=np.uint8)
     computer = FVDComputer(tfhub_variables, batch_size=2)
