@@ -313,6 +313,15 @@ def override(cfg: config_dict.ConfigDict, key: str, text: str) -> None:
         setattr(group, name, value)
 
 
+def fill_missing(group: config_dict.ConfigDict, defaults: config_dict.ConfigDict) -> None:
+    """Adds to `group`, in place, the keys of `defaults` it lacks (a run's config saved before
+    those keys existed), with their default values."""
+    with group.unlocked():
+        for key, value in defaults.items():
+            if key not in group:
+                group[key] = value
+
+
 def apply_overrides(
     cfg: config_dict.ConfigDict, overrides: Iterable[tuple[str, str]]
 ) -> config_dict.ConfigDict:

@@ -35,7 +35,7 @@ import numpy as np
 from ml_collections import config_dict
 
 from gan_jax import build, sampling
-from gan_jax.config import Checker, ConfigError, apply_overrides
+from gan_jax.config import Checker, ConfigError, apply_overrides, fill_missing
 from gan_jax.data.spec import DataSpec
 from gan_jax.io.atomic import atomic_write_text
 from gan_jax.metrics.fvd import FVD_FRAME_CHOICES
@@ -232,12 +232,8 @@ def default_config() -> config_dict.ConfigDict:
 def fill_defaults(cfg: config_dict.ConfigDict) -> None:
     """Adds the `eval` keys a run's config lacks (runs saved before they existed) with their
     defaults, in place."""
-    if "eval" not in cfg:
-        return
-    with cfg.unlocked():
-        for key, value in default_config().items():
-            if key not in cfg.eval:
-                cfg.eval[key] = value
+    if "eval" in cfg:
+        fill_missing(cfg.eval, default_config())
 
 
 def validate(cfg: config_dict.ConfigDict, spec: DataSpec) -> None:
@@ -301,7 +297,7 @@ def eval_command(
     real_seed: int | None = None,
     fvd_frames: int | None = None,
     real_data: Sequence[tuple[str, str]] = (),
-) -> dict[str, float]:
+) -> dict[str, float | str]:
     """The `eval` command: metrics of the latest checkpoint's EMA generator.
 
     Prints the results as JSON and writes them to WORKDIR/eval/step_XXXXXX.json, or with

