@@ -108,9 +108,14 @@ def write_test_video(
     num_frames, height, width, channels = frames.shape
     with av.open(path, "w", format=container_format, options=container_options or {}) as container:
         streams = []
+        options = dict(codec_options or {})
+        if codec == "ffv1":
+            # FFmpeg's threaded FFV1 encoder wrote 8 wrong pixels on a slice-boundary row in about
+            # half the 10-bit (yuv444p10le) files it made (PyAV 18); one thread writes exact files.
+            options.setdefault("threads", "1")
         for _ in clips:
             stream = container.add_stream(
-                codec, rate=Fraction(fps).limit_denominator(1000), options=codec_options or {}
+                codec, rate=Fraction(fps).limit_denominator(1000), options=options
             )
             stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
             if gop is not None:
