@@ -37,6 +37,7 @@ import math
 import os
 import re
 import statistics
+import sys
 import threading
 import time
 from typing import Any
@@ -205,8 +206,17 @@ def frozen_running_stats(batch_norms):
             bn.momentum = momentum
 
 
-def make_torch_step(torch, g, d, z_dim: int, ema_decay: float):
-    """`step(real [N, C, T, H, W]) -> metrics`, the maths of `gan_jax.train_step` in PyTorch."""
+def make_torch_step(
+    torch, g, d, z_dim: int, ema_decay: float, device: str = "cpu", autocast_dtype=None
+):
+    """`step(real [N, C, T, H, W]) -> metrics`, the maths of `gan_jax.train_step` in PyTorch.
+
+    Args:
+        device: where the noise is drawn (the models and `real` must already be there).
+        autocast_dtype: e.g. `torch.bfloat16`: G and D run under `torch.autocast` (parameters,
+            optimiser state, losses and the EMA stay float32), as `gan_jax` nets with
+            `dtype="bfloat16"`; None runs float32.
+    """
     functional = torch.nn.functional
     batch_norm_type = torch.nn.modules.batchnorm._BatchNorm
     g_norms = [m for m in g.modules() if isinstance(m, batch_norm_type)]
@@ -221,20 +231,29 @@ def make_torch_step(torch, g, d, z_dim: int, ema_decay: float):
     def global_norm(tensors):
         return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(tensors)))
 
+    def autocast():
+        if autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(torch.device(device).type, dtype=autocast_dtype)
+
+    def noise(n):
+        return torch.randn(n, z_dim, device=device)
+
     def step(real):
         n = real.shape[0]
         # D update: G's statistics are updated by the G update only.
-        with torch.no_grad(), frozen_running_stats(g_norms):
-            fake = g(torch.randn(n, z_dim))
-        real_logits, fake_logits = d(real), d(fake)
+        with torch.no_grad(), frozen_running_stats(g_norms), autocast():
+            fake = g(noise(n))
+        with autocast():
+            real_logits, fake_logits = d(real).float(), d(fake).float()
         d_loss = functional.softplus(-real_logits).mean() + functional.softplus(fake_logits).mean()
         d_grads = torch.autograd.grad(d_loss, d_params)
         for param, grad in zip(d_params, d_grads):
             param.grad = grad
         d_opt.step()
         # G update against the new D; D's statistics are updated by the D update only.
-        with frozen_running_stats(d_norms):
-            g_logits = d(g(torch.randn(n, z_dim)))
+        with frozen_running_stats(d_norms), autocast():
+            g_logits = d(g(noise(n))).float()
         g_loss = functional.softplus(-g_logits).mean()
         g_grads = torch.autograd.grad(g_loss, g_params)  # no D weight gradients
         for param, grad in zip(g_params, g_grads):
@@ -323,6 +342,18 @@ def count_torch_macs(torch, fn) -> tuple[int, dict[str, int]]:
     with Counter():
         fn()
     return sum(counts.values()), counts
+
+
+def xla_memory_bytes(compiled) -> int:
+    """XLA's buffer analysis of a compiled step: arguments + outputs + temporaries, donated
+    (aliased) buffers counted once."""
+    memory = compiled.memory_analysis()
+    return (
+        memory.temp_size_in_bytes
+        + memory.argument_size_in_bytes
+        + memory.output_size_in_bytes
+        - memory.alias_size_in_bytes
+    )
 
 
 def xla_flops(compiled) -> float:
@@ -491,7 +522,11 @@ def _load() -> str:
 # ----------------------------------------------------------------------------------------------
 
 
-def build_jax_step(jax, clip, args, conv_impl):
+def build_jax_step(jax, clip, args, conv_impl, dtype=None):
+    """The donated jit step of the video DCGAN, its initial state and its `StepConfig`.
+
+    `dtype`: the nets' compute dtype (default float32); parameters stay float32."""
+    import jax.numpy as jnp
     import optax
 
     from gan_jax.models.video_dcgan import VideoDiscriminator, VideoGenerator
@@ -499,8 +534,11 @@ def build_jax_step(jax, clip, args, conv_impl):
     from gan_jax.state import create_state
     from gan_jax.train_step import StepConfig, make_train_step
 
-    g = VideoGenerator(clip_shape=clip, z_dim=args.z_dim, base_width=args.width, depth=args.depth)
-    d = VideoDiscriminator(clip_shape=clip, base_width=args.width, depth=args.depth)
+    dtype = dtype or jnp.float32
+    g = VideoGenerator(
+        clip_shape=clip, z_dim=args.z_dim, base_width=args.width, depth=args.depth, dtype=dtype
+    )
+    d = VideoDiscriminator(clip_shape=clip, base_width=args.width, depth=args.depth, dtype=dtype)
     tx = optax.adam(2e-4, b1=0.5, b2=0.999)
     cfg = StepConfig()
     step_fn = with_route(conv_impl, make_train_step(g, d, tx, tx, cfg))
@@ -524,13 +562,7 @@ def run_shape(jax, torch, shape, args, peaks) -> None:
     step, state, cfg = build_jax_step(jax, clip, args, impl)
     batch = {"video": jax.device_put(real_np)}
     compiled = step.lower(state, batch, key).compile()
-    memory = compiled.memory_analysis()
-    jax_xla_bytes = (
-        memory.temp_size_in_bytes
-        + memory.argument_size_in_bytes
-        + memory.output_size_in_bytes
-        - memory.alias_size_in_bytes
-    )
+    jax_xla_bytes = xla_memory_bytes(compiled)
     jax_params = [
         sum(x.size for x in jax.tree.leaves(tree)) for tree in (state.g_params, state.d_params)
     ]
@@ -670,6 +702,10 @@ def main(argv: list[str] | None = None) -> None:
             f"this is a CPU comparison, but JAX's default backend is {jax.default_backend()!r}; "
             "run with JAX_PLATFORMS=cpu."
         )
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from train_step import cpu_description
+
+    print(cpu_description())
     print(
         f"CPU: {os.cpu_count()} cores; jax {jax.__version__} ({jax.device_count()} device(s)), "
         f"torch {torch.__version__} ({torch.get_num_threads()} threads); XLA_FLAGS="

@@ -29,6 +29,7 @@ import optax
 import pytest
 from conftest import TINY_CLIP, tiny_video_models
 
+from gan_jax.ops.conv import with_route
 from gan_jax.state import create_state
 from gan_jax.train_step import StepConfig, make_train_step
 
@@ -48,9 +49,9 @@ def _gpu() -> jax.Device:
         )
 
 
-def _models(conv_impl: str, dtype):
+def _models(dtype):
     g, d = tiny_video_models(norm="batch", spectral_norm=True)
-    return g.clone(conv_impl=conv_impl, dtype=dtype), d.clone(conv_impl=conv_impl, dtype=dtype)
+    return g.clone(dtype=dtype), d.clone(dtype=dtype)
 
 
 def _run(device: jax.Device, conv_impl: str, dtype=jnp.float32):
@@ -59,7 +60,7 @@ def _run(device: jax.Device, conv_impl: str, dtype=jnp.float32):
     Returns:
         `(initial state, final state, [metrics of each step])`, on the host.
     """
-    g, d = _models(conv_impl, dtype)
+    g, d = _models(dtype)
     g_tx, d_tx = optax.sgd(0.05, momentum=0.5), optax.sgd(0.05, momentum=0.5)
     cpu = jax.devices("cpu")[0]
     with jax.default_device(cpu):  # the same initial weights for both platforms
@@ -68,7 +69,9 @@ def _run(device: jax.Device, conv_impl: str, dtype=jnp.float32):
         )
     rng = np.random.default_rng(0)
     batches = [rng.uniform(-1, 1, (BATCH, *TINY_CLIP)).astype(np.float32) for _ in range(STEPS)]
-    step = jax.jit(make_train_step(g, d, g_tx, d_tx, StepConfig(ema_decay=0.9)))
+    step = jax.jit(
+        with_route(conv_impl, make_train_step(g, d, g_tx, d_tx, StepConfig(ema_decay=0.9)))
+    )
     # Committed inputs decide where jit runs the step.
     state, key = jax.device_put((initial, jax.random.key(1)), device)
     history = []

@@ -5,6 +5,7 @@ so that a change to the models that the twin does not follow fails here, not in 
 """
 
 import importlib.util
+import json
 import pathlib
 
 import pytest
@@ -50,3 +51,27 @@ def test_bad_shape_argument_says_the_format():
     vs_pytorch = _load_script()
     with pytest.raises(SystemExit):
         vs_pytorch.parse_args(["--shapes", "16x32"])
+
+
+@pytest.mark.slow  # about 40 s: two subprocesses that each build jax and PyTorch twins
+def test_gpu_script_runs_both_dtypes_and_prints_the_table(capsys, tmp_path, monkeypatch):
+    """benchmarks/vs_pytorch_gpu.py end to end on whatever backend JAX has (on a CPU: "cpu"
+    twins, no device memory): float32 and bf16 mixed precision (jax `dtype`, torch autocast)."""
+    monkeypatch.delenv("XLA_FLAGS", raising=False)  # the children need no fake devices
+    spec = importlib.util.spec_from_file_location(
+        "vs_pytorch_gpu", SCRIPT.with_name("vs_pytorch_gpu.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out_json = tmp_path / "rows.json"
+    tiny = ["--shapes", "4x8x8", "--batches", "2", "--width", "4", "--depth", "2", "--z-dim", "8"]
+    module.main([*tiny, "--steps", "1", "--warmup", "1", "--matmul-size", "64", "--no-compile",
+                 "--json", str(out_json)])  # fmt: skip
+    out = capsys.readouterr().out
+    assert out.count("ratio gan_jax / PyTorch's best (torch eager) clips/s:") == 2, out
+    rows = json.loads(out_json.read_text())["rows"]
+    assert [row["dtype"] for row in rows] == ["float32", "bfloat16"]
+    assert all(row["useful_gflop_per_step"] > 0 for row in rows)  # counted on the host
+    for row in rows:
+        assert set(row["variants"]) == {"gan_jax", "torch eager"}
+        assert all(v["clips_per_s"] > 0 for v in row["variants"].values())
