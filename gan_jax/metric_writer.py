@@ -20,13 +20,35 @@ import logging
 import math
 import operator
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import jax.numpy as jnp
 import numpy as np
-import tensorboardX
+
+
+def _import_tensorboardx():
+    """tensorboardX, imported without PyTorch.
+
+    `tensorboardX.writer` imports torch when it is installed (the test and bench extras
+    install it), only to accept torch tensors; we hand it numpy. That import took 2 s of every
+    `gan-jax` start. A torch the program already imported is left alone.
+    """
+    if "torch" in sys.modules:
+        import tensorboardX
+
+        return tensorboardX
+    sys.modules["torch"] = None  # makes `import torch` raise ImportError, which it handles
+    try:
+        import tensorboardX
+    finally:
+        del sys.modules["torch"]
+    return tensorboardX
+
+
+tensorboardX = _import_tensorboardx()
 
 METRICS_FILE = "metrics.jsonl"
 TENSORBOARD_DIR = "tb"

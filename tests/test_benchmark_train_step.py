@@ -14,7 +14,8 @@ SCRIPT = ROOT / "benchmarks" / "train_step.py"
     "config, overrides",
     [
         pytest.param("tiny.py", [], marks=pytest.mark.slow),  # 3-D convolutions: ~35 s
-        ("toy_rpgan.py", ["--config.batch_size=16", "--config.steps=10"]),
+        # The MLP has no convolutions: route lax compiles one program for both FLOP counts.
+        ("toy_rpgan.py", ["--config.batch_size=16", "--config.steps=10", "--conv-impl=lax"]),
     ],
 )
 def test_benchmark_times_the_step_of_a_config(config, overrides):

@@ -3,7 +3,10 @@ crash-torn files."""
 
 import io
 import math
+import os
 import struct
+import subprocess
+import sys
 
 import jax.numpy as jnp
 import numpy as np
@@ -155,3 +158,12 @@ def test_bad_input(tmp_path):
     assert read_metrics(tmp_path) == []
     with pytest.raises(RuntimeError, match="closed"):
         writer.write_scalars(2, {"a": 1.0})
+
+
+def test_the_trainer_starts_without_importing_pytorch():
+    """tensorboardX imports torch (2 s) when it is installed; the writer keeps it out."""
+    pytest.importorskip("torch")
+    code = "import sys, gan_jax.train; assert 'torch' not in sys.modules, 'torch was imported'"
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]

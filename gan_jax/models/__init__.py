@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 from ml_collections import config_dict
 
+from gan_jax.config import fill_missing
 from gan_jax.data.spec import DataSpec
 from gan_jax.registry import Registry, require
 
@@ -58,7 +59,10 @@ def net_config(name: str, net: str) -> config_dict.ConfigDict:
 
 
 def validate_net(net_cfg: config_dict.ConfigDict, net: str, spec: DataSpec) -> None:
+    """Checks `net_cfg` against its family, after adding (in place) the family's keys that it
+    lacks with their defaults: a run's config saved before a key existed (e.g. `dtype`)."""
     fam = family(net_cfg.name, net)
+    fill_missing(net_cfg, net_config(net_cfg.name, net))
     (fam.validate_g if net == "g" else fam.validate_d)(net_cfg, spec)
 
 

@@ -20,6 +20,10 @@ dcgan_init = nn.initializers.normal(stddev=0.02)
 
 NORMS = ("batch", "none")
 
+# A net's `dtype` setting -> its compute dtype (convolutions and matrix products); parameters,
+# optimiser state, losses, penalties and the EMA stay float32 whatever it is.
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
 
 class Conv(nn.Module):
     """Strided N-d convolution, channels last: `[N, *S, Cin]` -> `[N, *S', features]`."""

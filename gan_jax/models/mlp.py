@@ -4,6 +4,8 @@ The article this project grew from sketched a `Linear(2, 2)` GAN; a linear map c
 Gaussian onto a ring of modes, so both nets here have hidden layers.
 """
 
+from typing import Any
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -11,16 +13,18 @@ from ml_collections import config_dict
 
 from gan_jax.config import Checker, ConfigError
 from gan_jax.data.spec import DataSpec
-from gan_jax.models.layers import check_unconditional
+from gan_jax.models.layers import DTYPES, check_unconditional
 
 
 class MLPGenerator(nn.Module):
-    """latents `{"z": [N, z_dim]}` -> points `[N, out_dim]`."""
+    """latents `{"z": [N, z_dim]}` -> points `[N, out_dim]` (float32 whatever `dtype`, the
+    compute dtype of its matrix products)."""
 
     z_dim: int = 2
     out_dim: int = 2
     hidden: int = 128
     depth: int = 3
+    dtype: Any = jnp.float32
 
     @property
     def latent_shapes(self) -> dict[str, tuple[int, ...]]:
@@ -35,8 +39,8 @@ class MLPGenerator(nn.Module):
             raise ValueError(f"MLPGenerator: z must be [N, {self.z_dim}], got {z.shape}.")
         x = z
         for i in range(self.depth):
-            x = nn.relu(nn.Dense(self.hidden, name=f"hidden{i}")(x))
-        return nn.Dense(self.out_dim, name="out")(x)
+            x = nn.relu(nn.Dense(self.hidden, dtype=self.dtype, name=f"hidden{i}")(x))
+        return nn.Dense(self.out_dim, dtype=self.dtype, name="out")(x).astype(jnp.float32)
 
 
 def minibatch_std(h: jax.Array, group: int) -> jax.Array:
@@ -78,6 +82,8 @@ class MLPDiscriminator(nn.Module):
     `minibatch_std_group` > 0 appends the `minibatch_std` feature of groups of that many (packed)
     rows to the input of the last hidden layer (the input itself when depth is 1); 0 = off. It
     couples the rows of a batch, so D's output for a sample depends on its group.
+
+    `dtype` is the compute dtype of the matrix products; the logits are float32.
     """
 
     in_dim: int = 2
@@ -85,6 +91,7 @@ class MLPDiscriminator(nn.Module):
     depth: int = 3
     pack: int = 1
     minibatch_std_group: int = 0
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array, cond=None, train: bool = True) -> jax.Array:
@@ -101,8 +108,8 @@ class MLPDiscriminator(nn.Module):
         for i in range(self.depth):
             if self.minibatch_std_group and i == self.depth - 1:
                 h = jnp.concatenate([h, minibatch_std(h, self.minibatch_std_group)], axis=1)
-            h = nn.leaky_relu(nn.Dense(self.hidden, name=f"hidden{i}")(h), 0.2)
-        logits = nn.Dense(1, name="out")(h)[:, 0]
+            h = nn.leaky_relu(nn.Dense(self.hidden, dtype=self.dtype, name=f"hidden{i}")(h), 0.2)
+        logits = nn.Dense(1, dtype=self.dtype, name="out")(h)[:, 0].astype(jnp.float32)
         return jnp.repeat(logits, self.pack)
 
 
@@ -111,13 +118,16 @@ class MLPDiscriminator(nn.Module):
 
 
 def g_config() -> config_dict.ConfigDict:
-    """G's keys: noise size, width and number of hidden layers."""
-    return config_dict.ConfigDict({"z_dim": 2, "hidden": 128, "depth": 3})
+    """G's keys: noise size, width and number of hidden layers, compute dtype."""
+    return config_dict.ConfigDict({"z_dim": 2, "hidden": 128, "depth": 3, "dtype": "float32"})
 
 
 def d_config() -> config_dict.ConfigDict:
-    """D's keys: width, hidden layers, PacGAN packing (1 = off), minibatch-std group (0 = off)."""
-    return config_dict.ConfigDict({"hidden": 128, "depth": 3, "pack": 1, "minibatch_std": 0})
+    """D's keys: width, hidden layers, PacGAN packing (1 = off), minibatch-std group (0 = off),
+    compute dtype."""
+    return config_dict.ConfigDict(
+        {"hidden": 128, "depth": 3, "pack": 1, "minibatch_std": 0, "dtype": "float32"}
+    )
 
 
 def _check_points(net: str, spec: DataSpec) -> int:
@@ -135,6 +145,7 @@ def validate_g(g_cfg: config_dict.ConfigDict, spec: DataSpec) -> None:
     check.integer("z_dim", 1)
     check.integer("hidden", 1)
     check.integer("depth", 0)
+    check.one_of("dtype", tuple(DTYPES))
 
 
 def validate_d(d_cfg: config_dict.ConfigDict, spec: DataSpec) -> None:
@@ -142,6 +153,7 @@ def validate_d(d_cfg: config_dict.ConfigDict, spec: DataSpec) -> None:
     check = Checker(d_cfg, "d")
     check.integer("hidden", 1)
     check.integer("depth", 1)
+    check.one_of("dtype", tuple(DTYPES))
     pack = check.integer("pack", 1)
     if spec.batch_size % pack:
         raise ConfigError(f"batch_size={spec.batch_size} must be divisible by d.pack={pack}")
@@ -156,7 +168,11 @@ def validate_d(d_cfg: config_dict.ConfigDict, spec: DataSpec) -> None:
 
 def make_generator(g_cfg: config_dict.ConfigDict, spec: DataSpec) -> MLPGenerator:
     return MLPGenerator(
-        z_dim=g_cfg.z_dim, out_dim=spec.sample_shape[0], hidden=g_cfg.hidden, depth=g_cfg.depth
+        z_dim=g_cfg.z_dim,
+        out_dim=spec.sample_shape[0],
+        hidden=g_cfg.hidden,
+        depth=g_cfg.depth,
+        dtype=DTYPES[g_cfg.dtype],
     )
 
 
@@ -167,4 +183,5 @@ def make_discriminator(d_cfg: config_dict.ConfigDict, spec: DataSpec) -> MLPDisc
         depth=d_cfg.depth,
         pack=d_cfg.pack,
         minibatch_std_group=d_cfg.minibatch_std,
+        dtype=DTYPES[d_cfg.dtype],
     )

@@ -41,6 +41,7 @@ from ml_collections import config_dict
 from gan_jax.config import Checker, ConfigError
 from gan_jax.data.spec import DataSpec
 from gan_jax.models.layers import (
+    DTYPES,
     NORMS,
     Conv,
     ConvTranspose,
@@ -48,7 +49,7 @@ from gan_jax.models.layers import (
     check_unconditional,
     normalize,
 )
-from gan_jax.models.video_dcgan import DTYPES, VideoDiscriminator
+from gan_jax.models.video_dcgan import VideoDiscriminator
 
 HEADS = ("image", "video")
 # 2-D (transposed) convolution blocks: kernel 4, stride 2, padding 1 double or halve H and W.

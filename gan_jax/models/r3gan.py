@@ -62,11 +62,10 @@ from ml_collections import config_dict
 
 from gan_jax.config import Checker, ConfigError
 from gan_jax.data.spec import DataSpec
-from gan_jax.models.layers import check_unconditional
+from gan_jax.models.layers import DTYPES, check_unconditional
 from gan_jax.ops import conv as conv_ops
 from gan_jax.ops.blocks import space_to_depth
 
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 RESAMPLE_FILTERS = ("bilinear", "box")
 OUTPUTS = ("tanh", "clip")
 

@@ -24,6 +24,7 @@ from ml_collections import config_dict
 from gan_jax.config import Checker, ConfigError
 from gan_jax.data.spec import DataSpec
 from gan_jax.models.layers import (
+    DTYPES,
     NORMS,
     Conv,
     ConvTranspose,
@@ -31,8 +32,6 @@ from gan_jax.models.layers import (
     check_unconditional,
     normalize,
 )
-
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
 def block_plan(
