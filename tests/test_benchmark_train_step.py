@@ -15,7 +15,12 @@ SCRIPT = ROOT / "benchmarks" / "train_step.py"
     [
         pytest.param("tiny.py", [], marks=pytest.mark.slow),  # 3-D convolutions: ~35 s
         # The MLP has no convolutions: route lax compiles one program for both FLOP counts.
-        ("toy_rpgan.py", ["--config.batch_size=16", "--config.steps=10", "--conv-impl=lax"]),
+        # 17 s, a process of its own: benchmarks' smoke tests are slow (test_vs_pytorch.py).
+        pytest.param(
+            "toy_rpgan.py",
+            ["--config.batch_size=16", "--config.steps=10", "--conv-impl=lax"],
+            marks=pytest.mark.slow,
+        ),
     ],
 )
 def test_benchmark_times_the_step_of_a_config(config, overrides):
