@@ -52,7 +52,8 @@ from vs_pytorch import (  # noqa: E402
     xla_memory_bytes,
 )
 
-DTYPES = ("float32", "bfloat16")
+from gan_jax.models.layers import DTYPES  # noqa: E402
+
 MIB = 2.0**20
 
 
@@ -62,7 +63,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--shapes", nargs="+", type=parse_shape, default=[(16, 32, 32), (16, 64, 64)]
     )
     parser.add_argument("--batches", nargs="+", type=int, default=[32, 256], help="clips per step")
-    parser.add_argument("--dtypes", nargs="+", choices=DTYPES, default=list(DTYPES))
+    parser.add_argument("--dtypes", nargs="+", choices=tuple(DTYPES), default=list(DTYPES))
     parser.add_argument("--channels", type=int, default=3)
     parser.add_argument("--width", type=int, default=64, help="G's last hidden width")
     parser.add_argument("--depth", type=int, default=4)
@@ -136,7 +137,6 @@ def useful_step_flops(jax, clip, args, batch, key) -> float:
 def run_one(shape, batch: int, dtype_name: str, args) -> dict:
     """One (shape, batch, dtype): gan_jax, PyTorch eager and compiled; returns the row."""
     import jax
-    import jax.numpy as jnp
     import numpy as np
     import torch
 
@@ -145,7 +145,7 @@ def run_one(shape, batch: int, dtype_name: str, args) -> dict:
     clip = (*shape, args.channels)
     real_np = np.random.default_rng(0).uniform(-1, 1, (batch, *clip)).astype(np.float32)
     key = jax.random.key(1)
-    jdtype = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[dtype_name]
+    jdtype = DTYPES[dtype_name]  # the nets' `dtype` setting
     autocast = {"float32": None, "bfloat16": torch.bfloat16}[dtype_name]
 
     # First, so that its state on the device is gone before the measured step allocates.

@@ -16,10 +16,10 @@ SGD, for the reason given in tests/test_parallel.py (Adam turns round-off in tin
 (`jax.default_matmul_precision("highest")`): by default recent NVIDIA GPUs use TF32, whose
 10-bit mantissa alone would exceed the 1e-4 tolerance.
 
-Not yet run on a GPU: written on a CPU-only machine, and checked there with a second CPU device
-standing in for the GPU (so the "lax" route against the "fast" one): both tests pass, and each
-fails when the "lax" route is changed on purpose (a 1e-3 scale on its convolutions; a doubled
-transposed convolution).
+Run on an NVIDIA H200 (jax 0.11.2, flax 0.12.10): both tests pass. Written on a CPU-only
+machine and checked there with a second CPU device standing in for the GPU (so the "lax" route
+against the "fast" one), where each fails when the "lax" route is changed on purpose (a 1e-3
+scale on its convolutions; a doubled transposed convolution).
 """
 
 import jax
