@@ -1,10 +1,13 @@
 """Steady-state throughput of any run config's train step on the current backend.
 
-Prints clips/s and achieved GFLOP/s of one full step (n_critic D updates + G update + EMA),
-warm-up (compilation and the first steps) excluded. The run is built from a config file through
-`gan_jax.build`, exactly as `gan-jax train` builds it, so a new model family, loss or objective
-is benchmarked without new code. Batches are random arrays shaped like the data's (no data is
-read): clips uniform in [-1, 1], labels uniform over the classes.
+Prints clips/s, achieved GFLOP/s and peak memory of one full step (n_critic D updates + G
+update + EMA), warm-up (compilation and the first steps) excluded. Peak memory is XLA's buffer
+analysis of the compiled step and, on the host, the growth of the bytes malloc hands out
+during one step (as `vs_pytorch.py` measures it; a device's memory is not seen there). The run
+is built from a config file through `gan_jax.build`, exactly as `gan-jax train` builds it, so a
+new model family, loss or objective is benchmarked without new code. Batches are random arrays
+shaped like the data's (no data is read): clips uniform in [-1, 1], labels uniform over the
+classes.
 
 FLOPs come from XLA's cost analysis of the same step traced with plain `lax` convolutions:
 that is the useful work of the maths, whatever formulation runs. (The CPU route's own count
@@ -36,6 +39,10 @@ from gan_jax import build, config, cpu_memory, parallel
 from gan_jax.ops.conv import default_impl, with_route
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from vs_pytorch import peak_memory_growth, xla_memory_bytes  # noqa: E402
+
+MIB = 2.0**20
 
 
 def random_batch(spec, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -120,6 +127,16 @@ def main() -> None:
         times.append(time.perf_counter() - start)
     median = statistics.median(times)
 
+    def one_step():
+        nonlocal state
+        state, metrics = step(state, batch, key)
+        jax.block_until_ready((state, metrics))
+
+    # The last timed step's temporaries are freed after its outputs are ready; measured from
+    # before that, one step's growth would read as almost nothing.
+    time.sleep(1.0)
+    host_bytes, host_what = peak_memory_growth(one_step)
+
     params = [sum(x.size for x in jax.tree.leaves(t)) for t in (state.g_params, state.d_params)]
     print(cpu_description())
     print(
@@ -137,6 +154,11 @@ def main() -> None:
     print(f"useful GFLOP/step (lax cost analysis): {flops / 1e9:.2f}")
     print(f"achieved GFLOP/s: {flops / median / 1e9:.1f}")
     print(f"executed program's own GFLOP/step: {own_flops / 1e9:.2f}")
+    print(
+        f"peak memory: XLA's buffer analysis {xla_memory_bytes(step) / MIB:.0f} MiB (state, "
+        f"batch and temporaries; donated buffers once); host, growth during one step "
+        f"({host_what}) {host_bytes / MIB:.0f} MiB"
+    )
 
 
 def analyse(args, cfg, overrides) -> None:

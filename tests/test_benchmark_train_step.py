@@ -38,3 +38,8 @@ def test_benchmark_times_the_step_of_a_config(config, overrides):
     assert f"config {config}" in out and "clips/s: " in out
     clips_per_second = float(out.split("clips/s: ")[1].split()[0])
     assert clips_per_second > 0
+    xla_mib, host_mib = (
+        float(out.split(marker)[1].split()[0])
+        for marker in ("buffer analysis ", "(malloc in use) ")
+    )
+    assert xla_mib > 0 and host_mib > 0, out

@@ -24,8 +24,8 @@ from conv_reference import (
     transpose_inputs,
 )
 
+from gan_jax.ops import blocks, fast
 from gan_jax.ops import conv as conv_ops
-from gan_jax.ops import fast
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -392,3 +392,31 @@ def test_invalid_arguments(fn):
 def test_conv_empty_output_raises():
     with pytest.raises(ValueError, match="empty output"):
         conv_ops.conv(jnp.zeros((1, 2, 3)), jnp.zeros((5, 3, 1)), (1,), ((0, 0),))
+
+
+def test_batch_chunks_is_the_fewest_dividing_chunks_within_the_limit(monkeypatch):
+    monkeypatch.setattr(blocks, "MAX_TRANSIENT_BYTES", 100)
+    assert blocks.batch_chunks(32, 100) == 1
+    assert blocks.batch_chunks(32, 101) == 2
+    assert blocks.batch_chunks(32, 350) == 4  # 3 does not divide 32
+    assert blocks.batch_chunks(6, 350) == 6  # 4 and 5 do not divide 6
+    assert blocks.batch_chunks(7, 101) == 7  # prime: one clip per chunk
+    assert blocks.batch_chunks(1, 10**9) == 1
+
+
+@pytest.mark.parametrize(
+    "which, case", [("conv", "3d_k444_s222_p1"), ("conv_transpose", "2d_k3_s2_odd_asym")]
+)
+def test_im2col_products_over_batch_chunks_match_lax(monkeypatch, which, case):
+    """Patch matrices over the byte limit run one batch chunk at a time (a loop in the
+    traced program) with the values, gradients and gradients of gradients of one product."""
+    monkeypatch.setattr(fast, "_WINOGRAD", False)
+    monkeypatch.setattr(blocks, "MAX_TRANSIENT_BYTES", 1)  # one clip per chunk
+    jax.clear_caches()  # tracings of the same ops cached by earlier tests ignore the limit
+    op, x, kernel = op_and_inputs(which, CASES[case])
+    ref = lambda x, k: op(x, k, "xla")  # noqa: E731
+    check_value_and_grads(lambda x, k: op(x, k, "fast"), ref, x, kernel, f"{which}[{case}]")
+    check_grad_of_grad(op, x, kernel, "fast", kernel_gradient_penalty, f"{which}[{case}]")
+    grads = jax.grad(lambda x, k: jnp.sum(op(x, k, "fast") ** 2), argnums=(0, 1))
+    jaxpr = str(jax.make_jaxpr(grads)(x, kernel))
+    assert jaxpr.count("scan[") + jaxpr.count("while[") >= 3, jaxpr  # conv, adjoint, wgrad

@@ -12,7 +12,9 @@ For a strided conv described by a ``blocks.Geometry``:
   its slower Eigen path.
 
 Each has a ``jax.custom_vjp`` written with the other two, so gradients of gradients (R1,
-WGAN-GP) stay on matrix products. Reverse mode only.
+WGAN-GP) stay on matrix products. Reverse mode only. A patch or column matrix over
+``blocks.MAX_TRANSIENT_BYTES`` (the RGB layers of a 64x64 video GAN: 192 MiB at batch 32) is
+built and multiplied one batch chunk at a time, in a loop, instead of whole.
 """
 
 import functools
@@ -103,11 +105,23 @@ def kernel_matrix(kernel: jax.Array, strides: tuple[int, ...]) -> jax.Array:
     return kernel_s2d.reshape(-1, kernel.shape[-1])
 
 
+def _chunks(batch: int, out_sizes, n_columns: int, dtype) -> int:
+    """Batch chunks (``blocks.batch_chunks``) for a patch or column matrix of
+    [batch * prod(out_sizes), n_columns]."""
+    n_bytes = batch * math.prod(out_sizes) * n_columns * jnp.dtype(dtype).itemsize
+    return blk.batch_chunks(batch, n_bytes)
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
 def conv(x: jax.Array, w_mat: jax.Array, geometry: Geometry) -> jax.Array:
     """Strided conv: x [N, *S, Ci], w_mat [Kp, Co] (``kernel_matrix``) -> [N, *O, Co]."""
     out_sizes = blk.block_layout(geometry)[0]
-    return _matmul(_patches(x, geometry), w_mat).reshape(x.shape[0], *out_sizes, -1)
+
+    def product(x):
+        return _matmul(_patches(x, geometry), w_mat).reshape(x.shape[0], *out_sizes, -1)
+
+    chunks = _chunks(x.shape[0], out_sizes, w_mat.shape[0], x.dtype)
+    return blk.map_batch(product, (x,), chunks)
 
 
 def _conv_fwd(x, w_mat, geometry):
@@ -126,8 +140,13 @@ conv.defvjp(_conv_fwd, _conv_bwd)
 def conv_transpose(y: jax.Array, w_mat: jax.Array, geometry: Geometry) -> jax.Array:
     """Adjoint of ``conv`` w.r.t. x: y [N, *O, Co] -> [N, *S, Ci]."""
     channels = w_mat.shape[0] // len(blk.block_layout(geometry)[3]) // math.prod(geometry[2])
-    columns = _matmul_nt(y.reshape(-1, y.shape[-1]), w_mat)
-    return _col2im(columns, y.shape[0], channels, geometry)
+
+    def product(y):
+        columns = _matmul_nt(y.reshape(-1, y.shape[-1]), w_mat)
+        return _col2im(columns, y.shape[0], channels, geometry)
+
+    chunks = _chunks(y.shape[0], y.shape[1:-1], w_mat.shape[0], y.dtype)
+    return blk.map_batch(product, (y,), chunks)
 
 
 def _conv_transpose_fwd(y, w_mat, geometry):
@@ -151,7 +170,13 @@ def wgrad(x: jax.Array, grad_y: jax.Array, geometry: Geometry) -> jax.Array:
     plain row-major ``[Kp, M] @ [M, Co]``: XLA:CPU hands that form to YNNPACK, while a
     product contracting the long row axis M of both operands runs on its slower Eigen path.
     """
-    return _matmul(_patches_t(x, geometry), grad_y.reshape(-1, grad_y.shape[-1]))
+
+    def product(x, grad_y):
+        return _matmul(_patches_t(x, geometry), grad_y.reshape(-1, grad_y.shape[-1]))
+
+    n_columns = len(blk.block_layout(geometry)[3]) * math.prod(geometry[2]) * x.shape[-1]
+    chunks = _chunks(x.shape[0], grad_y.shape[1:-1], n_columns, x.dtype)
+    return blk.sum_batch(product, (x, grad_y), chunks)
 
 
 def _wgrad_fwd(x, grad_y, geometry):
