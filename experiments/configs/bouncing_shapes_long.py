@@ -13,7 +13,7 @@ pays off once the early, grey generators are far behind). Evaluations every 2000
 Time: 19 min 58 s wall on a 2-core AMD EPYC (AVX2), 10000 steps at 8-9 steps/s plus the
 shapes feature network, 6 evaluations of 512 clips and compilation; peak RSS 1.6 GB.
 
-Measured (seed 0, one run; real clips: FSD 1.7, pass 100 %, off-palette 0 %), by evaluation
+Expected (seed 0, measured in one run; real clips: FSD 1.7, pass 100 %, off-palette 0 %), by eval
 step: FSD 9.9 (2000), 5.1 (4000), 4.9 (6000), 4.2 (8000), 4.7 (10000). At step 10000 the
 physics check passes no clip yet: off-palette 22 % of the non-background pixels (main job: 86
 %), right object count in every frame 57 % of clips, colours kept 60 %, areas kept 51 % (area CV
