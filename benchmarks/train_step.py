@@ -132,9 +132,6 @@ def main() -> None:
         state, metrics = step(state, batch, key)
         jax.block_until_ready((state, metrics))
 
-    # The last timed step's temporaries are freed after its outputs are ready; measured from
-    # before that, one step's growth would read as almost nothing.
-    time.sleep(1.0)
     host_bytes, host_what = peak_memory_growth(one_step)
 
     params = [sum(x.size for x in jax.tree.leaves(t)) for t in (state.g_params, state.d_params)]

@@ -106,24 +106,26 @@ MAX_TRANSIENT_BYTES = 16 * 2**20
 def batch_chunks(batch: int, transient_bytes: int) -> int:
     """The fewest chunks, a divisor of ``batch``, that bring one chunk's transient operand
     (``transient_bytes`` for the whole batch) within ``MAX_TRANSIENT_BYTES``; 1 keeps the
-    single product. A batch of one clip or a prime batch may stay above the limit."""
+    single product. One clip per chunk (``batch``) is the most, even if it stays above."""
     for chunks in range(1, batch + 1):
         if batch % chunks == 0 and transient_bytes <= chunks * MAX_TRANSIENT_BYTES:
             return chunks
     return batch
 
 
+def _chunk_fn(fn, arrays: tuple[jax.Array, ...], chunks: int):
+    """i -> ``fn`` on batch chunk i of every array (slices, no copies of the whole)."""
+    size = arrays[0].shape[0] // chunks
+    return size, lambda i: fn(*(lax.dynamic_slice_in_dim(a, i * size, size) for a in arrays))
+
+
 def map_batch(fn, arrays: tuple[jax.Array, ...], chunks: int) -> jax.Array:
     """``fn(*arrays)`` for a function that treats each clip of axis 0 on its own, computed
-    over ``chunks`` equal batch chunks in sequence (``lax.map``) and concatenated."""
+    over ``chunks`` equal batch chunks in sequence (a ``fori_loop`` writing into one output
+    buffer: ``lax.map`` would stack copies of the inputs and outputs)."""
     if chunks == 1:
         return fn(*arrays)
-    size = arrays[0].shape[0] // chunks
-
-    def chunk(i):
-        return fn(*(lax.dynamic_slice_in_dim(a, i * size, size) for a in arrays))
-
-    # Slices of the inputs and updates of one output buffer: lax.map would stack copies.
+    size, chunk = _chunk_fn(fn, arrays, chunks)
     first = chunk(0)
     out = jnp.zeros((arrays[0].shape[0], *first.shape[1:]), first.dtype)
     out = lax.dynamic_update_slice_in_dim(out, first, 0, 0)
@@ -137,9 +139,5 @@ def sum_batch(fn, arrays: tuple[jax.Array, ...], chunks: int) -> jax.Array:
     gradient), accumulated over ``chunks`` equal batch chunks in sequence."""
     if chunks == 1:
         return fn(*arrays)
-    size = arrays[0].shape[0] // chunks
-
-    def chunk(i):
-        return fn(*(lax.dynamic_slice_in_dim(a, i * size, size) for a in arrays))
-
+    _, chunk = _chunk_fn(fn, arrays, chunks)
     return lax.fori_loop(1, chunks, lambda i, total: total + chunk(i), chunk(0))
