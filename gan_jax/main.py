@@ -1,5 +1,5 @@
-"""Command line: `gan-jax train | sample | eval | report` (also `python -m gan_jax ...`); see
-README.
+"""Command line: `gan-jax train | sample | predict | eval | report` (also `python -m gan_jax
+...`); see README.
 
 Every failure ends with one line ``gan-jax <command>: error: <what and how to fix it>``: exit
 status 2 for the user's mistakes (a config value, a path, a data folder: `gan_jax.errors.
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import errno
 import logging
+import math
 import os
 import shutil
 import sys
@@ -48,6 +49,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0, got {text}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     from gan_jax import distributed
 
@@ -73,6 +84,37 @@ def _parser() -> argparse.ArgumentParser:
         help="frames per clip (default: the run's data.num_frames); another length needs a "
         "model family whose parameters do not depend on it, e.g. mocogan",
     )
+    guess = commands.add_parser(
+        "predict",
+        help="continue a video file with a video_prediction run's EMA G: the real video "
+        "beside the predicted futures (.mp4, .gif, .png grid, .npy)",
+    )
+    guess.add_argument("--workdir", required=True, help="a run with objective video_prediction")
+    guess.add_argument(
+        "--video", required=True, help="video file to continue (mp4, avi, mov, webm, gif, ...)"
+    )
+    guess.add_argument("--out", required=True, help="output directory")
+    guess.add_argument(
+        "--context",
+        type=_positive_int,
+        help="context frames k (default: the run's objective.context, the only value its G takes)",
+    )
+    guess.add_argument(
+        "--frames",
+        type=_positive_int,
+        help="frames to predict (default: the run's T - k; more are predicted window by "
+        "window, each from the last k frames)",
+    )
+    guess.add_argument(
+        "--samples", type=_positive_int, default=3, help="predicted futures (default: 3)"
+    )
+    guess.add_argument(
+        "--start",
+        type=_seconds,
+        default=0.0,
+        help="seconds into the video of the first context frame (default: 0)",
+    )
+    guess.add_argument("--seed", type=int, default=0, help="noise seed")
     score = commands.add_parser(
         "eval",
         help="metrics of the latest checkpoint's EMA G; --config.data.KEY=VALUE draws the real "
@@ -272,7 +314,7 @@ def _setup_logging() -> None:
 def _run(args, overrides) -> None:
     import jax
 
-    from gan_jax import config, distributed, evaluate, report, sampling
+    from gan_jax import config, distributed, evaluate, predicting, report, sampling
     from gan_jax.train import train
 
     if overrides and args.command not in ("train", "eval"):
@@ -299,6 +341,19 @@ def _run(args, overrides) -> None:
         check_workdir(args.workdir, for_training=False)
         _check_out_dir(args.out)
         sampling.sample_command(args.workdir, args.num, args.out, args.seed, args.num_frames)
+    elif args.command == "predict":
+        check_workdir(args.workdir, for_training=False)
+        _check_out_dir(args.out)
+        predicting.predict_command(
+            args.workdir,
+            args.video,
+            args.out,
+            context=args.context,
+            frames=args.frames,
+            samples=args.samples,
+            start=args.start,
+            seed=args.seed,
+        )
     else:
         check_workdir(args.workdir, for_training=False)
         evaluate.eval_command(

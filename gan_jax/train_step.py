@@ -275,6 +275,7 @@ def make_train_step(
     loss = LOSSES.get(cfg.loss)
     penalties = [(name, PENALTIES.get(name), weight) for name, weight in cfg.penalties]
     every = cfg.penalty_every
+    adversarial_weight = float(getattr(objective, "adversarial_weight", 1.0))
 
     def mean_over_devices(tree: Any) -> Any:
         return tree if axis_name is None else lax.pmean(tree, axis_name)
@@ -391,6 +392,8 @@ def make_train_step(
             total = term if total is None else total + term
             metrics[metric_name("g/loss", head)] = head_loss
         metrics["g/loss"] = total
+        if adversarial_weight != 1.0:  # 0: a regression baseline, D trained beside it
+            total = adversarial_weight * total
         terms = objective.g_terms(fake, real, cond)
         for name, value in terms.items():
             total = total + value

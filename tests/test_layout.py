@@ -10,7 +10,7 @@ Python's import order). The layers, lowest first (README, "Architecture"):
   2 step       state, parallel, checkpoint, train_step
   3 build      build
   4 run dir    workdir
-  5 sampling   sampling, report
+  5 sampling   sampling, report, predicting
   6 evaluate   evaluate
   7 loops      train, multiseed
   8 command    main, __main__
@@ -39,7 +39,7 @@ LAYERS = [
     ("state", "parallel", "checkpoint", "train_step"),
     ("build",),
     ("workdir",),
-    ("sampling", "report"),
+    ("sampling", "report", "predicting"),
     ("evaluate",),
     ("train", "multiseed"),
     ("main", "__main__"),

@@ -1,6 +1,7 @@
 """Objectives, found by name from `cfg.objective.name` (see `gan_jax.objectives.base`).
 
-Built in: "unconditional". A new one is one file here or a module path in the config.
+Built in: "unconditional", "video_prediction" (`gan_jax.objectives.video_prediction`).
+A new one is one file here or a module path in the config.
 """
 
 from gan_jax.objectives.base import OBJECTIVES, Cond, Objective

@@ -15,6 +15,8 @@ An `Objective` works on whole batches (every entry a dataset yields, `[N, ...]` 
   generated samples alike (for prediction: the context frames followed by the samples);
 * `g_terms(fake, real, cond) -> {name: scalar}`: weighted terms G adds to its adversarial loss
   (an MSE on the future frames); logged as `g/<name>`;
+* `adversarial_weight` (float attribute, 1 if absent): the weight of G's adversarial loss
+  next to `g_terms` (0: a regression baseline);
 * `sample_cond(key, num)`: a condition for `num` samples drawn without data (random labels),
   or None where G needs none;
 * `conditions_from_data` (bool attribute, False if absent): G's conditions can only come from
