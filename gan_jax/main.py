@@ -84,6 +84,11 @@ def _parser() -> argparse.ArgumentParser:
         help="frames per clip (default: the run's data.num_frames); another length needs a "
         "model family whose parameters do not depend on it, e.g. mocogan",
     )
+    draw.add_argument(
+        "--label",
+        type=int,
+        help="class of every sample of a class-conditional run (default: its classes in turn)",
+    )
     guess = commands.add_parser(
         "predict",
         help="continue a video file with a video_prediction run's EMA G: the real video "
@@ -340,7 +345,9 @@ def _run(args, overrides) -> None:
     elif args.command == "sample":
         check_workdir(args.workdir, for_training=False)
         _check_out_dir(args.out)
-        sampling.sample_command(args.workdir, args.num, args.out, args.seed, args.num_frames)
+        sampling.sample_command(
+            args.workdir, args.num, args.out, args.seed, args.num_frames, args.label
+        )
     elif args.command == "predict":
         check_workdir(args.workdir, for_training=False)
         _check_out_dir(args.out)

@@ -122,6 +122,26 @@ def data_conditions(cfg, run, num: int, seed: int):
     return jax.tree.map(np.asarray, cond)
 
 
+def class_labels(objective, num: int, label: int | None, run_dir) -> np.ndarray | None:
+    """The labels `[num]` of a class-conditional run's samples: all `label`, or the objective's
+    classes in turn, sorted; None for other runs (where `label` is an error)."""
+    classes = getattr(objective, "labels", None)
+    if classes is None:
+        if label is not None:
+            raise ConfigError(
+                f"--label {label}: {run_dir} is not class-conditional (its objective takes no "
+                "labels); train with objective.name='class_conditional' or leave out --label"
+            )
+        return None
+    if label is None:
+        return np.sort(np.resize(np.asarray(classes, np.int32), num))
+    if not 0 <= label < objective.num_classes:
+        raise ConfigError(
+            f"--label {label}: {run_dir}'s classes are 0 .. {objective.num_classes - 1}"
+        )
+    return np.full((num,), label, np.int32)
+
+
 def rasterise_points(points: np.ndarray, dataset: str, size: int = 256) -> np.ndarray:
     """A picture of 2-D samples: log-scaled counts in white, the true mode centres in red.
 
@@ -298,16 +318,22 @@ def sample_command(
     out: str | os.PathLike,
     seed: int = 0,
     num_frames: int | None = None,
+    label: int | None = None,
 ) -> list[Path]:
     """The `sample` command: `num` samples from the latest checkpoint's EMA generator.
 
     Writes `out/samples.{mp4,gif}` and `out/samples.png` for clips, `out/samples.{npy,png}`
     for points. With `num_frames`, the clips have that many frames (`generator_for_frames`;
-    ConfigError where G cannot make them). Returns the paths.
+    ConfigError where G cannot make them). A class-conditional run draws every sample of
+    class `label`, or without it the classes in turn, sorted (rows of one class together).
+    Returns the paths.
     """
     cfg, run, state, mesh = load_run(run_dir)
     g = run.g if num_frames is None else generator_for_frames(cfg, run, state, num_frames)
     cond = data_conditions(cfg, run, num, seed)
+    labels = class_labels(run.objective, num, label, run_dir)
+    if labels is not None:
+        cond = labels
     samples = make_sampler(g, mesh, run.objective)(state, jax.random.key(seed), num, cond)
     if not np.all(np.isfinite(samples)):
         raise FloatingPointError(

@@ -90,8 +90,22 @@ def check_unconditional(cond, owner: str) -> None:
     if cond is not None:
         raise ValueError(
             f"{owner} is unconditional but was given a condition; use objective "
-            "'unconditional' or a conditional model family"
+            "'unconditional', a conditional model family, or (for labels) g.conditional=True "
+            "and d.conditional=True where the family offers it"
         )
+
+
+def check_labels(cond, num: int, num_classes: int, owner: str) -> jax.Array:
+    """A class-conditional net's `cond`: int labels `[N]` in [0, num_classes)."""
+    if cond is None or getattr(cond, "shape", None) != (num,):
+        raise ValueError(
+            f"{owner} is class-conditional (num_classes={num_classes}) and takes labels [{num}] "
+            f"as its condition, got {None if cond is None else getattr(cond, 'shape', cond)}; "
+            "train it with objective.name='class_conditional'"
+        )
+    if not jnp.issubdtype(cond.dtype, jnp.integer):
+        raise ValueError(f"{owner}: labels must be integers, got {cond.dtype}")
+    return cond
 
 
 def check_norm(norm: str, owner: str) -> None:

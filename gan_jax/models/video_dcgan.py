@@ -28,6 +28,7 @@ from gan_jax.models.layers import (
     NORMS,
     Conv,
     ConvTranspose,
+    check_labels,
     check_norm,
     check_unconditional,
     normalize,
@@ -89,6 +90,7 @@ class VideoGenerator(nn.Module):
     norm: str = "batch"
     bn_axis_name: str | None = None
     dtype: Any = jnp.float32
+    num_classes: int = 0  # > 0: conditioned on labels [N] (a class embedding beside z)
 
     @property
     def latent_shapes(self) -> dict[str, tuple[int, ...]]:
@@ -97,10 +99,15 @@ class VideoGenerator(nn.Module):
     @nn.compact
     def __call__(self, latents: dict[str, jax.Array], cond=None, train: bool = True) -> jax.Array:
         check_norm(self.norm, "VideoGenerator")
-        check_unconditional(cond, "VideoGenerator")
         z = latents["z"]
         if z.ndim != 2 or z.shape[1] != self.z_dim:
             raise ValueError(f"VideoGenerator: z must be [N, {self.z_dim}], got {z.shape}.")
+        if self.num_classes:
+            labels = check_labels(cond, z.shape[0], self.num_classes, "VideoGenerator")
+            embedding = nn.Embed(self.num_classes, self.z_dim, name="class_embedding")(labels)
+            z = jnp.concatenate([z, embedding.astype(z.dtype)], axis=-1)
+        else:
+            check_unconditional(cond, "VideoGenerator")
         (t0, h0, w0), strides = block_plan(self.clip_shape, self.depth)
         t = self.clip_shape[0]
         c0 = self.base_width * 2 ** (self.depth - 1)
@@ -135,11 +142,15 @@ class VideoDiscriminator(nn.Module):
     spectral_norm: bool = False
     bn_axis_name: str | None = None
     dtype: Any = jnp.float32
+    num_classes: int = 0  # > 0: conditioned on labels [N] (a projection head)
 
     @nn.compact
     def __call__(self, x: jax.Array, cond=None, train: bool = True) -> jax.Array:
         check_norm(self.norm, "VideoDiscriminator")
-        check_unconditional(cond, "VideoDiscriminator")
+        if self.num_classes:
+            labels = check_labels(cond, x.shape[0], self.num_classes, "VideoDiscriminator")
+        else:
+            check_unconditional(cond, "VideoDiscriminator")
         if x.ndim != 5 or tuple(x.shape[1:]) != tuple(self.clip_shape):
             raise ValueError(
                 f"VideoDiscriminator: input must be [N, {', '.join(map(str, self.clip_shape))}]"
@@ -169,8 +180,12 @@ class VideoDiscriminator(nn.Module):
                 x = normalize(x, self.norm, train, self.bn_axis_name, f"down{i}_norm")
             x = nn.leaky_relu(x, 0.2)
         x = x.reshape(x.shape[0], -1)
-        logits = layer(nn.Dense(1, dtype=self.dtype, name="logits"), x)
-        return logits[:, 0].astype(jnp.float32)
+        logits = layer(nn.Dense(1, dtype=self.dtype, name="logits"), x)[:, 0]
+        logits = logits.astype(jnp.float32)
+        if self.num_classes:  # projection (Miyato & Koyama 2018): + <embed(y), features>
+            embedding = nn.Embed(self.num_classes, x.shape[-1], name="class_projection")(labels)
+            logits = logits + jnp.sum(embedding * x.astype(jnp.float32), axis=-1)
+        return logits
 
 
 # ---------------------------------------------------------------------------------------------
@@ -180,7 +195,14 @@ class VideoDiscriminator(nn.Module):
 def g_config() -> config_dict.ConfigDict:
     """G's keys: noise size, width of the last hidden block, blocks, norm, compute dtype."""
     return config_dict.ConfigDict(
-        {"z_dim": 128, "base_width": 64, "depth": 4, "norm": "batch", "dtype": "float32"}
+        {
+            "z_dim": 128,
+            "base_width": 64,
+            "depth": 4,
+            "norm": "batch",
+            "dtype": "float32",
+            "conditional": False,
+        }
     )
 
 
@@ -193,6 +215,7 @@ def d_config() -> config_dict.ConfigDict:
             "norm": "batch",
             "spectral_norm": False,
             "dtype": "float32",
+            "conditional": False,
         }
     )
 
@@ -209,6 +232,12 @@ def _validate_net(net_cfg: config_dict.ConfigDict, net: str, spec: DataSpec) -> 
     check.integer("base_width", 1)
     check.one_of("norm", NORMS)
     check.one_of("dtype", tuple(DTYPES))
+    if check.boolean("conditional") and not spec.num_classes:
+        raise ConfigError(
+            f"{net}.conditional=True conditions {net.upper()} on labels, but data.name="
+            f"{spec.name!r} yields none; use labelled data (video_folder with class "
+            "sub-folders, bouncing_shapes) or conditional=False"
+        )
     try:
         block_plan(spec.sample_shape, depth)
     except ValueError:
@@ -239,6 +268,7 @@ def make_generator(g_cfg: config_dict.ConfigDict, spec: DataSpec) -> VideoGenera
         depth=g_cfg.depth,
         norm=g_cfg.norm,
         dtype=DTYPES[g_cfg.dtype],
+        num_classes=int(spec.num_classes or 0) if g_cfg.conditional else 0,
     )
 
 
@@ -250,4 +280,5 @@ def make_discriminator(d_cfg: config_dict.ConfigDict, spec: DataSpec) -> VideoDi
         norm=d_cfg.norm,
         spectral_norm=d_cfg.spectral_norm,
         dtype=DTYPES[d_cfg.dtype],
+        num_classes=int(spec.num_classes or 0) if d_cfg.conditional else 0,
     )

@@ -1,6 +1,6 @@
 """Objectives, found by name from `cfg.objective.name` (see `gan_jax.objectives.base`).
 
-Built in: "unconditional", "video_prediction" (`gan_jax.objectives.video_prediction`).
+Built in: "unconditional", "video_prediction", "class_conditional" (one module each here).
 A new one is one file here or a module path in the config.
 """
 
