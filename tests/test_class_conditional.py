@@ -1,6 +1,8 @@
 """Class-conditional generation: the objective, video_dcgan's class embedding (G) and projection
 head (D), and `gan-jax sample --label` on a trained run."""
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -87,6 +89,8 @@ def test_a_sample_of_label_l_is_drawn_with_ls_embedding_and_judged_with_ls_proje
 def test_a_class_conditional_run_trains_and_samples_by_label(tmp_path, capsys):
     cfg = load_config_file(CONFIGS / "tiny.py")
     cfg.steps, cfg.log.sample_every, cfg.ckpt.every = 1, 0, 1
+    cfg.data.height = cfg.data.width = 16  # the shapes feature network's smallest frames
+    cfg.eval.shapes_features_steps = 3
     cfg.objective = class_conditional.default_config()
     cfg.objective.labels = (1, 2)
     cfg.g.conditional = cfg.d.conditional = True
@@ -98,6 +102,15 @@ def test_a_class_conditional_run_trains_and_samples_by_label(tmp_path, capsys):
     args = ["sample", "--workdir", str(workdir), "--num", "3", "--out", str(out)]
     assert main([*args, "--label", "2"]) == 0
     assert (out / "samples.png").is_file()
+    capsys.readouterr()
+    scores = ["eval", "--workdir", str(workdir), "--metric", "label_accuracy"]
+    assert main([*scores, "--num-samples", "4"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    for key in ("accuracy", "accuracy_1", "accuracy_2", "real_accuracy"):
+        assert 0 <= result[f"label_accuracy/{key}"] <= 1, key
+    assert result["label_accuracy/accuracy"] == pytest.approx(
+        (result["label_accuracy/accuracy_1"] + result["label_accuracy/accuracy_2"]) / 2
+    )
     capsys.readouterr()
     assert main([*args, "--label", "5"]) == 2
     assert "--label 5" in capsys.readouterr().err

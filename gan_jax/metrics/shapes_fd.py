@@ -272,7 +272,7 @@ def shapes_features_dir(cfg: config_dict.ConfigDict, workdir: Path | None) -> Pa
     return None if workdir is None else Path(workdir) / SHAPES_FEATURES_DIR
 
 
-def _shapes_fd_missing(cfg: config_dict.ConfigDict, spec: DataSpec) -> str | None:
+def feature_net_missing(cfg: config_dict.ConfigDict, spec: DataSpec) -> str | None:
     _, height, width, _ = spec.sample_shape
     if min(height, width) < MIN_SIZE:
         return (
@@ -306,5 +306,5 @@ METRIC = Metric(
     (VIDEO,),
     _shapes_fd,
     data_names=("bouncing_shapes",),
-    missing=_shapes_fd_missing,
+    missing=feature_net_missing,
 )

@@ -114,6 +114,13 @@ class ShapesFeatures:
         model = self.model()
         return np.asarray(model.apply({"params": self.params}, jnp.asarray(clips))[0])
 
+    def counts(self, clips) -> np.ndarray:
+        """The number of objects the count head reads in clips ``[N, T, H, W, C]`` (float in
+        [-1, 1]) -> int ``[N]``."""
+        model = self.model()
+        heads = model.apply({"params": self.params}, jnp.asarray(clips))[1]
+        return np.asarray(jnp.argmax(heads["count"], axis=-1))
+
 
 def save_feature_params(path, features: ShapesFeatures) -> None:
     """Writes settings, held-out metrics and params to ``path`` (.npz) atomically."""
