@@ -32,7 +32,6 @@ import math
 import os
 from pathlib import Path
 
-import imageio.v3 as iio
 import jax
 import numpy as np
 
@@ -47,14 +46,10 @@ from gan_jax.data.video_folder.transforms import (
 from gan_jax.errors import UserError
 from gan_jax.io import (
     VideoDecodeError,
-    frame_grid,
     probe_video,
     read_video,
-    tile_clips,
-    write_video,
 )
-from gan_jax.io.atomic import atomic_write
-from gan_jax.sampling import Sampler, make_sampler
+from gan_jax.sampling import Sampler, make_sampler, write_clips, write_npy
 from gan_jax.state import GANState
 from gan_jax.workdir import load_run
 
@@ -251,14 +246,6 @@ def check_prediction_run(cfg, run, workdir, context: int | None) -> int:
     return k
 
 
-def _save_npy(path: Path, array: np.ndarray) -> Path:
-    def save(tmp: Path) -> None:
-        with open(tmp, "wb") as file:  # a file object: np.save would add ".npy" to a path
-            np.save(file, array)
-
-    return atomic_write(path, save)
-
-
 def write_prediction(
     out: str | os.PathLike, real: np.ndarray, predicted: np.ndarray, fps: float
 ) -> list[Path]:
@@ -275,18 +262,9 @@ def write_prediction(
     length = predicted.shape[1]
     black = np.full((length - len(real), *real.shape[1:]), -1.0, np.float32)
     rows = np.concatenate([np.concatenate([real, black])[None], predicted])  # [1 + S, k + N, ...]
-    tiled = tile_clips(rows, cols=len(rows))  # [k + N, H, (1 + S) * W, 3]
-    paths = []
-    for extension in (".mp4", ".gif"):
-        path = out / f"prediction{extension}"
-        write_video(path, tiled, fps=float(fps))
-        paths.append(path)
-    grid = frame_grid(rows)
-    paths.append(
-        atomic_write(out / "prediction.png", lambda tmp: iio.imwrite(tmp, grid, extension=".png"))
-    )
-    paths.append(_save_npy(out / "predicted.npy", np.asarray(predicted, np.float32)))
-    paths.append(_save_npy(out / "real.npy", np.asarray(real, np.float32)))
+    paths = write_clips(out, "prediction", rows, fps, cols=len(rows))  # side by side
+    paths.append(write_npy(out / "predicted.npy", np.asarray(predicted, np.float32)))
+    paths.append(write_npy(out / "real.npy", np.asarray(real, np.float32)))
     return paths
 
 

@@ -202,30 +202,39 @@ def write_samples(
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    png = out_dir / f"{name}.png"
     if np.ndim(samples) == 2:
-        npy = out_dir / f"{name}.npy"
-        points = np.asarray(samples, np.float32)
-        atomic_write(npy, lambda tmp: _save_npy(tmp, points))
-        _write_png(png, rasterise_points(samples, data_name))
-        return [npy, png]
-    tiled = tile_clips(samples)  # [T, rows * H, cols * W, 3]: the whole batch as one clip
+        npy = write_npy(out_dir / f"{name}.npy", np.asarray(samples, np.float32))
+        return [npy, write_png(out_dir / f"{name}.png", rasterise_points(samples, data_name))]
+    return write_clips(out_dir, name, samples, fps)
+
+
+def write_clips(out_dir, name: str, clips, fps: float, cols: int | None = None) -> list[Path]:
+    """`name.mp4` and `name.gif` (the clips `[N, T, H, W, C]` in [-1, 1] tiled into one video,
+    `cols` tiles a row; None: about square) and `name.png` (row = clip, column = frame) in the
+    existing directory `out_dir`. Returns the paths."""
+    out_dir = Path(out_dir)
+    tiled = tile_clips(clips, cols=cols)  # [T, rows * H, cols * W, 3]: the batch as one clip
     paths = []
     for extension in (".mp4", ".gif"):
         path = out_dir / f"{name}{extension}"
         write_video(path, tiled, fps=float(fps))
         paths.append(path)
-    _write_png(png, frame_grid(samples))
-    return [*paths, png]
+    return [*paths, write_png(out_dir / f"{name}.png", frame_grid(clips))]
 
 
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    with open(path, "wb") as file:  # a file object: np.save would add ".npy" to a path
-        np.save(file, array)
+def write_npy(path: str | os.PathLike, array: np.ndarray) -> Path:
+    """`array` as a .npy file at `path`, written atomically."""
+
+    def save(tmp: Path) -> None:
+        with open(tmp, "wb") as file:  # a file object: np.save would add ".npy" to a path
+            np.save(file, array)
+
+    return atomic_write(path, save)
 
 
-def _write_png(path: Path, image: np.ndarray) -> None:
-    atomic_write(path, lambda tmp: iio.imwrite(tmp, image, extension=".png"))
+def write_png(path: str | os.PathLike, image: np.ndarray) -> Path:
+    """uint8 `image` `[H, W, 3]` as a PNG at `path`, written atomically."""
+    return atomic_write(path, lambda tmp: iio.imwrite(tmp, image, extension=".png"))
 
 
 def spec_with_frames(spec: DataSpec, num_frames: int) -> DataSpec:

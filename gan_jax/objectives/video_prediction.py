@@ -29,6 +29,7 @@ from ml_collections import config_dict
 
 from gan_jax.config import Checker, ConfigError
 from gan_jax.data.spec import DataSpec
+from gan_jax.losses import mse_reconstruction
 
 Context = jax.Array  # [N, k, H, W, C]
 
@@ -92,7 +93,7 @@ class VideoPrediction:
     def g_terms(self, fake: jax.Array, real: jax.Array, cond: Context) -> dict[str, jax.Array]:
         terms = {}
         if self.mse_weight:
-            terms["mse"] = self.mse_weight * jnp.mean(jnp.square(fake - real))
+            terms["mse"] = self.mse_weight * mse_reconstruction(real, fake)
         if self.gdl_weight:
             terms["gdl"] = self.gdl_weight * gradient_difference(fake, real)
         return terms
