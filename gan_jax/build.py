@@ -150,6 +150,7 @@ def validate(cfg: config_dict.ConfigDict) -> DataSpec:
     objective_name = Checker(cfg.objective, "objective").string("name")
     objective = _checked(f"objective.name={objective_name!r}", OBJECTIVES.get, objective_name)
     _checked("objective", objective.validate, cfg.objective, spec)
+    _check_label_conditioning(cfg, objective)
     _checked("loss", losses.validate_config, cfg.loss, cfg.penalty)
     augment.validate_config(cfg.augment, spec.is_video)
     _checked("step", train_step.validate_config, cfg.step, cfg.ema)
@@ -157,6 +158,44 @@ def validate(cfg: config_dict.ConfigDict) -> DataSpec:
         # Multiplier paths name parameters: initialise abstractly (no compute) to check them.
         jax.eval_shape(init_fn(build(cfg, spec)), jax.random.key(0))
     return spec
+
+
+def _check_label_conditioning(cfg: config_dict.ConfigDict, objective) -> None:
+    """G and D take labels exactly when the objective gives them (`CONDITIONS_ON_LABELS`, see
+    `gan_jax.objectives.base`); a family offers labels through its `conditional` key."""
+    wants_labels = bool(getattr(objective, "CONDITIONS_ON_LABELS", False))
+    objective_name = cfg.objective.name
+    for net in ("g", "d"):
+        group = cfg[net]
+        takes_labels = group.get("conditional")
+        if wants_labels and takes_labels is None:
+            offering = [
+                name for name in models.FAMILIES.names() if "conditional" in _family_keys(name, net)
+            ]
+            raise ConfigError(
+                f"objective.name={objective_name!r} conditions {net.upper()} on labels, but "
+                f"{net}.name={group.name!r} takes none; use a family with a {net}.conditional "
+                f"key ({', '.join(offering)})"
+            )
+        if wants_labels and not takes_labels:
+            raise ConfigError(
+                f"objective.name={objective_name!r} conditions {net.upper()} on labels: set "
+                f"{net}.conditional=True"
+            )
+        if takes_labels and not wants_labels:
+            raise ConfigError(
+                f"{net}.conditional=True makes {net.upper()} take labels, which objective.name="
+                f"{objective_name!r} does not give; use objective.name='class_conditional' or "
+                f"{net}.conditional=False"
+            )
+
+
+def _family_keys(name: str, net: str) -> tuple[str, ...]:
+    """The model keys of net `net` of family `name` (none where the family lacks that net)."""
+    try:
+        return tuple(models.net_config(name, net).keys())
+    except TypeError:  # a family without this net (e.g. a G-only family): offers nothing
+        return ()
 
 
 def step_config(cfg: config_dict.ConfigDict) -> StepConfig:

@@ -374,7 +374,11 @@ def train(cfg: config_dict.ConfigDict, workdir: str | os.PathLike) -> GANState:
     )
     all_finite = jax.jit(_all_finite)
     sampler = sampling.make_sampler(run.g, mesh, run.objective)
+    # Real context frames for prediction runs; a class-conditional run's classes in turn, so
+    # each grid shows its classes in order (rows of one class together).
     sample_cond = sampling.data_conditions(cfg, run, cfg.log.num_samples, cfg.seed)
+    if sample_cond is None:
+        sample_cond = sampling.class_labels(run.objective, cfg.log.num_samples, None, workdir)
     data = build.make_data(
         cfg,
         batch_size=cfg.batch_size // jax.process_count(),

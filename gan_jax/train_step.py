@@ -276,6 +276,8 @@ def make_train_step(
     penalties = [(name, PENALTIES.get(name), weight) for name, weight in cfg.penalties]
     every = cfg.penalty_every
     adversarial_weight = float(getattr(objective, "adversarial_weight", 1.0))
+    d_classifier_weight = float(getattr(objective, "d_classifier_weight", 0.0))
+    g_classifier_weight = float(getattr(objective, "g_classifier_weight", 0.0))
 
     def mean_over_devices(tree: Any) -> Any:
         return tree if axis_name is None else lax.pmean(tree, axis_name)
@@ -301,6 +303,29 @@ def make_train_step(
 
     def weighted(value: jax.Array, weight: float) -> jax.Array:
         return value if weight == 1.0 else weight * value
+
+    def class_cross_entropy(d_params, d_stats, x, labels) -> tuple[jax.Array, jax.Array]:
+        """The classifier a projection D implies (as in P2GAN, Han et al. 2021): the softmax
+        over the classes of D's logit of `x` under each label (D's label-free part cancels),
+        scored against `labels` `[N]`: (cross-entropy, accuracy). One D pass per class of
+        `objective.labels`; the heads' logits are averaged per clip and weighted."""
+        n = x.shape[0]
+        per_class = []
+        for label in objective.labels:  # static and few: one D pass each
+            heads = as_heads(apply_d(d_params, d_stats, x, jnp.full((n,), label, jnp.int32))[0])
+            per_class.append(
+                sum(
+                    weighted(h.reshape(n, -1).mean(axis=1), cfg.head_weight(head))
+                    for head, h in heads.items()
+                )
+            )
+        logits = jnp.stack(per_class, axis=-1)  # [N, K]
+        target = labels[:, None] == jnp.asarray(objective.labels, jnp.int32)[None, :]
+        ce = jnp.mean(optax.softmax_cross_entropy(logits, target.astype(jnp.float32)))
+        accuracy = jnp.mean(
+            jnp.sum(jax.nn.one_hot(jnp.argmax(logits, -1), logits.shape[-1]) * target, -1)
+        )
+        return ce, accuracy
 
     def augmented(x: jax.Array, key: jax.Array, which: int, p) -> jax.Array:
         """D's input `x` augmented with the streams of `key` (an update's key) for `which`
@@ -349,6 +374,10 @@ def make_train_step(
             metrics[metric_name("d/real_acc", head)] = jnp.mean((r > 0).astype(jnp.float32))
             metrics[metric_name("d/fake_acc", head)] = jnp.mean((f < 0).astype(jnp.float32))
         metrics["d/loss"] = total
+        if d_classifier_weight:  # D learns the classes of real clips
+            ce, accuracy = class_cross_entropy(d_params, d_stats, real_x, d_cond)
+            total = total + d_classifier_weight * ce
+            metrics["d/class_loss"], metrics["d/class_acc"] = ce, accuracy
         if cfg.augment.enabled:  # ADA's overfitting heuristic, on the augmented reals
             metrics["aug/rt"] = augment.sign_rate(real_heads)
 
@@ -395,6 +424,10 @@ def make_train_step(
         if adversarial_weight != 1.0:  # 0: a regression baseline, D trained beside it
             total = adversarial_weight * total
         terms = objective.g_terms(fake, real, cond)
+        if g_classifier_weight:  # G's clips should be read as the class asked for
+            ce, accuracy = class_cross_entropy(d_params, d_stats, fake_x, d_cond)
+            terms = {**terms, "class_loss": g_classifier_weight * ce}
+            metrics["g/class_acc"] = accuracy
         for name, value in terms.items():
             total = total + value
             metrics[f"g/{name}"] = value

@@ -2,20 +2,26 @@
 head (D), and `gan-jax sample --label` on a trained run."""
 
 import json
+import types
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from ml_collections import config_dict
 from test_config import CONFIGS
 
-from gan_jax import build
+from gan_jax import build, evaluate
 from gan_jax.config import ConfigError, load_config_file
 from gan_jax.main import main
+from gan_jax.metrics.label_accuracy import METRIC as LABEL_ACCURACY
+from gan_jax.models.mocogan import ImageVideoDiscriminator, MoCoGenerator
 from gan_jax.models.video_dcgan import VideoDiscriminator, VideoGenerator
 from gan_jax.objectives import class_conditional
 from gan_jax.objectives.class_conditional import ClassConditional
+from gan_jax.state import create_state
+from gan_jax.train_step import StepConfig, make_train_step
 
 CLIP = (2, 8, 8, 3)
 
@@ -86,6 +92,83 @@ def test_a_sample_of_label_l_is_drawn_with_ls_embedding_and_judged_with_ls_proje
         g.apply(g_vars, z, None, train=False)
 
 
+def test_mocogans_class_embedding_and_both_heads_projections_take_the_label():
+    clip = (4, 8, 8, 3)
+    g = MoCoGenerator(
+        clip_shape=clip,
+        content_dim=4,
+        motion_dim=3,
+        noise_dim=2,
+        base_width=4,
+        depth=2,
+        num_classes=3,
+    )
+    latents = {"content": jnp.ones((2, 4)), "motion": jnp.ones((2, 4, 2))}  # same noise twice
+    labels = jnp.array([0, 2])
+    g_vars = g.init(jax.random.key(0), latents, labels, train=False)
+    apply = jax.jit(lambda v: g.apply(v, latents, labels, train=False))
+    clips = apply(g_vars)
+    assert clips.shape == (2, *clip) and not np.allclose(clips[0], clips[1])
+    moved = jax.tree.map(lambda x: x, g_vars)
+    table = g_vars["params"]["class_embedding"]["embedding"]
+    moved["params"]["class_embedding"]["embedding"] = table.at[2].add(1.0)
+    changed = apply(moved)
+    np.testing.assert_array_equal(changed[0], clips[0])  # label 0's clip keeps its embedding
+    assert not np.allclose(changed[1], clips[1])
+
+    d = ImageVideoDiscriminator(
+        clip_shape=clip, base_width=4, depth=2, image_stride=2, num_classes=3
+    )
+    d_vars = d.init(jax.random.key(1), clips, labels, train=False)
+    judge = jax.jit(lambda v: d.apply(v, clips, labels, train=False))
+    logits = judge(d_vars)
+    assert logits["image"].shape == (4,) and logits["video"].shape == (2,)
+    for head, per_clip in (("image", 2), ("video", 1)):
+        moved = jax.tree.map(lambda x: x, d_vars)
+        table = d_vars["params"][head]["class_projection"]["embedding"]
+        moved["params"][head]["class_projection"]["embedding"] = table.at[2].add(1.0)
+        changed = judge(moved)
+        # Only clip 1's (label 2) logits of this head move; its frames all take the clip's label.
+        np.testing.assert_array_equal(changed[head][:per_clip], logits[head][:per_clip])
+        assert np.all(changed[head][per_clip:] != logits[head][per_clip:])
+        other = "video" if head == "image" else "image"
+        np.testing.assert_array_equal(changed[other], logits[other])
+    with pytest.raises(ValueError, match="MoCoGenerator is class-conditional"):
+        g.apply(g_vars, latents, None, train=False)
+
+
+@pytest.mark.parametrize(
+    "objective, d_family, g_conditional, d_conditional, error",
+    [
+        ("class_conditional", "video_dcgan", True, True, None),
+        ("class_conditional", "mocogan", True, True, None),
+        ("class_conditional", "video_dcgan", False, True, "conditions G on labels: set g.cond"),
+        ("class_conditional", "video_dcgan", True, False, "conditions D on labels: set d.cond"),
+        ("class_conditional", "r3gan", True, None, "d.name='r3gan' takes none; use a family"),
+        ("unconditional", "video_dcgan", True, False, "g.conditional=True makes G take labels"),
+    ],
+)
+def test_nets_and_objective_must_agree_on_labels_when_the_config_is_checked(
+    objective, d_family, g_conditional, d_conditional, error
+):
+    cfg = build.parts_config(
+        model="video_dcgan", d_model=d_family, data="bouncing_shapes", objective=objective
+    )
+    cfg.data.update({"num_frames": 4, "height": 8, "width": 8, "size_range": (2.0, 4.0)})
+    cfg.batch_size = 8
+    cfg.g.depth = 2
+    if "depth" in cfg.d:
+        cfg.d.depth = 2
+    cfg.g.conditional = g_conditional
+    if d_conditional is not None:
+        cfg.d.conditional = d_conditional
+    if error is None:
+        build.validate(cfg)
+    else:
+        with pytest.raises(ConfigError, match=error):
+            build.validate(cfg)
+
+
 def test_a_class_conditional_run_trains_and_samples_by_label(tmp_path, capsys):
     cfg = load_config_file(CONFIGS / "tiny.py")
     cfg.steps, cfg.log.sample_every, cfg.ckpt.every = 1, 0, 1
@@ -117,8 +200,8 @@ def test_a_class_conditional_run_trains_and_samples_by_label(tmp_path, capsys):
     cfg.g.conditional = False
     config.write_text(cfg.to_json())
     capsys.readouterr()
-    assert main(["train", "--config", str(config), "--workdir", str(tmp_path / "other")]) != 0
-    assert "g.conditional=True" in capsys.readouterr().err
+    assert main(["train", "--config", str(config), "--workdir", str(tmp_path / "other")]) == 2
+    assert "set g.conditional=True" in capsys.readouterr().err
 
 
 def test_sample_labels_go_class_by_class_without_label():
@@ -130,3 +213,77 @@ def test_sample_labels_go_class_by_class_without_label():
     assert class_labels(object(), 2, None, "W") is None
     with pytest.raises(ConfigError, match="not class-conditional"):
         class_labels(object(), 2, 1, "W")
+
+
+def test_label_accuracy_asks_for_each_class_and_scores_what_the_count_head_reads():
+    class CountHead:  # stands in for the trained feature network: reads the clip's first value
+        def counts(self, clips):
+            return np.rint(np.asarray(clips)[:, 0, 0, 0, 0]).astype(np.int32)
+
+    asked = []
+
+    def sampler(state, key, num, cond):
+        cond = np.asarray(cond)
+        asked.append((num, set(cond.tolist())))
+        shown = cond.astype(np.float32)
+        if cond[0] == 2:
+            shown[::2] = 1.0  # label 2's generator shows one object in every other clip
+        return np.broadcast_to(shown[:, None, None, None, None], (num, 2, 2, 2, 3))
+
+    run = types.SimpleNamespace(
+        objective=ClassConditional(num_classes=3, labels=(1, 2)),
+        spec=types.SimpleNamespace(sample_key="video"),
+    )
+    ctx = evaluate.EvalContext(cfg=None, run=run, state=None, sampler=sampler, num_samples=100)
+    ctx.cached("shapes_features", CountHead)
+    real_labels = np.array([1, 2, 2, 1], np.int32)
+    real_clips = np.broadcast_to(
+        np.array([1.0, 2.0, 1.0, 1.0])[:, None, None, None, None], (4, 2, 2, 2, 3)
+    )
+    ctx.data_batches = lambda num, size: iter([{"video": real_clips, "label": real_labels}])
+    scores = LABEL_ACCURACY.compute(ctx)
+    assert asked == [(50, {1}), (50, {2})]  # half of num_samples per class, each its label
+    assert scores == {
+        "accuracy_1": 1.0,
+        "accuracy_2": 0.5,
+        "accuracy": 0.75,
+        "real_accuracy": 0.75,  # the third real clip reads as one object, labelled two
+    }
+
+
+def test_the_classifier_term_is_the_cross_entropy_of_ds_logits_under_each_class():
+    g = VideoGenerator(clip_shape=CLIP, z_dim=4, base_width=4, depth=2, num_classes=3)
+    d = VideoDiscriminator(clip_shape=CLIP, base_width=4, depth=2, norm="none", num_classes=3)
+    objective = ClassConditional(
+        num_classes=3, labels=(1, 2), d_classifier_weight=0.5, g_classifier_weight=2.0
+    )
+    clips = jax.random.uniform(jax.random.key(5), (8, *CLIP), minval=-1, maxval=1)
+    batch = {"video": clips, "label": jnp.array([1, 2] * 4)}
+    tx = optax.sgd(1e-3)
+    init = jax.jit(
+        lambda k: create_state(k, g, d, tx, tx, objective=objective, example_batch=batch)
+    )
+    state = init(jax.random.key(0))
+    step = jax.jit(make_train_step(g, d, tx, tx, StepConfig(), objective=objective))
+    metrics = jax.device_get(step(state, batch, jax.random.key(1))[1])
+
+    def logits_under(label):  # D before the update, on the real clips, told `label`
+        labels = jnp.full((8,), label)
+        return d.apply({"params": state.d_params}, clips, labels, train=True)
+
+    logits = np.stack([logits_under(1), logits_under(2)], axis=-1)  # [N, 2]: classes 1, 2
+    log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    true = np.array([0, 1] * 4)  # index of each clip's label in (1, 2)
+    assert metrics["d/class_loss"] == pytest.approx(-log_p[np.arange(8), true].mean(), rel=1e-5)
+    assert metrics["d/class_acc"] == pytest.approx(np.mean(logits.argmax(-1) == true))
+    assert metrics["d/total_loss"] == pytest.approx(
+        metrics["d/loss"] + 0.5 * metrics["d/class_loss"], rel=1e-5
+    )
+    # G's term: its clips read as the class asked for, with its own weight.
+    assert metrics["g/class_loss"] > 0 and 0 <= metrics["g/class_acc"] <= 1
+    assert metrics["g/total_loss"] == pytest.approx(
+        metrics["g/loss"] + metrics["g/class_loss"], rel=1e-5
+    )
+    plain = ClassConditional(num_classes=3, labels=(1, 2))  # weight 0: the projection alone
+    step = jax.jit(make_train_step(g, d, tx, tx, StepConfig(), objective=plain))
+    assert "d/class_loss" not in step(state, batch, jax.random.key(1))[1]

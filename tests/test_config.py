@@ -345,6 +345,7 @@ def test_the_shipped_configs_are_all_here():
         "toy_best",
         "toy_rpgan",
         "shapes_prediction",
+        "shapes_class_conditional",
     } <= set(SHIPPED)
 
 

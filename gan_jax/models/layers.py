@@ -108,6 +108,29 @@ def check_labels(cond, num: int, num_classes: int, owner: str) -> jax.Array:
     return cond
 
 
+def class_modulation(x: jax.Array, labels: jax.Array, num_classes: int, name: str) -> jax.Array:
+    """The class part of conditional normalisation (de Vries et al. 2017, as in Miyato & Koyama
+    2018's generator): normalised features `[N, ..., C]` times (1 + gamma_y) plus beta_y, with
+    per-class gamma and beta `[num_classes, C]` learned from zero (so it starts as the plain
+    normalisation). Call inside a compact module; `labels` `[N]`."""
+    table = nn.Embed(num_classes, 2 * x.shape[-1], embedding_init=nn.initializers.zeros, name=name)
+    gamma, beta = jnp.split(table(labels).astype(x.dtype), 2, axis=-1)
+    shape = (x.shape[0],) + (1,) * (x.ndim - 2) + (x.shape[-1],)
+    return x * (1 + gamma.reshape(shape)) + beta.reshape(shape)
+
+
+def class_projection(
+    features: jax.Array, labels: jax.Array, num_classes: int, name: str
+) -> jax.Array:
+    """The projection discriminator's class term (Miyato & Koyama 2018): <embed(y), phi(x)>
+    `[N]` in float32, phi(x) the last feature map `[N, ..., C]` summed over its positions (their
+    global sum pooling). Summed, a feature that marks an object counts the objects, so a
+    label such as the number of objects is linear in phi. Call inside a compact module."""
+    pooled = jnp.sum(features.astype(jnp.float32), axis=tuple(range(1, features.ndim - 1)))
+    embedding = nn.Embed(num_classes, features.shape[-1], name=name)(labels)
+    return jnp.sum(embedding * pooled, axis=-1)
+
+
 def check_norm(norm: str, owner: str) -> None:
     if norm not in NORMS:
         raise ValueError(f"{owner}.norm={norm!r} is not one of {NORMS}.")

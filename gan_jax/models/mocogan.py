@@ -15,6 +15,10 @@ G, for `depth` = d and `base_width` = w:
      (w * 2^(d-2), ..., w, then C) and doubling H and W; norm + ReLU between, tanh at the end.
   No parameter depends on T (the GRU is scanned, the frame generator sees one frame at a
   time), so a G built for 32 frames takes the parameters of a G trained on 8.
+  Class-conditional (`conditional = True`, labels `[N]` as the condition): a learned class
+  embedding of `content_dim` joins the content code, the same in every frame (MoCoGAN's
+  category code sits beside the content too), and the frame generator's norms scale and shift
+  per class (`layers.class_modulation`).
 
 D returns a dict of heads (`heads`, default both):
   "image": a 2-D DCGAN discriminator (d strided convolutions w, 2w, ..., w * 2^(d-1), no norm
@@ -29,6 +33,9 @@ D returns a dict of heads (`heads`, default both):
      the one frame; `heads=("image",)` drops it.
   The heads' parameters sit under `image/` and `video/`, so `d.lr_multipliers.video=0.1`
   slows the video D alone; `loss.head_weights` weights their losses.
+  Class-conditional (`conditional = True`): each head adds a projection of its pooled last
+  features on an embedding of the clip's label (Miyato & Koyama 2018,
+  `layers.class_projection`); every judged frame takes its clip's label.
 """
 
 from typing import Any
@@ -45,11 +52,14 @@ from gan_jax.models.layers import (
     NORMS,
     Conv,
     ConvTranspose,
+    check_labels,
     check_norm,
     check_unconditional,
+    class_modulation,
+    class_projection,
     normalize,
 )
-from gan_jax.models.video_dcgan import VideoDiscriminator
+from gan_jax.models.video_dcgan import VideoDiscriminator, validate_conditional
 
 HEADS = ("image", "video")
 # 2-D (transposed) convolution blocks: kernel 4, stride 2, padding 1 double or halve H and W.
@@ -82,7 +92,8 @@ class MotionCodes(nn.Module):
 
 
 class FrameGenerator(nn.Module):
-    """Per-frame codes `[M, D]` -> frames `[M, H, W, C]` in [-1, 1] (a 2-D DCGAN)."""
+    """Per-frame codes `[M, D]` (and labels `[M]` when `num_classes` > 0) -> frames
+    `[M, H, W, C]` in [-1, 1] (a 2-D DCGAN; with labels, its norms are class-conditional)."""
 
     frame_shape: tuple[int, int, int]  # (H, W, C)
     base_width: int
@@ -90,9 +101,16 @@ class FrameGenerator(nn.Module):
     norm: str
     bn_axis_name: str | None = None
     dtype: Any = jnp.float32
+    num_classes: int = 0
+
+    def _normalize(self, x: jax.Array, train: bool, labels, name: str) -> jax.Array:
+        x = normalize(x, self.norm, train, self.bn_axis_name, name)
+        if self.num_classes:
+            x = class_modulation(x, labels, self.num_classes, f"{name}_class")
+        return x
 
     @nn.compact
-    def __call__(self, codes: jax.Array, train: bool) -> jax.Array:
+    def __call__(self, codes: jax.Array, train: bool, labels: jax.Array | None = None) -> jax.Array:
         height, width, channels = self.frame_shape
         _check_frame_size(height, width, self.depth, "FrameGenerator")
         scale = 2**self.depth
@@ -100,7 +118,7 @@ class FrameGenerator(nn.Module):
         c0 = self.base_width * 2 ** (self.depth - 1)
         x = nn.Dense(h0 * w0 * c0, dtype=self.dtype, name="project")(codes)
         x = x.reshape(codes.shape[0], h0, w0, c0)
-        x = nn.relu(normalize(x, self.norm, train, self.bn_axis_name, "project_norm"))
+        x = nn.relu(self._normalize(x, train, labels, "project_norm"))
         for i in range(self.depth):
             last = i == self.depth - 1
             features = channels if last else self.base_width * 2 ** (self.depth - 2 - i)
@@ -114,7 +132,7 @@ class FrameGenerator(nn.Module):
                 name=f"up{i}",
             )(x)
             if not last:
-                x = nn.relu(normalize(x, self.norm, train, self.bn_axis_name, f"up{i}_norm"))
+                x = nn.relu(self._normalize(x, train, labels, f"up{i}_norm"))
         return jnp.tanh(x.astype(jnp.float32))
 
 
@@ -131,6 +149,7 @@ class MoCoGenerator(nn.Module):
     norm: str = "batch"
     bn_axis_name: str | None = None
     dtype: Any = jnp.float32
+    num_classes: int = 0  # > 0: conditioned on labels [N] (a class embedding beside content)
 
     @property
     def latent_shapes(self) -> dict[str, tuple[int, ...]]:
@@ -139,10 +158,13 @@ class MoCoGenerator(nn.Module):
     @nn.compact
     def __call__(self, latents: dict[str, jax.Array], cond=None, train: bool = True) -> jax.Array:
         check_norm(self.norm, "MoCoGenerator")
-        check_unconditional(cond, "MoCoGenerator")
         t, h, w, c = self.clip_shape
         content, noise = latents["content"], latents["motion"]
         n = content.shape[0]
+        if self.num_classes:
+            labels = check_labels(cond, n, self.num_classes, "MoCoGenerator")
+        else:
+            check_unconditional(cond, "MoCoGenerator")
         if content.shape != (n, self.content_dim):
             raise ValueError(
                 f"MoCoGenerator: content must be [N, {self.content_dim}], got {content.shape}."
@@ -153,8 +175,13 @@ class MoCoGenerator(nn.Module):
                 f"{noise.shape}."
             )
         motion = MotionCodes(self.motion_dim, name="motion")(noise)  # [N, T, motion_dim]
-        content = jnp.broadcast_to(content[:, None, :], (n, t, self.content_dim))
-        codes = jnp.concatenate([content.astype(jnp.float32), motion], axis=-1)
+        content = content.astype(jnp.float32)
+        if self.num_classes:
+            embed = nn.Embed(self.num_classes, self.content_dim, name="class_embedding")
+            content = jnp.concatenate([content, embed(labels)], axis=-1)
+        content = jnp.broadcast_to(content[:, None, :], (n, t, content.shape[-1]))
+        codes = jnp.concatenate([content, motion], axis=-1)
+        frame_labels = jnp.repeat(labels, t) if self.num_classes else None
         frames = FrameGenerator(
             (h, w, c),
             self.base_width,
@@ -162,13 +189,15 @@ class MoCoGenerator(nn.Module):
             self.norm,
             self.bn_axis_name,
             self.dtype,
+            self.num_classes,
             name="frames",
-        )(codes.reshape(n * t, -1), train)  # every frame of the batch at once: [N * T, H, W, C]
+        )(codes.reshape(n * t, -1), train, frame_labels)  # all frames at once: [N * T, H, W, C]
         return frames.reshape(n, t, h, w, c)
 
 
 class ImageDiscriminator(nn.Module):
-    """frames `[M, H, W, C]` -> logits `[M]` (a 2-D DCGAN discriminator)."""
+    """frames `[M, H, W, C]` (and labels `[M]` when `num_classes` > 0) -> logits `[M]` (a 2-D
+    DCGAN discriminator; with labels, plus a projection head)."""
 
     base_width: int
     depth: int
@@ -176,9 +205,10 @@ class ImageDiscriminator(nn.Module):
     spectral_norm: bool = False
     bn_axis_name: str | None = None
     dtype: Any = jnp.float32
+    num_classes: int = 0
 
     @nn.compact
-    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    def __call__(self, x: jax.Array, train: bool, labels: jax.Array | None = None) -> jax.Array:
         _check_frame_size(x.shape[1], x.shape[2], self.depth, "ImageDiscriminator")
 
         def layer(module: nn.Module, h: jax.Array) -> jax.Array:
@@ -200,9 +230,15 @@ class ImageDiscriminator(nn.Module):
             if i > 0:
                 x = normalize(x, self.norm, train, self.bn_axis_name, f"down{i}_norm")
             x = nn.leaky_relu(x, 0.2)
+        features = x
         x = x.reshape(x.shape[0], -1)
-        logits = layer(nn.Dense(1, dtype=self.dtype, name="logits"), x)
-        return logits[:, 0].astype(jnp.float32)
+        logits = layer(nn.Dense(1, dtype=self.dtype, name="logits"), x)[:, 0]
+        logits = logits.astype(jnp.float32)
+        if self.num_classes:
+            logits = logits + class_projection(
+                features, labels, self.num_classes, "class_projection"
+            )
+        return logits
 
 
 class ImageVideoDiscriminator(nn.Module):
@@ -218,11 +254,16 @@ class ImageVideoDiscriminator(nn.Module):
     image_stride: int = 4
     bn_axis_name: str | None = None
     dtype: Any = jnp.float32
+    num_classes: int = 0  # > 0: conditioned on labels [N] (a projection in each head)
 
     @nn.compact
     def __call__(self, x: jax.Array, cond=None, train: bool = True) -> dict[str, jax.Array]:
         check_norm(self.norm, "ImageVideoDiscriminator")
-        check_unconditional(cond, "ImageVideoDiscriminator")
+        labels = None
+        if self.num_classes:
+            labels = check_labels(cond, x.shape[0], self.num_classes, "ImageVideoDiscriminator")
+        else:
+            check_unconditional(cond, "ImageVideoDiscriminator")
         if x.ndim != 5 or tuple(x.shape[1:]) != tuple(self.clip_shape):
             clip = ", ".join(map(str, self.clip_shape))
             raise ValueError(
@@ -244,9 +285,11 @@ class ImageVideoDiscriminator(nn.Module):
                 self.spectral_norm,
                 self.bn_axis_name,
                 self.dtype,
+                self.num_classes,
                 name="image",
             )
-            logits["image"] = image_d(frames.reshape(-1, *frames.shape[2:]), train)
+            frame_labels = None if labels is None else jnp.repeat(labels, frames.shape[1])
+            logits["image"] = image_d(frames.reshape(-1, *frames.shape[2:]), train, frame_labels)
         if "video" in self.heads:
             video_d = VideoDiscriminator(
                 clip_shape=tuple(self.clip_shape),
@@ -256,9 +299,10 @@ class ImageVideoDiscriminator(nn.Module):
                 spectral_norm=self.spectral_norm,
                 bn_axis_name=self.bn_axis_name,
                 dtype=self.dtype,
+                num_classes=self.num_classes,
                 name="video",
             )
-            logits["video"] = video_d(x, None, train)
+            logits["video"] = video_d(x, labels, train)
         return logits
 
 
@@ -268,7 +312,8 @@ class ImageVideoDiscriminator(nn.Module):
 
 def g_config() -> config_dict.ConfigDict:
     """G's keys: latent sizes (content, GRU output, per-frame noise), the frame generator's
-    width of its last hidden block, blocks, norm, compute dtype. Defaults fit 8x32x32 clips."""
+    width of its last hidden block, blocks, norm, compute dtype, class conditioning. Defaults
+    fit 8x32x32 clips."""
     return config_dict.ConfigDict(
         {
             "content_dim": 64,
@@ -278,13 +323,14 @@ def g_config() -> config_dict.ConfigDict:
             "depth": 3,
             "norm": "batch",
             "dtype": "float32",
+            "conditional": False,
         }
     )
 
 
 def d_config() -> config_dict.ConfigDict:
     """D's keys: width of the first block and blocks (both heads), norm, spectral norm, the
-    heads, the image head's frame stride, compute dtype."""
+    heads, the image head's frame stride, compute dtype, class conditioning."""
     return config_dict.ConfigDict(
         {
             "base_width": 16,
@@ -294,6 +340,7 @@ def d_config() -> config_dict.ConfigDict:
             "heads": HEADS,
             "image_stride": 4,
             "dtype": "float32",
+            "conditional": False,
         }
     )
 
@@ -310,6 +357,7 @@ def _validate_net(net_cfg: config_dict.ConfigDict, net: str, spec: DataSpec) -> 
     check.integer("base_width", 1)
     check.one_of("norm", NORMS)
     check.one_of("dtype", tuple(DTYPES))
+    validate_conditional(net_cfg, net, spec)
     _, height, width, _ = spec.sample_shape
     scale = 2**depth
     if height % scale or width % scale:
@@ -349,6 +397,7 @@ def make_generator(g_cfg: config_dict.ConfigDict, spec: DataSpec) -> MoCoGenerat
         depth=g_cfg.depth,
         norm=g_cfg.norm,
         dtype=DTYPES[g_cfg.dtype],
+        num_classes=int(spec.num_classes or 0) if g_cfg.conditional else 0,
     )
 
 
@@ -362,4 +411,5 @@ def make_discriminator(d_cfg: config_dict.ConfigDict, spec: DataSpec) -> ImageVi
         heads=tuple(d_cfg.heads),
         image_stride=d_cfg.image_stride,
         dtype=DTYPES[d_cfg.dtype],
+        num_classes=int(spec.num_classes or 0) if d_cfg.conditional else 0,
     )

@@ -12,6 +12,11 @@ Architecture for `depth` = d and `base_width` = w:
      blocks, tanh at the end.
   D: the mirror: d strided convolutions w, 2w, ..., w * 2^(d-1) (no norm on the first),
      LeakyReLU(0.2), then Dense -> logits `[N]`. Optional spectral norm on every layer.
+Class-conditional (`conditional = True`, labels `[N]` as the condition, Miyato & Koyama 2018):
+  G concatenates a learned class embedding (z's size) to z and scales and shifts every
+  normalised layer per class (conditional normalisation, `layers.class_modulation`); D adds the
+  inner product of an embedding of the label with its last feature map summed over positions
+  (`layers.class_projection`) to its logit.
 """
 
 from typing import Any
@@ -31,6 +36,8 @@ from gan_jax.models.layers import (
     check_labels,
     check_norm,
     check_unconditional,
+    class_modulation,
+    class_projection,
     normalize,
 )
 
@@ -102,6 +109,7 @@ class VideoGenerator(nn.Module):
         z = latents["z"]
         if z.ndim != 2 or z.shape[1] != self.z_dim:
             raise ValueError(f"VideoGenerator: z must be [N, {self.z_dim}], got {z.shape}.")
+        labels = None
         if self.num_classes:
             labels = check_labels(cond, z.shape[0], self.num_classes, "VideoGenerator")
             embedding = nn.Embed(self.num_classes, self.z_dim, name="class_embedding")(labels)
@@ -113,7 +121,7 @@ class VideoGenerator(nn.Module):
         c0 = self.base_width * 2 ** (self.depth - 1)
         x = nn.Dense(t0 * h0 * w0 * c0, dtype=self.dtype, name="project")(z)
         x = x.reshape(z.shape[0], t0, h0, w0, c0)
-        x = nn.relu(normalize(x, self.norm, train, self.bn_axis_name, "project_norm"))
+        x = nn.relu(self._normalize(x, train, labels, "project_norm"))
         for i, (st, ss, _) in enumerate(strides):
             last = i == self.depth - 1
             features = self.clip_shape[3] if last else self.base_width * 2 ** (self.depth - 2 - i)
@@ -128,8 +136,15 @@ class VideoGenerator(nn.Module):
                 name=f"up{i}",
             )(x)
             if not last:
-                x = nn.relu(normalize(x, self.norm, train, self.bn_axis_name, f"up{i}_norm"))
+                x = nn.relu(self._normalize(x, train, labels, f"up{i}_norm"))
         return jnp.tanh(x.astype(jnp.float32))
+
+    def _normalize(self, x: jax.Array, train: bool, labels, name: str) -> jax.Array:
+        """The norm, then (class-conditional) a per-class scale and shift of its output."""
+        x = normalize(x, self.norm, train, self.bn_axis_name, name)
+        if self.num_classes:
+            x = class_modulation(x, labels, self.num_classes, f"{name}_class")
+        return x
 
 
 class VideoDiscriminator(nn.Module):
@@ -179,12 +194,14 @@ class VideoDiscriminator(nn.Module):
             if i > 0:
                 x = normalize(x, self.norm, train, self.bn_axis_name, f"down{i}_norm")
             x = nn.leaky_relu(x, 0.2)
+        features = x
         x = x.reshape(x.shape[0], -1)
         logits = layer(nn.Dense(1, dtype=self.dtype, name="logits"), x)[:, 0]
         logits = logits.astype(jnp.float32)
-        if self.num_classes:  # projection (Miyato & Koyama 2018): + <embed(y), features>
-            embedding = nn.Embed(self.num_classes, x.shape[-1], name="class_projection")(labels)
-            logits = logits + jnp.sum(embedding * x.astype(jnp.float32), axis=-1)
+        if self.num_classes:
+            logits = logits + class_projection(
+                features, labels, self.num_classes, "class_projection"
+            )
         return logits
 
 
@@ -220,6 +237,16 @@ def d_config() -> config_dict.ConfigDict:
     )
 
 
+def validate_conditional(net_cfg: config_dict.ConfigDict, net: str, spec: DataSpec) -> None:
+    """The `conditional` key of a family that offers class conditioning: labels must exist."""
+    if Checker(net_cfg, net).boolean("conditional") and not spec.num_classes:
+        raise ConfigError(
+            f"{net}.conditional=True conditions {net.upper()} on labels, but data.name="
+            f"{spec.name!r} yields none; use labelled data (video_folder with class "
+            "sub-folders, bouncing_shapes) or conditional=False"
+        )
+
+
 def _validate_net(net_cfg: config_dict.ConfigDict, net: str, spec: DataSpec) -> None:
     check = Checker(net_cfg, net)
     if not spec.is_video:
@@ -232,12 +259,7 @@ def _validate_net(net_cfg: config_dict.ConfigDict, net: str, spec: DataSpec) -> 
     check.integer("base_width", 1)
     check.one_of("norm", NORMS)
     check.one_of("dtype", tuple(DTYPES))
-    if check.boolean("conditional") and not spec.num_classes:
-        raise ConfigError(
-            f"{net}.conditional=True conditions {net.upper()} on labels, but data.name="
-            f"{spec.name!r} yields none; use labelled data (video_folder with class "
-            "sub-folders, bouncing_shapes) or conditional=False"
-        )
+    validate_conditional(net_cfg, net, spec)
     try:
         block_plan(spec.sample_shape, depth)
     except ValueError:

@@ -6,6 +6,10 @@ An objective module (`gan_jax/objectives/<name>.py`, or any module given by path
 * `validate(objective_cfg, spec)`: raises `ValueError` naming a bad key (`objective.context`);
 * `make_objective(objective_cfg, spec) -> Objective`: the object the train step drives.
 
+and may set `CONDITIONS_ON_LABELS = True` (False if absent): G and D are conditioned on class
+labels, so both nets must come from families with a `conditional` key, set True (and no net
+may set it True under an objective without this flag); `gan_jax.build.validate` checks it.
+
 An `Objective` works on whole batches (every entry a dataset yields, `[N, ...]` each):
 
 * `split(batch) -> (cond, real)`: `cond` is what G and D are conditioned on (None, labels
@@ -17,6 +21,10 @@ An `Objective` works on whole batches (every entry a dataset yields, `[N, ...]` 
   (an MSE on the future frames); logged as `g/<name>`;
 * `adversarial_weight` (float attribute, 1 if absent): the weight of G's adversarial loss
   next to `g_terms` (0: a regression baseline);
+* `d_classifier_weight`, `g_classifier_weight` (float attributes, 0 if absent) with `labels`
+  (a tuple of class ids): the weights of the cross-entropy of D's implied classifier (D's
+  logits of a clip under each of `labels`, softmaxed) for D on real clips and for G on its
+  own (class-conditional runs);
 * `sample_cond(key, num)`: a condition for `num` samples drawn without data (random labels),
   or None where G needs none;
 * `conditions_from_data` (bool attribute, False if absent): G's conditions can only come from

@@ -6,6 +6,15 @@ Config (`cfg.objective`):
         training, `gan-jax sample` without `--label`, evaluation); () = every class of the data
         (0 .. num_classes - 1). Bouncing shapes' label is the number of objects, so with
         `data.num_objects = (1, 3)` set `labels = (1, 2, 3)`: 0 never occurs in its clips.
+    d_classifier_weight: > 0 adds to D's loss the class cross-entropy, on real clips, of the
+        classifier a projection D implies (as P2GAN, Han et al. 2021): the softmax over
+        `labels` of D's logits of a clip under each label (D's label-free part cancels), so D
+        learns the classes from real data alone. One more D pass per class and update: for a
+        few classes. Logged as d/class_loss, d/class_acc.
+    g_classifier_weight: > 0 adds the same cross-entropy on G's clips to G's loss (AC-GAN's
+        direct push towards the class asked for; logged as g/class_loss, g/class_acc). G
+        learns to fool that classifier with clips no longer realistic when it weighs much
+        (see experiments/configs/shapes_class_conditional.py); 0 = adversarial terms alone.
 
 Batches: `label` `[N]` (int32: `video_folder`'s class sub-folders, bouncing shapes' object count)
 is the condition of G and D; the samples are the dataset's sample entry. The nets take the
@@ -25,6 +34,7 @@ from gan_jax.config import Checker, ConfigError
 from gan_jax.data.spec import DataSpec
 
 LABEL_KEY = "label"
+CONDITIONS_ON_LABELS = True  # G and D take the labels: build checks their `conditional` keys
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,12 +44,16 @@ class ClassConditional:
     Attributes:
         num_classes: the data's number of classes.
         labels: the classes `sample_cond` draws from, uniformly.
+        d_classifier_weight, g_classifier_weight: weights of the class cross-entropy of D's
+            implied classifier for D (real clips) and G (its clips); see the module docstring.
         data_key: the batch entry that holds the samples.
     """
 
     num_classes: int
     labels: tuple[int, ...]
     data_key: str = "video"
+    d_classifier_weight: float = 0.0
+    g_classifier_weight: float = 0.0
     conditions_from_data = False  # a label can be drawn without data
 
     def split(self, batch: dict[str, jax.Array]) -> tuple[jax.Array, jax.Array]:
@@ -69,7 +83,14 @@ class ClassConditional:
 
 
 def default_config() -> config_dict.ConfigDict:
-    return config_dict.ConfigDict({"name": "class_conditional", "labels": ()})
+    return config_dict.ConfigDict(
+        {
+            "name": "class_conditional",
+            "labels": (),
+            "d_classifier_weight": 0.0,
+            "g_classifier_weight": 0.0,
+        }
+    )
 
 
 def _labels(objective_cfg: config_dict.ConfigDict, spec: DataSpec) -> tuple[int, ...]:
@@ -86,6 +107,9 @@ def validate(objective_cfg: config_dict.ConfigDict, spec: DataSpec) -> None:
             f"{spec.name!r} yields no labels here; use video_folder with one sub-folder per "
             "class, or bouncing_shapes (label = number of objects)"
         )
+    for key in ("d_classifier_weight", "g_classifier_weight"):
+        if key in objective_cfg:
+            check.number(key, 0.0)
     labels = check.value("labels", (tuple, list))
     bad = [
         label for label in labels if not isinstance(label, int) or not 0 <= label < spec.num_classes
@@ -102,4 +126,7 @@ def make_objective(objective_cfg: config_dict.ConfigDict, spec: DataSpec) -> Cla
         num_classes=int(spec.num_classes),
         labels=_labels(objective_cfg, spec),
         data_key=spec.sample_key,
+        # .get: runs saved before these keys existed trained without the terms
+        d_classifier_weight=float(objective_cfg.get("d_classifier_weight", 0.0)),
+        g_classifier_weight=float(objective_cfg.get("g_classifier_weight", 0.0)),
     )

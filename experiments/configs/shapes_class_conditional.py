@@ -1,0 +1,81 @@
+"""Class-conditional bouncing shapes: G makes a clip with the number of objects asked for.
+
+Run (then one block of grid rows per class, and the label accuracy alone):
+    .venv/bin/gan-jax train --config experiments/configs/shapes_class_conditional.py \
+        --workdir runs/shapes_class_conditional
+    .venv/bin/gan-jax sample --workdir runs/shapes_class_conditional --num 8 --out /tmp/by_class
+    .venv/bin/gan-jax eval --workdir runs/shapes_class_conditional --metric label_accuracy
+
+Data: the main job's bouncing shapes (8 frames of 32x32, 1 or 2 squares and discs); the label
+is the number of objects, 1 or 2. Model: `video_dcgan` G and D (depth 3, base width 16, batch
+norm, 64-d noise) with `conditional = True`: G gets a class embedding beside its noise and
+class-conditional norms, D a projection head. `objective.d_classifier_weight = 3`: D also
+learns the classes of real clips through the classifier its projection implies. 3000 steps of
+batch 16, Adam 5e-4 (b1 0.5), EMA 0.99.
+
+Time: 5 min 19 s wall on 2 idle cores of the AMD EPYC (AVX2), the shapes feature network
+(trained once, about 30 s), 4 evaluations (label accuracy and FSD, 512 clips) and compilation
+included; peak host memory 1.5 GB.
+
+Expected (seed 0, bitwise reproducible on CPU; measured on the AMD EPYC; eval/* in
+metrics.jsonl; 256 clips per class): label accuracy, the share of clips of label L in which
+the shapes feature network's count head reads L objects (that head reads 96.7 % of real clips
+right: the ceiling), and the Fréchet Shapes Distance (two draws of real clips: 1.7):
+
+    step                  1000    2000    3000
+    label accuracy        95.9 %  94.9 %  93.0 %  (label 1: 96.1 %, label 2: 89.8 % at 3000)
+    FSD                   40.0     9.6     6.8
+
+The issue's target, 95 %, is reached at step 1000 only, while the clips are still rough (FSD
+40); at the end, with crisper clips, 93.0 %. samples/step_003000.png (rows 1-4 label 1, rows
+5-8 label 2; a copy in experiments/results/shapes_class_conditional/): every label-1 row
+shows one soft blob (green, dim blue, orange; one turns from green to yellow), every label-2
+row two (magenta and orange, cyan and blue, magenta and white, green and white), drifting
+across the 8 frames; edges are soft and colours not yet the palette's, as in the main job.
+
+What did not reach the target (same data and steps, one run each; accuracy / FSD at step 3000):
+  - the projection head alone (d_classifier_weight = 0): 66-74 % / 11-12, with G's embedding
+    beside its noise only or with class-conditional norms too, and with the projection on
+    the flattened or the summed last features (73 % / 6.3 with the label also fed to D as
+    input channels); G mostly ignores the label, and 6000 steps did not help (65 % / 5.0);
+  - D's class term at weight 1: 87 % / 6.3 (82 % / 4.2 after 6000 steps);
+  - adding G's class term (g_classifier_weight, D's at 1): at weight 1 it reaches 100 % by
+    step 4500 with FSD 88, G drawing green noise for label 1 and one fixed magenta, blue and
+    green pattern for label 2 that the count head reads right; at 0.1, 84 % / 7.5;
+  - the `mocogan` family with D's class term (weight 1): 100 % at steps 1500 and 3000, but
+    FSD 45-48: nearly every label-1 clip a green blob, every label-2 clip the same mixture of
+    colours.
+"""
+
+import pathlib
+
+from gan_jax.config import load_config_file
+from gan_jax.train import default_config
+
+
+def get_config():
+    cfg = default_config(model="video_dcgan", data="bouncing_shapes", objective="class_conditional")
+    cfg.objective.labels = (1, 2)
+    cfg.objective.d_classifier_weight = 3.0
+    cfg.steps = 3000
+    cfg.batch_size = 16
+
+    cfg.g.z_dim = 64
+    for net in (cfg.g, cfg.d):
+        net.base_width = 16
+        net.depth = 3
+        net.lr = 5e-4
+        net.conditional = True
+    cfg.ema.decay = 0.99
+
+    # The main job's data: 1 or 2 objects per clip, 8 frames of 32x32.
+    cfg.data = load_config_file(pathlib.Path(__file__).with_name("bouncing_shapes.py")).data
+
+    cfg.ckpt.every = 500
+    cfg.log.every = 50
+    cfg.log.sample_every = 500
+    cfg.log.num_samples = 8
+    cfg.eval.every = 1000
+    cfg.eval.metrics = ("label_accuracy", "shapes_fd")
+    cfg.eval.num_samples = 512
+    return cfg
