@@ -51,6 +51,9 @@ positions off when it weighs as much as the MSE. An earlier G with 3-D kernels a
 (4x the FLOPs) ran at 1.7 steps/s, too slow for the budget.
 """
 
+import pathlib
+
+from gan_jax.config import load_config_file
 from gan_jax.train import default_config
 
 
@@ -71,13 +74,8 @@ def get_config():
     cfg.ema.decay = 0.99
     cfg.objective.context = 4
     cfg.objective.mse_weight = 50.0
-    cfg.data.num_frames = 8
-    cfg.data.height = 32
-    cfg.data.width = 32
-    cfg.data.num_objects = (1, 2)
-    cfg.data.size_range = (8.0, 12.0)
-    cfg.data.speed_range = (1.0, 2.5)
-    cfg.data.num_threads = 1
+    # The main job's data: 1 or 2 objects per clip, 8 frames of 32x32.
+    cfg.data = load_config_file(pathlib.Path(__file__).with_name("bouncing_shapes.py")).data
     cfg.ckpt.every = 1000
     cfg.log.every = 50
     cfg.log.sample_every = 1000

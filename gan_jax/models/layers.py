@@ -136,8 +136,17 @@ def check_norm(norm: str, owner: str) -> None:
         raise ValueError(f"{owner}.norm={norm!r} is not one of {NORMS}.")
 
 
-def normalize(x: jax.Array, norm: str, train: bool, axis_name: str | None, name: str) -> jax.Array:
-    """Apply the chosen normalisation over all axes but the channels.
+def normalize(
+    x: jax.Array,
+    norm: str,
+    train: bool,
+    axis_name: str | None,
+    name: str,
+    labels: jax.Array | None = None,
+    num_classes: int = 0,
+) -> jax.Array:
+    """Apply the chosen normalisation over all axes but the channels; with `num_classes` > 0,
+    then a per-class scale and shift of its output for `labels` `[N]` (`class_modulation`).
 
     Under `jit` over a mesh, batch statistics are computed on the global batch (sync-BN) by the
     compiler; under `pmap`, `axis_name` names the mapped axis to average statistics over.
@@ -150,4 +159,6 @@ def normalize(x: jax.Array, norm: str, train: bool, axis_name: str | None, name:
             axis_name=axis_name,
             name=name,
         )(x)
+    if num_classes:
+        x = class_modulation(x, labels, num_classes, f"{name}_class")
     return x

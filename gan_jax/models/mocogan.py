@@ -55,7 +55,6 @@ from gan_jax.models.layers import (
     check_labels,
     check_norm,
     check_unconditional,
-    class_modulation,
     class_projection,
     normalize,
 )
@@ -103,12 +102,6 @@ class FrameGenerator(nn.Module):
     dtype: Any = jnp.float32
     num_classes: int = 0
 
-    def _normalize(self, x: jax.Array, train: bool, labels, name: str) -> jax.Array:
-        x = normalize(x, self.norm, train, self.bn_axis_name, name)
-        if self.num_classes:
-            x = class_modulation(x, labels, self.num_classes, f"{name}_class")
-        return x
-
     @nn.compact
     def __call__(self, codes: jax.Array, train: bool, labels: jax.Array | None = None) -> jax.Array:
         height, width, channels = self.frame_shape
@@ -118,7 +111,11 @@ class FrameGenerator(nn.Module):
         c0 = self.base_width * 2 ** (self.depth - 1)
         x = nn.Dense(h0 * w0 * c0, dtype=self.dtype, name="project")(codes)
         x = x.reshape(codes.shape[0], h0, w0, c0)
-        x = nn.relu(self._normalize(x, train, labels, "project_norm"))
+        x = nn.relu(
+            normalize(
+                x, self.norm, train, self.bn_axis_name, "project_norm", labels, self.num_classes
+            )
+        )
         for i in range(self.depth):
             last = i == self.depth - 1
             features = channels if last else self.base_width * 2 ** (self.depth - 2 - i)
@@ -132,7 +129,17 @@ class FrameGenerator(nn.Module):
                 name=f"up{i}",
             )(x)
             if not last:
-                x = nn.relu(self._normalize(x, train, labels, f"up{i}_norm"))
+                x = nn.relu(
+                    normalize(
+                        x,
+                        self.norm,
+                        train,
+                        self.bn_axis_name,
+                        f"up{i}_norm",
+                        labels,
+                        self.num_classes,
+                    )
+                )
         return jnp.tanh(x.astype(jnp.float32))
 
 

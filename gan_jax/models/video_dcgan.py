@@ -36,7 +36,6 @@ from gan_jax.models.layers import (
     check_labels,
     check_norm,
     check_unconditional,
-    class_modulation,
     class_projection,
     normalize,
 )
@@ -121,7 +120,11 @@ class VideoGenerator(nn.Module):
         c0 = self.base_width * 2 ** (self.depth - 1)
         x = nn.Dense(t0 * h0 * w0 * c0, dtype=self.dtype, name="project")(z)
         x = x.reshape(z.shape[0], t0, h0, w0, c0)
-        x = nn.relu(self._normalize(x, train, labels, "project_norm"))
+        x = nn.relu(
+            normalize(
+                x, self.norm, train, self.bn_axis_name, "project_norm", labels, self.num_classes
+            )
+        )
         for i, (st, ss, _) in enumerate(strides):
             last = i == self.depth - 1
             features = self.clip_shape[3] if last else self.base_width * 2 ** (self.depth - 2 - i)
@@ -136,15 +139,18 @@ class VideoGenerator(nn.Module):
                 name=f"up{i}",
             )(x)
             if not last:
-                x = nn.relu(self._normalize(x, train, labels, f"up{i}_norm"))
+                x = nn.relu(
+                    normalize(
+                        x,
+                        self.norm,
+                        train,
+                        self.bn_axis_name,
+                        f"up{i}_norm",
+                        labels,
+                        self.num_classes,
+                    )
+                )
         return jnp.tanh(x.astype(jnp.float32))
-
-    def _normalize(self, x: jax.Array, train: bool, labels, name: str) -> jax.Array:
-        """The norm, then (class-conditional) a per-class scale and shift of its output."""
-        x = normalize(x, self.norm, train, self.bn_axis_name, name)
-        if self.num_classes:
-            x = class_modulation(x, labels, self.num_classes, f"{name}_class")
-        return x
 
 
 class VideoDiscriminator(nn.Module):
