@@ -4,6 +4,7 @@ head (D), and `gan-jax sample --label` on a trained run."""
 import json
 import types
 
+import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -137,6 +138,42 @@ def test_mocogans_class_embedding_and_both_heads_projections_take_the_label():
         g.apply(g_vars, latents, None, train=False)
 
 
+@pytest.mark.parametrize("family", ["video_dcgan", "mocogan"])
+@pytest.mark.parametrize("norm", ["batch", "none"])
+def test_every_norm_of_a_conditional_g_has_a_class_scale_and_shift(family, norm):
+    if family == "video_dcgan":
+        g = VideoGenerator(
+            clip_shape=CLIP, z_dim=4, base_width=4, depth=2, norm=norm, num_classes=3
+        )
+        latents = {"z": jnp.ones((2, 4))}
+    else:
+        g = MoCoGenerator(
+            clip_shape=CLIP,
+            content_dim=4,
+            motion_dim=3,
+            noise_dim=2,
+            base_width=4,
+            depth=2,
+            norm=norm,
+            num_classes=3,
+        )
+        latents = {"content": jnp.ones((2, 4)), "motion": jnp.ones((2, 2, 2))}
+    labels = jnp.array([0, 2])
+    g_vars = g.init(jax.random.key(0), latents, labels, train=False)
+    flat = flax.traverse_util.flatten_dict(g_vars["params"], sep="/")
+    tables = sorted(k for k in flat if k.endswith("_norm_class/embedding"))
+    # One table per norm of G (the projection's and each hidden up-block's), batch norm or not.
+    assert len(tables) == 2, tables
+    apply = jax.jit(lambda v: g.apply(v, latents, labels, train=False))
+    clips = apply(g_vars)
+    for name in tables:
+        moved = flax.traverse_util.flatten_dict(g_vars, sep="/")
+        moved["params/" + name] = moved["params/" + name].at[2].add(0.5)
+        changed = apply(flax.traverse_util.unflatten_dict(moved, sep="/"))
+        np.testing.assert_array_equal(changed[0], clips[0])  # label 0 keeps its scale and shift
+        assert not np.allclose(changed[1], clips[1]), name
+
+
 @pytest.mark.parametrize(
     "objective, d_family, g_conditional, d_conditional, error",
     [
@@ -173,7 +210,7 @@ def test_a_class_conditional_run_trains_and_samples_by_label(tmp_path, capsys):
     cfg = load_config_file(CONFIGS / "tiny.py")
     cfg.steps, cfg.log.sample_every, cfg.ckpt.every = 1, 0, 1
     cfg.data.height = cfg.data.width = 16  # the shapes feature network's smallest frames
-    cfg.eval.shapes_features_steps = 3
+    cfg.eval.shapes_features_steps = cfg.eval.count_head_steps = 3
     cfg.objective = class_conditional.default_config()
     cfg.objective.labels = (1, 2)
     cfg.g.conditional = cfg.d.conditional = True
@@ -235,7 +272,7 @@ def test_label_accuracy_asks_for_each_class_and_scores_what_the_count_head_reads
         spec=types.SimpleNamespace(sample_key="video"),
     )
     ctx = evaluate.EvalContext(cfg=None, run=run, state=None, sampler=sampler, num_samples=100)
-    ctx.cached("shapes_features", CountHead)
+    ctx.cached("count_head", CountHead)
     real_labels = np.array([1, 2, 2, 1], np.int32)
     real_clips = np.broadcast_to(
         np.array([1.0, 2.0, 1.0, 1.0])[:, None, None, None, None], (4, 2, 2, 2, 3)

@@ -152,7 +152,7 @@ def normalize(
     compiler; under `pmap`, `axis_name` names the mapped axis to average statistics over.
     """
     if norm == "batch":
-        return nn.BatchNorm(
+        x = nn.BatchNorm(
             use_running_average=not train,
             momentum=0.9,
             epsilon=1e-5,
