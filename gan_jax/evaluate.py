@@ -227,6 +227,9 @@ def default_config() -> config_dict.ConfigDict:
     cfg.num_samples = 64  # generated (and real) samples per evaluation
     cfg.shapes_features_dir = ""  # shapes_fd's feature network cache; "" = WORKDIR/...
     cfg.shapes_features_steps = 1200  # training steps of that network (on first use)
+    # Training steps of the shapes network whose count head label_accuracy reads: longer than
+    # FSD's, whose head misreads 3 % of the main job's real clips (1 % at 4000 steps).
+    cfg.count_head_steps = 4000
     cfg.i3d_weights = ""  # piergiaj I3D .npz for fvd_piergiaj (metrics.i3d_convert); "" = none
     cfg.fvd_num_samples = 2048  # real and generated clips of fvd (the usual protocol)
     cfg.fvd_num_frames = 16  # frames per clip of fvd: 16 or 128 (fvd2048_16f / _128f)
@@ -250,6 +253,7 @@ def validate(cfg: config_dict.ConfigDict, spec: DataSpec) -> None:
     check.integer("num_samples", 1)
     check.string("shapes_features_dir")
     check.integer("shapes_features_steps", 1)
+    check.integer("count_head_steps", 1)
     check.string("i3d_weights")
     check.integer("fvd_num_samples", 2)
     frames = check.integer("fvd_num_frames", 1)

@@ -26,11 +26,11 @@ def _label_accuracy(ctx) -> dict[str, float]:
     labels = tuple(int(label) for label in ctx.run.objective.labels)
     per_class = max(1, -(-ctx.num_samples // len(labels)))
     features = ctx.cached(
-        "shapes_features",
+        "count_head",
         lambda: get_feature_params(
             shapes_features_dir(ctx.cfg, ctx.workdir),
             ctx.cfg.data,
-            steps=int(ctx.cfg.eval.shapes_features_steps),
+            steps=int(ctx.cfg.eval.count_head_steps),
         ),
     )
     key = jax.random.fold_in(jax.random.key(ctx.seed), _KEY_SALT)
