@@ -27,6 +27,28 @@ from gan_jax.train_step import StepConfig, make_train_step
 CLIP = (2, 8, 8, 3)
 
 
+def _tiny_moco_g(clip, **kwargs):
+    """A class-conditional MoCoGenerator small enough for a test."""
+    return MoCoGenerator(
+        clip_shape=clip,
+        content_dim=4,
+        motion_dim=3,
+        noise_dim=2,
+        base_width=4,
+        depth=2,
+        num_classes=3,
+        **kwargs,
+    )
+
+
+def _row_moved(variables, path: str, row: int = 2, by: float = 1.0):
+    """A copy of `variables` with row `row` of the table at `path` ("params/.../embedding")
+    moved by `by`."""
+    flat = flax.traverse_util.flatten_dict(variables, sep="/")
+    flat[path] = flat[path].at[row].add(by)
+    return flax.traverse_util.unflatten_dict(flat, sep="/")
+
+
 def _spec(name="bouncing_shapes"):
     data = {"name": name}
     if name == "bouncing_shapes":
@@ -74,20 +96,14 @@ def test_a_sample_of_label_l_is_drawn_with_ls_embedding_and_judged_with_ls_proje
     clips = apply(g_vars, labels)
     assert not np.allclose(clips[0], clips[1])  # same noise, other class: another clip
     # Changing class 2's embedding changes the sample of label 2 only.
-    table = g_vars["params"]["class_embedding"]["embedding"]
-    moved = jax.tree.map(lambda x: x, g_vars)
-    moved["params"]["class_embedding"]["embedding"] = table.at[2].add(1.0)
-    changed = apply(moved, labels)
+    changed = apply(_row_moved(g_vars, "params/class_embedding/embedding"), labels)
     np.testing.assert_array_equal(changed[0], clips[0])
     assert not np.allclose(changed[1], clips[1])
 
     d_vars = d.init(jax.random.key(1), clips, labels, train=False)
     judge = jax.jit(lambda v, y: d.apply(v, clips, y, train=False))
     logits = judge(d_vars, labels)
-    projection = d_vars["params"]["class_projection"]["embedding"]
-    moved = jax.tree.map(lambda x: x, d_vars)
-    moved["params"]["class_projection"]["embedding"] = projection.at[0].add(1.0)
-    changed = judge(moved, labels)
+    changed = judge(_row_moved(d_vars, "params/class_projection/embedding", row=0), labels)
     assert changed[1] == logits[1] and changed[0] != logits[0]
     with pytest.raises(ValueError, match="class-conditional"):
         g.apply(g_vars, z, None, train=False)
@@ -95,25 +111,14 @@ def test_a_sample_of_label_l_is_drawn_with_ls_embedding_and_judged_with_ls_proje
 
 def test_mocogans_class_embedding_and_both_heads_projections_take_the_label():
     clip = (4, 8, 8, 3)
-    g = MoCoGenerator(
-        clip_shape=clip,
-        content_dim=4,
-        motion_dim=3,
-        noise_dim=2,
-        base_width=4,
-        depth=2,
-        num_classes=3,
-    )
+    g = _tiny_moco_g(clip)
     latents = {"content": jnp.ones((2, 4)), "motion": jnp.ones((2, 4, 2))}  # same noise twice
     labels = jnp.array([0, 2])
     g_vars = g.init(jax.random.key(0), latents, labels, train=False)
     apply = jax.jit(lambda v: g.apply(v, latents, labels, train=False))
     clips = apply(g_vars)
     assert clips.shape == (2, *clip) and not np.allclose(clips[0], clips[1])
-    moved = jax.tree.map(lambda x: x, g_vars)
-    table = g_vars["params"]["class_embedding"]["embedding"]
-    moved["params"]["class_embedding"]["embedding"] = table.at[2].add(1.0)
-    changed = apply(moved)
+    changed = apply(_row_moved(g_vars, "params/class_embedding/embedding"))
     np.testing.assert_array_equal(changed[0], clips[0])  # label 0's clip keeps its embedding
     assert not np.allclose(changed[1], clips[1])
 
@@ -125,10 +130,7 @@ def test_mocogans_class_embedding_and_both_heads_projections_take_the_label():
     logits = judge(d_vars)
     assert logits["image"].shape == (4,) and logits["video"].shape == (2,)
     for head, per_clip in (("image", 2), ("video", 1)):
-        moved = jax.tree.map(lambda x: x, d_vars)
-        table = d_vars["params"][head]["class_projection"]["embedding"]
-        moved["params"][head]["class_projection"]["embedding"] = table.at[2].add(1.0)
-        changed = judge(moved)
+        changed = judge(_row_moved(d_vars, f"params/{head}/class_projection/embedding"))
         # Only clip 1's (label 2) logits of this head move; its frames all take the clip's label.
         np.testing.assert_array_equal(changed[head][:per_clip], logits[head][:per_clip])
         assert np.all(changed[head][per_clip:] != logits[head][per_clip:])
@@ -147,16 +149,7 @@ def test_every_norm_of_a_conditional_g_has_a_class_scale_and_shift(family, norm)
         )
         latents = {"z": jnp.ones((2, 4))}
     else:
-        g = MoCoGenerator(
-            clip_shape=CLIP,
-            content_dim=4,
-            motion_dim=3,
-            noise_dim=2,
-            base_width=4,
-            depth=2,
-            norm=norm,
-            num_classes=3,
-        )
+        g = _tiny_moco_g(CLIP, norm=norm)
         latents = {"content": jnp.ones((2, 4)), "motion": jnp.ones((2, 2, 2))}
     labels = jnp.array([0, 2])
     g_vars = g.init(jax.random.key(0), latents, labels, train=False)
@@ -167,9 +160,7 @@ def test_every_norm_of_a_conditional_g_has_a_class_scale_and_shift(family, norm)
     apply = jax.jit(lambda v: g.apply(v, latents, labels, train=False))
     clips = apply(g_vars)
     for name in tables:
-        moved = flax.traverse_util.flatten_dict(g_vars, sep="/")
-        moved["params/" + name] = moved["params/" + name].at[2].add(0.5)
-        changed = apply(flax.traverse_util.unflatten_dict(moved, sep="/"))
+        changed = apply(_row_moved(g_vars, "params/" + name, by=0.5))
         np.testing.assert_array_equal(changed[0], clips[0])  # label 0 keeps its scale and shift
         assert not np.allclose(changed[1], clips[1]), name
 

@@ -6,7 +6,7 @@ space-to-depth blocks (Winograd where the block depth allows) on CPU, the plain 
 elsewhere (`GAN_JAX_CONV_IMPL` overrides).
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import flax.linen as nn
@@ -129,6 +129,24 @@ def class_projection(
     pooled = jnp.sum(features.astype(jnp.float32), axis=tuple(range(1, features.ndim - 1)))
     embedding = nn.Embed(num_classes, features.shape[-1], name=name)(labels)
     return jnp.sum(embedding * pooled, axis=-1)
+
+
+def logits_head(
+    features: jax.Array,
+    layer: Callable[[nn.Module, jax.Array], jax.Array],
+    dtype: Any,
+    labels: jax.Array | None = None,
+    num_classes: int = 0,
+) -> jax.Array:
+    """A discriminator's last step: a dense logit of its flattened last feature map
+    `[N, ..., C]` (through `layer`, e.g. a spectral-norm wrapper), plus with `num_classes` > 0
+    the projection term for `labels` `[N]` (`class_projection`) -> `[N]` float32. Call inside
+    a compact module: the parameters are its `logits` and `class_projection`."""
+    flat = features.reshape(features.shape[0], -1)
+    logits = layer(nn.Dense(1, dtype=dtype, name="logits"), flat)[:, 0].astype(jnp.float32)
+    if num_classes:
+        logits = logits + class_projection(features, labels, num_classes, "class_projection")
+    return logits
 
 
 def check_norm(norm: str, owner: str) -> None:

@@ -55,7 +55,7 @@ from gan_jax.models.layers import (
     check_labels,
     check_norm,
     check_unconditional,
-    class_projection,
+    logits_head,
     normalize,
 )
 from gan_jax.models.video_dcgan import VideoDiscriminator, validate_conditional
@@ -111,11 +111,14 @@ class FrameGenerator(nn.Module):
         c0 = self.base_width * 2 ** (self.depth - 1)
         x = nn.Dense(h0 * w0 * c0, dtype=self.dtype, name="project")(codes)
         x = x.reshape(codes.shape[0], h0, w0, c0)
-        x = nn.relu(
-            normalize(
-                x, self.norm, train, self.bn_axis_name, "project_norm", labels, self.num_classes
+
+        def norm_relu(h: jax.Array, name: str) -> jax.Array:
+            # The norm (class-conditional when num_classes > 0), then ReLU.
+            return nn.relu(
+                normalize(h, self.norm, train, self.bn_axis_name, name, labels, self.num_classes)
             )
-        )
+
+        x = norm_relu(x, "project_norm")
         for i in range(self.depth):
             last = i == self.depth - 1
             features = channels if last else self.base_width * 2 ** (self.depth - 2 - i)
@@ -129,17 +132,7 @@ class FrameGenerator(nn.Module):
                 name=f"up{i}",
             )(x)
             if not last:
-                x = nn.relu(
-                    normalize(
-                        x,
-                        self.norm,
-                        train,
-                        self.bn_axis_name,
-                        f"up{i}_norm",
-                        labels,
-                        self.num_classes,
-                    )
-                )
+                x = norm_relu(x, f"up{i}_norm")
         return jnp.tanh(x.astype(jnp.float32))
 
 
@@ -237,15 +230,7 @@ class ImageDiscriminator(nn.Module):
             if i > 0:
                 x = normalize(x, self.norm, train, self.bn_axis_name, f"down{i}_norm")
             x = nn.leaky_relu(x, 0.2)
-        features = x
-        x = x.reshape(x.shape[0], -1)
-        logits = layer(nn.Dense(1, dtype=self.dtype, name="logits"), x)[:, 0]
-        logits = logits.astype(jnp.float32)
-        if self.num_classes:
-            logits = logits + class_projection(
-                features, labels, self.num_classes, "class_projection"
-            )
-        return logits
+        return logits_head(x, layer, self.dtype, labels, self.num_classes)
 
 
 class ImageVideoDiscriminator(nn.Module):

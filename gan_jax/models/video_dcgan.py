@@ -36,7 +36,7 @@ from gan_jax.models.layers import (
     check_labels,
     check_norm,
     check_unconditional,
-    class_projection,
+    logits_head,
     normalize,
 )
 
@@ -120,11 +120,14 @@ class VideoGenerator(nn.Module):
         c0 = self.base_width * 2 ** (self.depth - 1)
         x = nn.Dense(t0 * h0 * w0 * c0, dtype=self.dtype, name="project")(z)
         x = x.reshape(z.shape[0], t0, h0, w0, c0)
-        x = nn.relu(
-            normalize(
-                x, self.norm, train, self.bn_axis_name, "project_norm", labels, self.num_classes
+
+        def norm_relu(h: jax.Array, name: str) -> jax.Array:
+            # The norm (class-conditional when num_classes > 0), then ReLU.
+            return nn.relu(
+                normalize(h, self.norm, train, self.bn_axis_name, name, labels, self.num_classes)
             )
-        )
+
+        x = norm_relu(x, "project_norm")
         for i, (st, ss, _) in enumerate(strides):
             last = i == self.depth - 1
             features = self.clip_shape[3] if last else self.base_width * 2 ** (self.depth - 2 - i)
@@ -139,17 +142,7 @@ class VideoGenerator(nn.Module):
                 name=f"up{i}",
             )(x)
             if not last:
-                x = nn.relu(
-                    normalize(
-                        x,
-                        self.norm,
-                        train,
-                        self.bn_axis_name,
-                        f"up{i}_norm",
-                        labels,
-                        self.num_classes,
-                    )
-                )
+                x = norm_relu(x, f"up{i}_norm")
         return jnp.tanh(x.astype(jnp.float32))
 
 
@@ -168,6 +161,7 @@ class VideoDiscriminator(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, cond=None, train: bool = True) -> jax.Array:
         check_norm(self.norm, "VideoDiscriminator")
+        labels = None
         if self.num_classes:
             labels = check_labels(cond, x.shape[0], self.num_classes, "VideoDiscriminator")
         else:
@@ -200,15 +194,7 @@ class VideoDiscriminator(nn.Module):
             if i > 0:
                 x = normalize(x, self.norm, train, self.bn_axis_name, f"down{i}_norm")
             x = nn.leaky_relu(x, 0.2)
-        features = x
-        x = x.reshape(x.shape[0], -1)
-        logits = layer(nn.Dense(1, dtype=self.dtype, name="logits"), x)[:, 0]
-        logits = logits.astype(jnp.float32)
-        if self.num_classes:
-            logits = logits + class_projection(
-                features, labels, self.num_classes, "class_projection"
-            )
-        return logits
+        return logits_head(x, layer, self.dtype, labels, self.num_classes)
 
 
 # ---------------------------------------------------------------------------------------------
