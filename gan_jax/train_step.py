@@ -10,13 +10,17 @@ and drives them:
 * D returns logits `[N]` or a dict of heads (`{"image": [N * T], "video": [N]}`); the **loss**
   (`gan_jax.losses`, `(real_logits, fake_logits)` for both nets) and the **penalties** (R1,
   R2, GP, ... by name, weighted) go over the heads, each head weighted by `head_weights`.
+  A dict's `"class_logits"` entry (`layers.CLASS_LOGITS`) is no head but D's own classifier
+  `[N, 2K]`, which the objective's class terms train (ADC-GAN).
 
 Metrics (float32 scalars): `d/loss`, `d/total_loss` (with penalties), `d/real_logit`,
 `d/fake_logit`, `d/real_acc`, `d/fake_acc` (the discriminator's accuracy: real judged real,
 fake judged fake), `d/<penalty>` (`d/r1`, `d/r2`, `d/gp`), `g/loss`, `g/<term>` and
 `g/total_loss` when the objective adds G terms, `grad_norm/d`, `grad_norm/g`. With several
 heads each per-head metric is named `.../<head>` (`d/real_acc/image`) and `d/loss`, `g/loss`
-are the weighted sums. With augmentation, `aug/p` (the probability used in the step) and
+are the weighted sums. With class terms: `d/class_loss`, `d/class_acc` (D's classifier on
+real clips), `d/fake_class_loss` (D's own classifier on G's clips), `g/class_loss`,
+`g/class_acc`. With augmentation, `aug/p` (the probability used in the step) and
 `aug/rt` (`E[sign(D(augmented real))]`, averaged over the step's D updates and D's heads).
 
 Augmentation (`StepConfig.augment`, `gan_jax.augment`): everything D sees is augmented, real
@@ -54,6 +58,7 @@ from gan_jax.augment import AugmentConfig
 from gan_jax.config import Checker, ConfigError
 from gan_jax.losses import LOSSES, PENALTIES
 from gan_jax.models import draw_latents
+from gan_jax.models.layers import CLASS_LOGITS
 from gan_jax.objectives import Objective, Unconditional
 from gan_jax.state import GANState
 
@@ -167,8 +172,16 @@ def _with_axis_name(module: nn.Module, axis_name: str | None) -> nn.Module:
 
 
 def as_heads(logits) -> dict[str, jax.Array]:
-    """D's output as a dict of heads; an array is the single head `""`."""
-    return dict(logits) if isinstance(logits, Mapping) else {_SINGLE_HEAD: logits}
+    """D's output as a dict of heads; an array is the single head `""`. The logits of D's own
+    classifier (`CLASS_LOGITS`) are no head: see `class_logits`."""
+    if not isinstance(logits, Mapping):
+        return {_SINGLE_HEAD: logits}
+    return {head: value for head, value in logits.items() if head != CLASS_LOGITS}
+
+
+def class_logits(logits) -> jax.Array | None:
+    """The logits `[N, 2K]` of D's own classifier in D's output (`layers.class_head`), or None."""
+    return logits.get(CLASS_LOGITS) if isinstance(logits, Mapping) else None
 
 
 def metric_name(base: str, head: str) -> str:
@@ -327,6 +340,14 @@ def make_train_step(
         )
         return ce, accuracy
 
+    def own_class_cross_entropy(logits, labels, side) -> tuple[jax.Array, jax.Array]:
+        """Cross-entropy of D's own classifier's logits `[N, 2K]` against `labels` `[N]` as
+        real (`side` 0) or fake (1) classes, and its accuracy over the K real classes."""
+        k = logits.shape[-1] // 2
+        ce = jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, labels + side * k))
+        accuracy = jnp.mean((jnp.argmax(logits[:, :k], -1) == labels).astype(jnp.float32))
+        return ce, accuracy
+
     def augmented(x: jax.Array, key: jax.Array, which: int, p) -> jax.Array:
         """D's input `x` augmented with the streams of `key` (an update's key) for `which`
         (`_REAL` or `_FAKE`); `x` itself when augmentation is off."""
@@ -374,7 +395,15 @@ def make_train_step(
             metrics[metric_name("d/real_acc", head)] = jnp.mean((r > 0).astype(jnp.float32))
             metrics[metric_name("d/fake_acc", head)] = jnp.mean((f < 0).astype(jnp.float32))
         metrics["d/loss"] = total
-        if d_classifier_weight:  # D learns the classes of real clips
+        real_classes = class_logits(real_logits)
+        if d_classifier_weight and real_classes is not None:
+            # D's own classifier (ADC-GAN): real clips as their class, G's as their fake class.
+            ce, accuracy = own_class_cross_entropy(real_classes, d_cond, 0)
+            fake_ce, _ = own_class_cross_entropy(class_logits(fake_logits), d_cond, 1)
+            total = total + d_classifier_weight * (ce + fake_ce)
+            metrics["d/class_loss"], metrics["d/class_acc"] = ce, accuracy
+            metrics["d/fake_class_loss"] = fake_ce
+        elif d_classifier_weight:  # D learns the classes of real clips
             ce, accuracy = class_cross_entropy(d_params, d_stats, real_x, d_cond)
             total = total + d_classifier_weight * ce
             metrics["d/class_loss"], metrics["d/class_acc"] = ce, accuracy
@@ -408,7 +437,8 @@ def make_train_step(
         fake_x, d_cond = objective.d_inputs(fake, cond)
         fake_x = augmented(fake_x, key, _FAKE, p)  # differentiable: G learns through it
         # D's statistics are updated by the D step only.
-        fake_heads = as_heads(apply_d(d_params, d_stats, fake_x, d_cond)[0])
+        fake_logits = apply_d(d_params, d_stats, fake_x, d_cond)[0]
+        fake_heads = as_heads(fake_logits)
         real_heads = dict.fromkeys(fake_heads)
         if loss.g_needs_real:  # relativistic losses compare with D(real)
             real_x, _ = objective.d_inputs(real, cond)
@@ -424,7 +454,14 @@ def make_train_step(
         if adversarial_weight != 1.0:  # 0: a regression baseline, D trained beside it
             total = adversarial_weight * total
         terms = objective.g_terms(fake, real, cond)
-        if g_classifier_weight:  # G's clips should be read as the class asked for
+        fake_classes = class_logits(fake_logits)
+        if g_classifier_weight and fake_classes is not None:
+            # ADC-GAN: G's clips read as real clips of their class, not as G's clips of it.
+            ce, accuracy = own_class_cross_entropy(fake_classes, d_cond, 0)
+            fake_ce, _ = own_class_cross_entropy(fake_classes, d_cond, 1)
+            terms = {**terms, "class_loss": g_classifier_weight * (ce - fake_ce)}
+            metrics["g/class_acc"] = accuracy
+        elif g_classifier_weight:  # G's clips should be read as the class asked for
             ce, accuracy = class_cross_entropy(d_params, d_stats, fake_x, d_cond)
             terms = {**terms, "class_loss": g_classifier_weight * ce}
             metrics["g/class_acc"] = accuracy

@@ -49,6 +49,17 @@ def _row_moved(variables, path: str, row: int = 2, by: float = 1.0):
     return flax.traverse_util.unflatten_dict(flat, sep="/")
 
 
+def one_sgd_step(g, d, objective, batch):
+    """The state G and D start from (seed 0) and the metrics of one SGD step on `batch`."""
+    tx = optax.sgd(1e-3)
+    init = jax.jit(
+        lambda k: create_state(k, g, d, tx, tx, objective=objective, example_batch=batch)
+    )
+    state = init(jax.random.key(0))
+    step = jax.jit(make_train_step(g, d, tx, tx, StepConfig(), objective=objective))
+    return state, jax.device_get(step(state, batch, jax.random.key(1))[1])
+
+
 def _spec(name="bouncing_shapes"):
     data = {"name": name}
     if name == "bouncing_shapes":
@@ -166,18 +177,30 @@ def test_every_norm_of_a_conditional_g_has_a_class_scale_and_shift(family, norm)
 
 
 @pytest.mark.parametrize(
-    "objective, d_family, g_conditional, d_conditional, error",
+    "objective, d_family, g_conditional, d_conditional, d_settings, error",
     [
-        ("class_conditional", "video_dcgan", True, True, None),
-        ("class_conditional", "mocogan", True, True, None),
-        ("class_conditional", "video_dcgan", False, True, "conditions G on labels: set g.cond"),
-        ("class_conditional", "video_dcgan", True, False, "conditions D on labels: set d.cond"),
-        ("class_conditional", "r3gan", True, None, "d.name='r3gan' takes none; use a family"),
-        ("unconditional", "video_dcgan", True, False, "g.conditional=True makes G take labels"),
+        ("class_conditional", "video_dcgan", True, True, {}, None),
+        ("class_conditional", "mocogan", True, True, {}, None),
+        ("class_conditional", "video_dcgan", False, True, {}, "conditions G on labels: set g.cond"),
+        ("class_conditional", "video_dcgan", True, False, {}, "conditions D on labels: set d.cond"),
+        ("class_conditional", "r3gan", True, None, {}, "d.name='r3gan' takes none; use a family"),
+        ("unconditional", "video_dcgan", True, False, {}, "g.conditional=True makes G take labe"),
+        # D's own classifier (ADC-GAN) needs the labels, and in mocogan its video head.
+        ("class_conditional", "video_dcgan", True, True, {"classifier": True}, None),
+        ("class_conditional", "mocogan", True, True, {"classifier": True}, None),
+        ("unconditional", "video_dcgan", False, False, {"classifier": True}, "gives D a classi"),
+        (
+            "class_conditional",
+            "mocogan",
+            True,
+            True,
+            {"classifier": True, "heads": ("image",)},
+            "puts D's classifier on its video head",
+        ),
     ],
 )
 def test_nets_and_objective_must_agree_on_labels_when_the_config_is_checked(
-    objective, d_family, g_conditional, d_conditional, error
+    objective, d_family, g_conditional, d_conditional, d_settings, error
 ):
     cfg = build.parts_config(
         model="video_dcgan", d_model=d_family, data="bouncing_shapes", objective=objective
@@ -190,6 +213,7 @@ def test_nets_and_objective_must_agree_on_labels_when_the_config_is_checked(
     cfg.g.conditional = g_conditional
     if d_conditional is not None:
         cfg.d.conditional = d_conditional
+    cfg.d.update(d_settings)
     if error is None:
         build.validate(cfg)
     else:
@@ -287,13 +311,7 @@ def test_the_classifier_term_is_the_cross_entropy_of_ds_logits_under_each_class(
     )
     clips = jax.random.uniform(jax.random.key(5), (8, *CLIP), minval=-1, maxval=1)
     batch = {"video": clips, "label": jnp.array([1, 2] * 4)}
-    tx = optax.sgd(1e-3)
-    init = jax.jit(
-        lambda k: create_state(k, g, d, tx, tx, objective=objective, example_batch=batch)
-    )
-    state = init(jax.random.key(0))
-    step = jax.jit(make_train_step(g, d, tx, tx, StepConfig(), objective=objective))
-    metrics = jax.device_get(step(state, batch, jax.random.key(1))[1])
+    state, metrics = one_sgd_step(g, d, objective, batch)
 
     def logits_under(label):  # D before the update, on the real clips, told `label`
         labels = jnp.full((8,), label)
@@ -313,5 +331,4 @@ def test_the_classifier_term_is_the_cross_entropy_of_ds_logits_under_each_class(
         metrics["g/loss"] + metrics["g/class_loss"], rel=1e-5
     )
     plain = ClassConditional(num_classes=3, labels=(1, 2))  # weight 0: the projection alone
-    step = jax.jit(make_train_step(g, d, tx, tx, StepConfig(), objective=plain))
-    assert "d/class_loss" not in step(state, batch, jax.random.key(1))[1]
+    assert "d/class_loss" not in one_sgd_step(g, d, plain, batch)[1]

@@ -20,6 +20,10 @@ dcgan_init = nn.initializers.normal(stddev=0.02)
 
 NORMS = ("batch", "none")
 
+# The entry of D's output dict that holds its own classifier's logits (`class_head`), not a head
+# that the adversarial loss judges.
+CLASS_LOGITS = "class_logits"
+
 # A net's `dtype` setting -> its compute dtype (convolutions and matrix products); parameters,
 # optimiser state, losses, penalties and the EMA stay float32 whatever it is.
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
@@ -131,21 +135,36 @@ def class_projection(
     return jnp.sum(embedding * pooled, axis=-1)
 
 
+def class_head(features: jax.Array, num_classes: int, dtype: Any) -> jax.Array:
+    """A discriminator's own classifier (ADC-GAN, Hou et al. 2022): its last feature map
+    `[N, ..., C]`, flattened, through a hidden layer of width C (leaky ReLU) to `2 *
+    num_classes` logits `[N, 2K]` in float32, the first K for real clips of each class, the
+    last K for G's. Call inside a compact module: the parameters are `class_hidden`, `classes`."""
+    flat = features.reshape(features.shape[0], -1)
+    hidden = nn.Dense(features.shape[-1], dtype=dtype, name="class_hidden")(flat)
+    hidden = nn.leaky_relu(hidden, 0.2)
+    return nn.Dense(2 * num_classes, dtype=dtype, name="classes")(hidden).astype(jnp.float32)
+
+
 def logits_head(
     features: jax.Array,
     layer: Callable[[nn.Module, jax.Array], jax.Array],
     dtype: Any,
     labels: jax.Array | None = None,
     num_classes: int = 0,
-) -> jax.Array:
+    classifier: bool = False,
+) -> jax.Array | dict[str, jax.Array]:
     """A discriminator's last step: a dense logit of its flattened last feature map
     `[N, ..., C]` (through `layer`, e.g. a spectral-norm wrapper), plus with `num_classes` > 0
-    the projection term for `labels` `[N]` (`class_projection`) -> `[N]` float32. Call inside
-    a compact module: the parameters are its `logits` and `class_projection`."""
+    the projection term for `labels` `[N]` (`class_projection`) -> `[N]` float32. With
+    `classifier` (and `num_classes` > 0), `{"": logits, CLASS_LOGITS: class_head(...)}`. Call
+    inside a compact module: the parameters are its `logits` and `class_projection`."""
     flat = features.reshape(features.shape[0], -1)
     logits = layer(nn.Dense(1, dtype=dtype, name="logits"), flat)[:, 0].astype(jnp.float32)
     if num_classes:
         logits = logits + class_projection(features, labels, num_classes, "class_projection")
+        if classifier:
+            return {"": logits, CLASS_LOGITS: class_head(features, num_classes, dtype)}
     return logits
 
 

@@ -35,7 +35,9 @@ D returns a dict of heads (`heads`, default both):
   slows the video D alone; `loss.head_weights` weights their losses.
   Class-conditional (`conditional = True`): each head adds a projection of its pooled last
   features on an embedding of the clip's label (Miyato & Koyama 2018,
-  `layers.class_projection`); every judged frame takes its clip's label.
+  `layers.class_projection`); every judged frame takes its clip's label. With `classifier =
+  True` the video head also has its own classifier of the clip (ADC-GAN), its logits `[N, 2K]`
+  under the output's "class_logits" entry.
 """
 
 from typing import Any
@@ -48,6 +50,7 @@ from ml_collections import config_dict
 from gan_jax.config import Checker, ConfigError
 from gan_jax.data.spec import DataSpec
 from gan_jax.models.layers import (
+    CLASS_LOGITS,
     DTYPES,
     NORMS,
     Conv,
@@ -58,7 +61,11 @@ from gan_jax.models.layers import (
     logits_head,
     normalize,
 )
-from gan_jax.models.video_dcgan import VideoDiscriminator, validate_conditional
+from gan_jax.models.video_dcgan import (
+    VideoDiscriminator,
+    validate_classifier,
+    validate_conditional,
+)
 
 HEADS = ("image", "video")
 # 2-D (transposed) convolution blocks: kernel 4, stride 2, padding 1 double or halve H and W.
@@ -247,6 +254,7 @@ class ImageVideoDiscriminator(nn.Module):
     bn_axis_name: str | None = None
     dtype: Any = jnp.float32
     num_classes: int = 0  # > 0: conditioned on labels [N] (a projection in each head)
+    classifier: bool = False  # with num_classes: the video head's own classifier (CLASS_LOGITS)
 
     @nn.compact
     def __call__(self, x: jax.Array, cond=None, train: bool = True) -> dict[str, jax.Array]:
@@ -292,9 +300,14 @@ class ImageVideoDiscriminator(nn.Module):
                 bn_axis_name=self.bn_axis_name,
                 dtype=self.dtype,
                 num_classes=self.num_classes,
+                classifier=self.classifier,
                 name="video",
             )
-            logits["video"] = video_d(x, labels, train)
+            video = video_d(x, labels, train)
+            if self.classifier and self.num_classes:  # the video head's own classifier
+                logits[CLASS_LOGITS] = video[CLASS_LOGITS]
+                video = video[""]
+            logits["video"] = video
         return logits
 
 
@@ -333,6 +346,7 @@ def d_config() -> config_dict.ConfigDict:
             "image_stride": 4,
             "dtype": "float32",
             "conditional": False,
+            "classifier": False,
         }
     )
 
@@ -377,6 +391,12 @@ def validate_d(d_cfg: config_dict.ConfigDict, spec: DataSpec) -> None:
             "one), e.g. ('image', 'video') or ('image',)"
         )
     check.integer("image_stride", 1)
+    validate_classifier(d_cfg)
+    if d_cfg.get("classifier", False) and "video" not in heads:
+        raise ConfigError(
+            f"d.classifier=True puts D's classifier on its video head, but d.heads={heads!r} has "
+            "none; add 'video' to d.heads or set d.classifier=False"
+        )
 
 
 def make_generator(g_cfg: config_dict.ConfigDict, spec: DataSpec) -> MoCoGenerator:
@@ -404,4 +424,5 @@ def make_discriminator(d_cfg: config_dict.ConfigDict, spec: DataSpec) -> ImageVi
         image_stride=d_cfg.image_stride,
         dtype=DTYPES[d_cfg.dtype],
         num_classes=int(spec.num_classes or 0) if d_cfg.conditional else 0,
+        classifier=bool(d_cfg.get("classifier", False)),
     )

@@ -16,7 +16,10 @@ Class-conditional (`conditional = True`, labels `[N]` as the condition, Miyato &
   G concatenates a learned class embedding (z's size) to z and scales and shifts every
   normalised layer per class (conditional normalisation, `layers.class_modulation`); D adds the
   inner product of an embedding of the label with its last feature map summed over positions
-  (`layers.class_projection`) to its logit.
+  (`layers.class_projection`) to its logit. With `classifier = True` D also has its own
+  classifier of the clip (ADC-GAN, `layers.class_head`) and returns `{"": logits,
+  "class_logits": [N, 2K]}`; the objective's class terms then train it (see
+  `gan_jax.objectives.class_conditional`).
 """
 
 from typing import Any
@@ -157,6 +160,7 @@ class VideoDiscriminator(nn.Module):
     bn_axis_name: str | None = None
     dtype: Any = jnp.float32
     num_classes: int = 0  # > 0: conditioned on labels [N] (a projection head)
+    classifier: bool = False  # with num_classes: also its own classifier (layers.class_head)
 
     @nn.compact
     def __call__(self, x: jax.Array, cond=None, train: bool = True) -> jax.Array:
@@ -194,7 +198,7 @@ class VideoDiscriminator(nn.Module):
             if i > 0:
                 x = normalize(x, self.norm, train, self.bn_axis_name, f"down{i}_norm")
             x = nn.leaky_relu(x, 0.2)
-        return logits_head(x, layer, self.dtype, labels, self.num_classes)
+        return logits_head(x, layer, self.dtype, labels, self.num_classes, self.classifier)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -225,6 +229,7 @@ def d_config() -> config_dict.ConfigDict:
             "spectral_norm": False,
             "dtype": "float32",
             "conditional": False,
+            "classifier": False,
         }
     )
 
@@ -269,9 +274,20 @@ def validate_g(g_cfg: config_dict.ConfigDict, spec: DataSpec) -> None:
     Checker(g_cfg, "g").integer("z_dim", 1)
 
 
+def validate_classifier(d_cfg: config_dict.ConfigDict) -> None:
+    """D's `classifier` key: its own classifier head needs the labels of `conditional`."""
+    check = Checker(d_cfg, "d")
+    if "classifier" in d_cfg and check.boolean("classifier") and not d_cfg.conditional:
+        raise ConfigError(
+            "d.classifier=True gives D a classifier of the labels, but d.conditional=False; set "
+            "d.conditional=True (with objective.name='class_conditional') or d.classifier=False"
+        )
+
+
 def validate_d(d_cfg: config_dict.ConfigDict, spec: DataSpec) -> None:
     _validate_net(d_cfg, "d", spec)
     Checker(d_cfg, "d").boolean("spectral_norm")
+    validate_classifier(d_cfg)
 
 
 def make_generator(g_cfg: config_dict.ConfigDict, spec: DataSpec) -> VideoGenerator:
@@ -295,4 +311,5 @@ def make_discriminator(d_cfg: config_dict.ConfigDict, spec: DataSpec) -> VideoDi
         spectral_norm=d_cfg.spectral_norm,
         dtype=DTYPES[d_cfg.dtype],
         num_classes=int(spec.num_classes or 0) if d_cfg.conditional else 0,
+        classifier=bool(d_cfg.get("classifier", False)),
     )

@@ -15,6 +15,12 @@ Config (`cfg.objective`):
         direct push towards the class asked for; logged as g/class_loss, g/class_acc). G
         learns to fool that classifier with clips no longer realistic when it weighs much
         (see experiments/configs/shapes_class_conditional.py); 0 = adversarial terms alone.
+    With `d.classifier = True` the two weights train D's own classifier head instead (ADC-GAN,
+    Hou et al. 2022): it has 2K classes, real clips of each class and G's clips of each class;
+    D's term is the cross-entropy of real clips as their class plus G's clips as G's class of
+    their label (logged as d/class_loss, d/fake_class_loss, d/class_acc), G's term is log p(G's
+    class) - log p(real class) of its clips. No extra D pass; on bouncing shapes it read fewer
+    clips right than the implied classifier (see shapes_class_conditional.py).
 
 Batches: `label` `[N]` (int32: `video_folder`'s class sub-folders, bouncing shapes' object count)
 is the condition of G and D; the samples are the dataset's sample entry. The nets take the

@@ -1,0 +1,70 @@
+"""D's own classifier (`d.classifier = True`, ADC-GAN): its logits beside D's heads in both
+families, its terms in the train step (its settings are checked in test_class_conditional.py)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from test_class_conditional import CLIP, one_sgd_step
+
+from gan_jax.models.mocogan import ImageVideoDiscriminator
+from gan_jax.models.video_dcgan import VideoDiscriminator, VideoGenerator
+from gan_jax.objectives.class_conditional import ClassConditional
+from gan_jax.train_step import as_heads, class_logits
+
+
+@pytest.mark.parametrize("family", ["video_dcgan", "mocogan"])
+def test_ds_classifier_gives_2k_logits_that_no_adversarial_head_judges(family):
+    clip = (4, 8, 8, 3)
+    if family == "video_dcgan":
+        d = VideoDiscriminator(
+            clip_shape=clip, base_width=4, depth=2, num_classes=3, classifier=True
+        )
+        heads = {""}
+    else:
+        d = ImageVideoDiscriminator(
+            clip_shape=clip, base_width=4, depth=2, image_stride=2, num_classes=3, classifier=True
+        )
+        heads = {"image", "video"}
+    clips = jax.random.uniform(jax.random.key(0), (2, *clip), minval=-1, maxval=1)
+    labels = jnp.array([0, 2])
+    d_vars = d.init(jax.random.key(1), clips, labels, train=False)
+    output = d.apply(d_vars, clips, labels, train=False)
+    assert set(as_heads(output)) == heads
+    assert class_logits(output).shape == (2, 6)  # 3 classes of real clips, 3 of G's
+    # The classifier reads the clip alone: another label moves the projection, not its logits.
+    other = d.apply(d_vars, clips, jnp.array([1, 1]), train=False)
+    np.testing.assert_array_equal(class_logits(other), class_logits(output))
+    without = d.clone(classifier=False)
+    assert class_logits(without.apply(d_vars, clips, labels, train=False)) is None
+
+
+def test_ds_classifier_terms_combine_as_configured():
+    g = VideoGenerator(clip_shape=CLIP, z_dim=4, base_width=4, depth=2, num_classes=3)
+    d = VideoDiscriminator(
+        clip_shape=CLIP, base_width=4, depth=2, norm="none", num_classes=3, classifier=True
+    )
+    objective = ClassConditional(
+        num_classes=3, labels=(1, 2), d_classifier_weight=0.5, g_classifier_weight=2.0
+    )
+    clips = jax.random.uniform(jax.random.key(5), (8, *CLIP), minval=-1, maxval=1)
+    labels = jnp.array([1, 2] * 4)
+    state, metrics = one_sgd_step(g, d, objective, {"video": clips, "label": labels})
+
+    # D before the update reads the real clips: their class among the real classes 0..2.
+    logits = np.asarray(class_logits(d.apply({"params": state.d_params}, clips, labels)))
+    log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    true = np.asarray(labels)
+    assert metrics["d/class_loss"] == pytest.approx(-log_p[np.arange(8), true].mean(), rel=1e-5)
+    assert metrics["d/class_acc"] == pytest.approx(np.mean(logits[:, :3].argmax(-1) == true))
+    # G's clips count as their fake class (3 + label) for D, with D's weight on both terms.
+    assert metrics["d/fake_class_loss"] > 0
+    assert metrics["d/total_loss"] == pytest.approx(
+        metrics["d/loss"] + 0.5 * (metrics["d/class_loss"] + metrics["d/fake_class_loss"]),
+        rel=1e-5,
+    )
+    # G's term, with its own weight: log p(fake class) - log p(real class), any sign.
+    assert np.isfinite(metrics["g/class_loss"]) and 0 <= metrics["g/class_acc"] <= 1
+    assert metrics["g/total_loss"] == pytest.approx(
+        metrics["g/loss"] + metrics["g/class_loss"], rel=1e-5
+    )
