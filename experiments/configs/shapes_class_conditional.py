@@ -63,7 +63,19 @@ What did not reach the target (same data and steps, one run each; accuracy / FSD
     4500); EMA 0.998 with D's base width 32: 93.0 % / 9.5, with D's class term at 4: 61 % /
     45, with G's learning rate halved: 90.8 % / 14.9; `mocogan` with D's class term at 0.3:
     100 % / 51 at step 2000, then every clip of both labels drawn with two objects (FSD 117);
-    D of depth 4 (a 2x2 last map): 85.7 % / 4.3, the lowest FSD of these runs.
+    D of depth 4 (a 2x2 last map): 85.7 % / 4.3, the lowest FSD of these runs;
+  - D's own classifier head (d.classifier = True, ADC-GAN: real and G's clips of each class):
+    with both class terms at 1, 77.0 % / 9.6 (label 1 64.8 %: G draws two objects for it);
+    D's term at 3 and the head on the summed features, 78.5 % / 8.1; that head trained on
+    real clips only (weight 1), beside the implied classifier at 3: 88.7 % / 7.7, the head
+    reading its real batches no better (93-95 %) than the implied classifier;
+  - spectral norm in D instead of batch norm: 100 % at steps 1000 and 2000 with FSD 81 and
+    63, every clip of a label the same (collapse), then 50 % / 66;
+  - two D updates per G update (step.n_critic = 2): D's classifier reads 96-98 % of its real
+    batches, the best of any run, but G collapses to one clip per label (100 % / 56 at step
+    1000, 50 % / 76 at 2000); with a mode-seeking term on G (MSGAN, Mao et al. 2019, weight
+    1) against that collapse, 95.5 % / 23.7 at step 1000, 87.9 % / 12.7 at 3000; the
+    mode-seeking term alone (one D update): 91.2 % / 31.4.
 """
 
 import pathlib
