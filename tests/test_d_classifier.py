@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from test_class_conditional import CLIP, one_sgd_step
+from test_class_conditional import CLIP, jit_init, one_sgd_step
 
 from gan_jax.models.mocogan import ImageVideoDiscriminator
 from gan_jax.models.video_dcgan import VideoDiscriminator, VideoGenerator
@@ -28,15 +28,15 @@ def test_ds_classifier_gives_2k_logits_that_no_adversarial_head_judges(family):
         heads = {"image", "video"}
     clips = jax.random.uniform(jax.random.key(0), (2, *clip), minval=-1, maxval=1)
     labels = jnp.array([0, 2])
-    d_vars = d.init(jax.random.key(1), clips, labels, train=False)
-    output = d.apply(d_vars, clips, labels, train=False)
+    d_vars = jit_init(d, 1, clips, labels)
+    judge = jax.jit(lambda net, y: net.apply(d_vars, clips, y, train=False), static_argnums=0)
+    output = judge(d, labels)
     assert set(as_heads(output)) == heads
     assert class_logits(output).shape == (2, 6)  # 3 classes of real clips, 3 of G's
     # The classifier reads the clip alone: another label moves the projection, not its logits.
-    other = d.apply(d_vars, clips, jnp.array([1, 1]), train=False)
+    other = judge(d, jnp.array([1, 1]))
     np.testing.assert_array_equal(class_logits(other), class_logits(output))
-    without = d.clone(classifier=False)
-    assert class_logits(without.apply(d_vars, clips, labels, train=False)) is None
+    assert class_logits(judge(d.clone(classifier=False), labels)) is None
 
 
 def test_ds_classifier_terms_combine_as_configured():
@@ -52,7 +52,8 @@ def test_ds_classifier_terms_combine_as_configured():
     state, metrics = one_sgd_step(g, d, objective, {"video": clips, "label": labels})
 
     # D before the update reads the real clips: their class among the real classes 0..2.
-    logits = np.asarray(class_logits(d.apply({"params": state.d_params}, clips, labels)))
+    read = jax.jit(lambda params: class_logits(d.apply({"params": params}, clips, labels)))
+    logits = np.asarray(read(state.d_params))
     log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
     true = np.asarray(labels)
     assert metrics["d/class_loss"] == pytest.approx(-log_p[np.arange(8), true].mean(), rel=1e-5)
