@@ -466,7 +466,7 @@ def main(argv=None) -> int:
             "current step, the last finished checkpoint is kept",
             file=sys.stderr,
         )
-        return 130
+        return early_signals.ABORT_STATUS
     except Exception as e:  # noqa: BLE001 - every failure ends in one line (see module doc)
         if debug:
             traceback.print_exc()

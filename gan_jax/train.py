@@ -162,7 +162,7 @@ class StopSignals:
 
     def _handle(self, signum, frame) -> None:
         if self.received is not None:
-            raise KeyboardInterrupt(f"second {signal.Signals(signum).name}: aborting")
+            early_signals.abort(signum)
         self.received = signum
         logger.warning(
             "Received %s: saving a checkpoint after this step, then stopping (send it again "

@@ -14,7 +14,7 @@ import jax
 import numpy as np
 import pytest
 
-from gan_jax import build, config
+from gan_jax import build, config, early_signals
 from gan_jax.checkpoint import Checkpointer
 from gan_jax.metric_writer import read_metrics
 from gan_jax.train import NonFiniteError, StopSignals, train
@@ -204,14 +204,44 @@ def test_stop_signals_a_second_signal_raises_keyboard_interrupt():
     if threading.current_thread() is not threading.main_thread():
         pytest.skip("signal handlers can only be installed from the main thread")
     handler_before = signal.getsignal(signal.SIGTERM)
-    with pytest.raises(KeyboardInterrupt), StopSignals() as stop_signals:
-        # raise_signal runs the Python handler before it returns: no waiting, no race.
-        signal.raise_signal(signal.SIGTERM)
-        assert stop_signals.received == signal.SIGTERM
-        assert stop_signals.should_stop(1, at_sync_point=False)
-        signal.raise_signal(signal.SIGTERM)
-        pytest.fail("the second SIGTERM did not raise")  # (Failed is not a KeyboardInterrupt)
+    try:
+        with pytest.raises(KeyboardInterrupt), StopSignals() as stop_signals:
+            # raise_signal runs the Python handler before it returns: no waiting, no race.
+            signal.raise_signal(signal.SIGTERM)
+            assert stop_signals.received == signal.SIGTERM
+            assert stop_signals.should_stop(1, at_sync_point=False)
+            signal.raise_signal(signal.SIGTERM)
+            pytest.fail("the second SIGTERM did not raise")  # (Failed is not a KeyboardInterrupt)
+    finally:  # an in-process CLI test may have armed the abort timer in this worker
+        early_signals.cancel_abort()
     assert signal.getsignal(signal.SIGTERM) is handler_before
+
+
+def test_a_swallowed_second_signal_still_ends_a_cli_process_with_status_130():
+    """The second signal's KeyboardInterrupt can land where it is swallowed (a finaliser, a
+    library's catch-all); a CLI process then still ends, ABORT_GRACE_S later, with the abort's
+    status and message, and without saving (seen in CI: no exit 120 s after the second)."""
+    script = """
+import signal, sys, time
+from gan_jax import early_signals
+early_signals.ABORT_GRACE_S = 1.0
+early_signals.install()
+signal.raise_signal(signal.SIGTERM)  # the first: recorded
+try:
+    signal.raise_signal(signal.SIGTERM)  # the second: KeyboardInterrupt ...
+except KeyboardInterrupt:
+    pass  # ... swallowed
+time.sleep(60)
+print("still running", flush=True)
+"""
+    start = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=50, cwd=ROOT
+    )
+    assert result.returncode == 130, result.stderr
+    assert time.monotonic() - start < 40 and "still running" not in result.stdout
+    assert "aborted (second SIGTERM)" in result.stderr
+    assert "the last finished checkpoint is kept" in result.stderr
 
 
 def _sigterm_twice(workdir):
