@@ -78,7 +78,10 @@ What did not reach the target (same data and steps, one run each; accuracy / FSD
     mode-seeking term alone (one D update): 91.2 % / 31.4;
   - G's base width 32 (twice the shipped; 7 min 20 s, feature nets cached): 70.7 % at step
     1000, 90.2 % / 12.7 at 2000, 93.0 % / 7.4 at 3000, within the noise of the shipped run's
-    92.2 % / 6.8 (512 clips: a standard error of about 1.2 points at 92 %).
+    92.2 % / 6.8 (512 clips: a standard error of about 1.2 points at 92 %);
+  - one more D update per step on the class term alone (a patch for this run, not kept): D's
+    classifier still 90-94 % on real batches; 86.9 % / 45.0 at step 1000, 93.8 % / 10.4 at
+    2000, 93.0 % / 6.8 at 3000, again within the noise of the shipped run.
 """
 
 import pathlib
