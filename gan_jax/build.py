@@ -188,6 +188,12 @@ def _check_label_conditioning(cfg: config_dict.ConfigDict, objective) -> None:
                 f"{objective_name!r} does not give; use objective.name='class_conditional' or "
                 f"{net}.conditional=False"
             )
+    if wants_labels and cfg.d.get("classifier") and not cfg.objective.get("d_classifier_weight"):
+        raise ConfigError(
+            "d.classifier=True gives D a classifier head that only objective.d_classifier_weight "
+            "trains, but that weight is 0: the head would stay untrained; set "
+            "objective.d_classifier_weight > 0 (e.g. 1) or d.classifier=False"
+        )
 
 
 def _family_keys(name: str, net: str) -> tuple[str, ...]:

@@ -33,6 +33,7 @@ def abort(signum: int) -> None:
     name = signal.Signals(signum).name
 
     def force_exit() -> None:
+        sys.stdout.flush()  # os._exit skips Python's flushing: keep what was printed
         print(
             f"gan-jax: aborted (second {name}): the process had not stopped "
             f"{ABORT_GRACE_S:.0f} s later, so it ends now; nothing was saved for the current "

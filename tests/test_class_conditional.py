@@ -183,7 +183,7 @@ def test_every_norm_of_a_conditional_g_has_a_class_scale_and_shift(family, norm)
 
 
 @pytest.mark.parametrize(
-    "objective, d_family, g_conditional, d_conditional, d_settings, error",
+    "objective, d_family, g_conditional, d_conditional, settings, error",
     [
         ("class_conditional", "video_dcgan", True, True, {}, None),
         ("class_conditional", "mocogan", True, True, {}, None),
@@ -192,21 +192,29 @@ def test_every_norm_of_a_conditional_g_has_a_class_scale_and_shift(family, norm)
         ("class_conditional", "r3gan", True, None, {}, "d.name='r3gan' takes none; use a family"),
         ("unconditional", "video_dcgan", True, False, {}, "g.conditional=True makes G take labe"),
         # D's own classifier (ADC-GAN) needs the labels, and in mocogan its video head.
-        ("class_conditional", "video_dcgan", True, True, {"classifier": True}, None),
-        ("class_conditional", "mocogan", True, True, {"classifier": True}, None),
-        ("unconditional", "video_dcgan", False, False, {"classifier": True}, "gives D a classi"),
+        ("class_conditional", "video_dcgan", True, True, {"d.classifier": True}, None),
+        ("class_conditional", "mocogan", True, True, {"d.classifier": True}, None),
+        ("unconditional", "video_dcgan", False, False, {"d.classifier": True}, "gives D a classi"),
         (
             "class_conditional",
             "mocogan",
             True,
             True,
-            {"classifier": True, "heads": ("image",)},
+            {"d.classifier": True, "d.heads": ("image",)},
             "puts D's classifier on its video head",
+        ),
+        (
+            "class_conditional",
+            "video_dcgan",
+            True,
+            True,
+            {"d.classifier": True, "objective.d_classifier_weight": 0.0},
+            "the head would stay untrained",
         ),
     ],
 )
 def test_nets_and_objective_must_agree_on_labels_when_the_config_is_checked(
-    objective, d_family, g_conditional, d_conditional, d_settings, error
+    objective, d_family, g_conditional, d_conditional, settings, error
 ):
     cfg = build.parts_config(
         model="video_dcgan", d_model=d_family, data="bouncing_shapes", objective=objective
@@ -219,7 +227,9 @@ def test_nets_and_objective_must_agree_on_labels_when_the_config_is_checked(
     cfg.g.conditional = g_conditional
     if d_conditional is not None:
         cfg.d.conditional = d_conditional
-    cfg.d.update(d_settings)
+    if objective == "class_conditional":
+        cfg.objective.d_classifier_weight = 1.0  # what trains D's own classifier, where it has one
+    cfg.update_from_flattened_dict(settings)
     if error is None:
         build.validate(cfg)
     else:

@@ -4,13 +4,15 @@ families, its terms in the train step (its settings are checked in test_class_co
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from test_class_conditional import CLIP, jit_init, one_sgd_step
 
 from gan_jax.models.mocogan import ImageVideoDiscriminator
 from gan_jax.models.video_dcgan import VideoDiscriminator, VideoGenerator
 from gan_jax.objectives.class_conditional import ClassConditional
-from gan_jax.train_step import as_heads, class_logits
+from gan_jax.state import create_state
+from gan_jax.train_step import StepConfig, as_heads, class_logits, make_train_step
 
 
 @pytest.mark.parametrize("family", ["video_dcgan", "mocogan"])
@@ -69,3 +71,40 @@ def test_ds_classifier_terms_combine_as_configured():
     assert metrics["g/total_loss"] == pytest.approx(
         metrics["g/loss"] + metrics["g/class_loss"], rel=1e-5
     )
+
+
+def test_gs_class_term_moves_its_clips_towards_the_real_class_of_their_label():
+    """ADC-GAN's G term, log p(G's class) - log p(real class), lowered by G: with D frozen, G's
+    clips of label c read more as real clips of c (logit c) than as G's (logit K + c)."""
+    g = VideoGenerator(clip_shape=CLIP, z_dim=4, base_width=4, depth=2, norm="none", num_classes=3)
+    d = VideoDiscriminator(
+        clip_shape=CLIP, base_width=4, depth=2, norm="none", num_classes=3, classifier=True
+    )
+    # G's term weighs far more than its adversarial one; D's weight 0 and learning rate 0.
+    objective = ClassConditional(num_classes=3, labels=(1, 2), g_classifier_weight=100.0)
+    labels = jnp.array([1, 2] * 4)
+    clips = jax.random.uniform(jax.random.key(5), (8, *CLIP), minval=-1, maxval=1)
+    batch = {"video": clips, "label": labels}
+    g_tx, d_tx = optax.sgd(0.2), optax.sgd(0.0)
+    state = jax.jit(
+        lambda k: create_state(k, g, d, g_tx, d_tx, objective=objective, example_batch=batch)
+    )(jax.random.key(0))
+    step = jax.jit(make_train_step(g, d, g_tx, d_tx, StepConfig(), objective=objective))
+    z = {"z": jax.random.normal(jax.random.key(3), (8, 4))}
+
+    @jax.jit
+    def margin(g_params):  # mean logit(real class c) - logit(G's class c) of G's clips
+        fake = g.apply({"params": g_params}, z, labels, train=False)
+        logits = class_logits(d.apply({"params": state.d_params}, fake, labels, train=False))
+        rows = jnp.arange(8)
+        return jnp.mean(logits[rows, labels] - logits[rows, 3 + labels])
+
+    before = margin(state.g_params)
+    trained = state
+    for i in range(5):
+        trained = step(trained, batch, jax.random.key(i))[0]
+    np.testing.assert_array_equal(
+        jax.tree.leaves(trained.d_params)[0], jax.tree.leaves(state.d_params)[0]
+    )
+    after = margin(trained.g_params)
+    assert after > before + 1e-3, (before, after)  # a flipped sign lowers it
