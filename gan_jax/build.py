@@ -21,7 +21,7 @@ import optax
 from ml_collections import config_dict
 
 from gan_jax import augment, losses, models, optim, train_step
-from gan_jax.config import Checker, ConfigError, config_from_dict
+from gan_jax.config import Checker, ConfigError, config_from_dict, fill_missing
 from gan_jax.data import DataSpec, data_spec, default_data_config, make_dataset
 from gan_jax.data.datasets import dataset as dataset_of
 from gan_jax.objectives import OBJECTIVES, Objective
@@ -154,6 +154,14 @@ def validate(cfg: config_dict.ConfigDict) -> DataSpec:
     _checked("loss", losses.validate_config, cfg.loss, cfg.penalty)
     augment.validate_config(cfg.augment, spec.is_video)
     _checked("step", train_step.validate_config, cfg.step, cfg.ema)
+    if cfg.ema.standing_stats and getattr(
+        objective.make_objective(cfg.objective, spec), "conditions_from_data", False
+    ):
+        raise ConfigError(
+            f"ema.standing_stats={cfg.ema.standing_stats}: objective.name={objective_name!r} "
+            "conditions G on real clips, which the standing statistics do not draw "
+            "(gan_jax.standing_stats); set ema.standing_stats=0"
+        )
     if cfg.g.lr_multipliers or cfg.d.lr_multipliers:
         # Multiplier paths name parameters: initialise abstractly (no compute) to check them.
         jax.eval_shape(init_fn(build(cfg, spec)), jax.random.key(0))
@@ -314,7 +322,8 @@ def upgrade_config(cfg: config_dict.ConfigDict) -> config_dict.ConfigDict:
     """The config of a run from an earlier layout, in today's layout.
 
     A config without the `augment` group (runs from before augmentation) gets it with its
-    defaults (off), which trains exactly as those runs did. Runs from before parts were found
+    defaults (off), which trains exactly as those runs did; `ema` keys a run saved before
+    them lacks (`standing_stats`) get their defaults (off) too. Runs from before parts were found
     by name are mapped as below. The models' parameters are named as before, so such runs'
     checkpoints restore, sample, evaluate and resume under the upgraded config. Configs of
     today's layout come back as they are (the same object). The mapping: `g.arch`/`d.arch`
@@ -324,10 +333,13 @@ def upgrade_config(cfg: config_dict.ConfigDict) -> config_dict.ConfigDict:
     key keeps its value; new keys take their defaults.
     """
     if not is_old_config(cfg):
-        if "augment" in cfg:
+        has_ema_keys = all(key in cfg.ema for key in train_step.default_config()[1])
+        if "augment" in cfg and has_ema_keys:
             return cfg
         upgraded = config_from_dict(cfg.to_dict())
-        upgraded.augment = augment.default_config()
+        if "augment" not in upgraded:
+            upgraded.augment = augment.default_config()
+        fill_missing(upgraded.ema, train_step.default_config()[1])
         return upgraded
     old = cfg.to_dict()
     new = parts_config(model=old["g"]["arch"], data=old["data"]["name"], d_model=old["d"]["arch"])

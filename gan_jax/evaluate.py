@@ -54,6 +54,7 @@ from gan_jax.metrics.registry import (
     defined_metrics,
     register,
 )
+from gan_jax.standing_stats import make_standing_stats
 from gan_jax.state import GANState
 from gan_jax.workdir import EVAL_DIR, load_run
 
@@ -309,7 +310,8 @@ def eval_command(
     fvd_frames: int | None = None,
     real_data: Sequence[tuple[str, str]] = (),
 ) -> dict[str, float | str]:
-    """The `eval` command: metrics of the latest checkpoint's EMA generator.
+    """The `eval` command: metrics of the latest checkpoint's EMA generator (with its standing
+    batch-norm statistics where the run sets `ema.standing_stats`).
 
     Prints the results as JSON and writes them to WORKDIR/eval/step_XXXXXX.json, or with
     `real_data` to WORKDIR/eval/step_XXXXXX_<overrides>.json, the overrides also written in the
@@ -344,7 +346,7 @@ def eval_command(
     ctx = EvalContext(
         cfg=cfg,
         run=run,
-        state=state,
+        state=make_standing_stats(cfg, run.g, run.objective, mesh)(state),
         sampler=sampling.make_sampler(run.g, mesh, run.objective),
         num_samples=int(num_samples or cfg.eval.num_samples),
         seed=seed,

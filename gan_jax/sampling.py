@@ -35,6 +35,7 @@ from gan_jax.io import frame_grid, tile_clips, write_video
 from gan_jax.io.atomic import atomic_write
 from gan_jax.models import draw_latents, zero_latents
 from gan_jax.objectives import Objective, Unconditional
+from gan_jax.standing_stats import make_standing_stats
 from gan_jax.state import GANState
 from gan_jax.workdir import load_run
 
@@ -333,7 +334,8 @@ def sample_command(
 
     Writes `out/samples.{mp4,gif}` and `out/samples.png` for clips, `out/samples.{npy,png}`
     for points. With `num_frames`, the clips have that many frames (`generator_for_frames`;
-    ConfigError where G cannot make them). A class-conditional run draws every sample of
+    ConfigError where G cannot make them). G's batch norms use its standing statistics where
+    the run sets `ema.standing_stats`. A class-conditional run draws every sample of
     class `label`, or without it the classes in turn, sorted (rows of one class together).
     Returns the paths.
     """
@@ -343,6 +345,7 @@ def sample_command(
     labels = class_labels(run.objective, num, label, run_dir)
     if labels is not None:
         cond = labels
+    state = make_standing_stats(cfg, g, run.objective, mesh)(state)
     samples = make_sampler(g, mesh, run.objective)(state, jax.random.key(seed), num, cond)
     if not np.all(np.isfinite(samples)):
         raise FloatingPointError(

@@ -46,6 +46,7 @@ from gan_jax.checkpoint import Checkpointer, CheckpointMismatchError
 from gan_jax.config import Checker
 from gan_jax.data.spec import DataSpec
 from gan_jax.metric_writer import MetricWriter
+from gan_jax.standing_stats import make_standing_stats
 from gan_jax.state import GANState
 from gan_jax.workdir import (
     CHECKPOINT_DIR,
@@ -374,6 +375,9 @@ def train(cfg: config_dict.ConfigDict, workdir: str | os.PathLike) -> GANState:
     )
     all_finite = jax.jit(_all_finite)
     sampler = sampling.make_sampler(run.g, mesh, run.objective)
+    # What samples and evaluations see: the EMA G, with standing batch-norm statistics where
+    # ema.standing_stats asks for them (the train state keeps the running ones).
+    sampled_state = make_standing_stats(cfg, run.g, run.objective, mesh)
     # Real context frames for prediction runs; a class-conditional run's classes in turn, so
     # each grid shows its classes in order (rows of one class together).
     sample_cond = sampling.data_conditions(cfg, run, cfg.log.num_samples, cfg.seed)
@@ -408,7 +412,13 @@ def train(cfg: config_dict.ConfigDict, workdir: str | os.PathLike) -> GANState:
         eval_ctx = None
         if cfg.eval.every:
             eval_ctx = evaluate.EvalContext(
-                cfg, run, state, sampler, cfg.eval.num_samples, seed=cfg.seed, workdir=workdir
+                cfg,
+                run,
+                sampled_state(state),
+                sampler,
+                cfg.eval.num_samples,
+                seed=cfg.seed,
+                workdir=workdir,
             )
             if start == 0:  # the untrained generator: where the metrics start from
                 results = evaluate.run_metrics(cfg.eval.metrics, eval_ctx)
@@ -467,8 +477,11 @@ def train(cfg: config_dict.ConfigDict, workdir: str | os.PathLike) -> GANState:
                 if ckpt_due:  # before samples and eval, so that a failure there loses nothing
                     save(step, state)
                 sample_every = cfg.log.sample_every
-                if (sample_every and step % sample_every == 0) or last:
-                    fake = sampler(state, sample_key, cfg.log.num_samples, sample_cond)
+                sample_due = bool(sample_every and step % sample_every == 0) or last
+                eval_due = eval_ctx is not None and (step % cfg.eval.every == 0 or last)
+                sampled = sampled_state(state) if sample_due or eval_due else None
+                if sample_due:
+                    fake = sampler(sampled, sample_key, cfg.log.num_samples, sample_cond)
                     if is_main:
                         sampling.write_samples(
                             workdir / SAMPLES_DIR,
@@ -479,8 +492,8 @@ def train(cfg: config_dict.ConfigDict, workdir: str | os.PathLike) -> GANState:
                         )
                         preview = sampling.preview_image(fake, cfg.data.name)
                         writer.write_images(step, {"samples": preview})
-                if eval_ctx is not None and (step % cfg.eval.every == 0 or last):
-                    eval_ctx = eval_ctx.with_state(state)
+                if eval_due:
+                    eval_ctx = eval_ctx.with_state(sampled)
                     results = evaluate.run_metrics(cfg.eval.metrics, eval_ctx)
                     writer.write_scalars(step, {f"eval/{k}": v for k, v in results.items()})
                 if stop:

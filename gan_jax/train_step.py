@@ -145,9 +145,13 @@ def default_config() -> tuple[config_dict.ConfigDict, config_dict.ConfigDict]:
     `step.n_critic`: D updates per G update. `ema.decay`: decay of G's EMA per step;
     `ema.half_life_images` > 0 replaces it by a half-life in samples seen (StyleGAN's
     `ema_kimg * 1000`), and `ema.rampup` > 0 caps that half-life at `rampup * samples seen`.
+    `ema.standing_stats` > 0: the EMA G is sampled with batch-norm statistics measured on
+    that many of its own batches (`gan_jax.standing_stats`); 0 keeps the trained G's.
     """
     step = config_dict.ConfigDict({"n_critic": 1})
-    ema = config_dict.ConfigDict({"decay": 0.999, "half_life_images": 0.0, "rampup": 0.0})
+    ema = config_dict.ConfigDict(
+        {"decay": 0.999, "half_life_images": 0.0, "rampup": 0.0, "standing_stats": 0}
+    )
     return step, ema
 
 
@@ -157,8 +161,9 @@ def validate_config(step_cfg: config_dict.ConfigDict, ema_cfg: config_dict.Confi
     step.only_keys(("n_critic",))
     step.integer("n_critic", 1)
     ema = Checker(ema_cfg, "ema")
-    ema.only_keys(("decay", "half_life_images", "rampup"))
+    ema.only_keys(("decay", "half_life_images", "rampup", "standing_stats"))
     ema.number("decay", 0.0, 1.0, high_open=True)
+    ema.integer("standing_stats", 0)
     half_life = ema.number("half_life_images", 0.0)
     if ema.number("rampup", 0.0) and not half_life:
         raise ConfigError("ema.rampup caps ema.half_life_images: set that too (> 0)")

@@ -6,7 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from test_class_conditional import CLIP, jit_init, one_sgd_step
+from conftest import jit_init
+from test_class_conditional import CLIP, one_sgd_step
 
 from gan_jax.models.mocogan import ImageVideoDiscriminator
 from gan_jax.models.video_dcgan import VideoDiscriminator, VideoGenerator

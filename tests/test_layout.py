@@ -7,7 +7,7 @@ Python's import order). The layers, lowest first (README, "Architecture"):
   0 plumbing   errors, config, registry, io, ops, cpu_memory, distributed, metric_writer,
                early_signals
   1 parts      data, models, losses, objectives, optim, metrics, augment
-  2 step       state, parallel, checkpoint, train_step
+  2 step       state, parallel, checkpoint, train_step, standing_stats
   3 build      build
   4 run dir    workdir
   5 sampling   sampling, report, predicting
@@ -36,7 +36,7 @@ LAYERS = [
         "early_signals",
     ),
     ("data", "models", "losses", "objectives", "optim", "metrics", "augment"),
-    ("state", "parallel", "checkpoint", "train_step"),
+    ("state", "parallel", "checkpoint", "train_step", "standing_stats"),
     ("build",),
     ("workdir",),
     ("sampling", "report", "predicting"),

@@ -9,6 +9,7 @@ import sys
 import jax
 import numpy as np
 import pytest
+from conftest import xla_flags
 
 from gan_jax import build, config, parallel, workdir
 from gan_jax.checkpoint import Checkpointer
@@ -42,7 +43,7 @@ def _launch(run_dir, local_devices, extra=()):
     env = {
         **os.environ,
         "JAX_PLATFORMS": "cpu",
-        "XLA_FLAGS": f"--xla_force_host_platform_device_count={local_devices}",
+        "XLA_FLAGS": xla_flags(local_devices),
     }
     command = [
         sys.executable, "-m", "gan_jax", "train", "--config", str(TINY),
