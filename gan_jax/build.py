@@ -154,18 +154,23 @@ def validate(cfg: config_dict.ConfigDict) -> DataSpec:
     _checked("loss", losses.validate_config, cfg.loss, cfg.penalty)
     augment.validate_config(cfg.augment, spec.is_video)
     _checked("step", train_step.validate_config, cfg.step, cfg.ema)
-    if cfg.ema.standing_stats and getattr(
-        objective.make_objective(cfg.objective, spec), "conditions_from_data", False
-    ):
-        raise ConfigError(
-            f"ema.standing_stats={cfg.ema.standing_stats}: objective.name={objective_name!r} "
-            "conditions G on real clips, which the standing statistics do not draw "
-            "(gan_jax.standing_stats); set ema.standing_stats=0"
-        )
+    if cfg.ema.standing_stats:
+        check_standing_stats(cfg, objective.make_objective(cfg.objective, spec))
     if cfg.g.lr_multipliers or cfg.d.lr_multipliers:
         # Multiplier paths name parameters: initialise abstractly (no compute) to check them.
         jax.eval_shape(init_fn(build(cfg, spec)), jax.random.key(0))
     return spec
+
+
+def check_standing_stats(cfg: config_dict.ConfigDict, objective) -> None:
+    """Raises `ConfigError` when `ema.standing_stats` is set for an objective (an instance)
+    that conditions G on real data, whose conditions the standing statistics cannot draw."""
+    if cfg.ema.get("standing_stats", 0) and getattr(objective, "conditions_from_data", False):
+        raise ConfigError(
+            f"ema.standing_stats={cfg.ema.standing_stats}: objective.name="
+            f"{cfg.objective.name!r} conditions G on real clips, which the standing statistics "
+            "do not draw (gan_jax.standing_stats); set ema.standing_stats=0"
+        )
 
 
 def _check_label_conditioning(cfg: config_dict.ConfigDict, objective) -> None:

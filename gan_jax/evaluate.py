@@ -309,6 +309,7 @@ def eval_command(
     real_seed: int | None = None,
     fvd_frames: int | None = None,
     real_data: Sequence[tuple[str, str]] = (),
+    standing_stats: int | None = None,
 ) -> dict[str, float | str]:
     """The `eval` command: metrics of the latest checkpoint's EMA generator (with its standing
     batch-norm statistics where the run sets `ema.standing_stats`).
@@ -331,12 +332,15 @@ def eval_command(
         real_data: `(key, text)` overrides of `data.*` keys for the real clips (e.g.
             `("data.time_range", "(0.8, 1.0)")`: held-out parts of the videos); keys that set
             the clip's shape or the dataset cannot change.
+        standing_stats: replaces the run's `ema.standing_stats` (`sampling.set_standing_stats`);
+            the results then hold it and go to step_XXXXXX_standing_stats=B.json.
     """
     if num_samples is not None and num_samples < 2:
         raise ConfigError(f"--num-samples must be >= 2, got {num_samples}")
     cfg, run, state, mesh = load_run(run_dir)
     fill_defaults(cfg)
     apply_real_data_overrides(cfg, real_data)
+    sampling.set_standing_stats(cfg, run, standing_stats)
     with cfg.unlocked():
         if i3d_weights is not None:
             cfg.eval.i3d_weights = str(i3d_weights)
@@ -360,6 +364,9 @@ def eval_command(
     if real_data:
         results["real_data"] = " ".join(f"{key}={text}" for key, text in real_data)
         suffix = "_" + re.sub(r"[^A-Za-z0-9.=-]+", "_", results["real_data"]).strip("_")[:80]
+    if standing_stats is not None:  # not the run's own setting: never replaces its results
+        results["standing_stats"] = int(standing_stats)
+        suffix += f"_standing_stats={int(standing_stats)}"
     if jax.process_index() == 0:
         out = Path(run_dir) / EVAL_DIR / f"step_{step:06d}{suffix}.json"
         atomic_write_text(out, json.dumps(results, indent=2) + "\n")

@@ -49,6 +49,22 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    return value
+
+
+_STANDING_HELP = (
+    "sample G's batch norms with standing statistics of this many of the EMA G's own batches "
+    "(BigGAN; 0: the trained G's running statistics; default: the run's ema.standing_stats)"
+)
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -89,6 +105,7 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         help="class of every sample of a class-conditional run (default: its classes in turn)",
     )
+    draw.add_argument("--standing-stats", type=_non_negative_int, help=_STANDING_HELP)
     guess = commands.add_parser(
         "predict",
         help="continue a video file with a video_prediction run's EMA G: the real video "
@@ -149,6 +166,7 @@ def _parser() -> argparse.ArgumentParser:
         choices=(16, 128),
         help="frames per clip for fvd (default: the run's eval.fvd_num_frames, 16)",
     )
+    score.add_argument("--standing-stats", type=_non_negative_int, help=_STANDING_HELP)
     score.add_argument(
         "--i3d-weights",
         help="piergiaj I3D weights .npz for --metric fvd_piergiaj (not comparable with papers)",
@@ -346,7 +364,13 @@ def _run(args, overrides) -> None:
         check_workdir(args.workdir, for_training=False)
         _check_out_dir(args.out)
         sampling.sample_command(
-            args.workdir, args.num, args.out, args.seed, args.num_frames, args.label
+            args.workdir,
+            args.num,
+            args.out,
+            args.seed,
+            args.num_frames,
+            args.label,
+            standing_stats=args.standing_stats,
         )
     elif args.command == "predict":
         check_workdir(args.workdir, for_training=False)
@@ -372,6 +396,7 @@ def _run(args, overrides) -> None:
             real_seed=args.real_seed,
             fvd_frames=args.fvd_frames,
             real_data=overrides,
+            standing_stats=args.standing_stats,
         )
 
 

@@ -322,6 +322,22 @@ def generator_for_frames(
     return g
 
 
+def set_standing_stats(cfg, run, num_batches: int | None) -> None:
+    """Replaces a loaded run's `ema.standing_stats` by `num_batches` (the commands'
+    `--standing-stats`; 0 turns them off), in place; None keeps the run's.
+
+    Raises:
+        ConfigError: the run's objective conditions G on real data (video prediction).
+    """
+    if num_batches is None:
+        return
+    if num_batches < 0:
+        raise ConfigError(f"--standing-stats must be >= 0, got {num_batches}")
+    with cfg.unlocked():
+        cfg.ema.standing_stats = int(num_batches)
+    build.check_standing_stats(cfg, run.objective)
+
+
 def sample_command(
     run_dir: str | os.PathLike,
     num: int,
@@ -329,17 +345,21 @@ def sample_command(
     seed: int = 0,
     num_frames: int | None = None,
     label: int | None = None,
+    *,
+    standing_stats: int | None = None,
 ) -> list[Path]:
     """The `sample` command: `num` samples from the latest checkpoint's EMA generator.
 
     Writes `out/samples.{mp4,gif}` and `out/samples.png` for clips, `out/samples.{npy,png}`
     for points. With `num_frames`, the clips have that many frames (`generator_for_frames`;
     ConfigError where G cannot make them). G's batch norms use its standing statistics where
-    the run sets `ema.standing_stats`. A class-conditional run draws every sample of
+    the run sets `ema.standing_stats`, or `standing_stats` asks for them (`set_standing_stats`).
+    A class-conditional run draws every sample of
     class `label`, or without it the classes in turn, sorted (rows of one class together).
     Returns the paths.
     """
     cfg, run, state, mesh = load_run(run_dir)
+    set_standing_stats(cfg, run, standing_stats)
     g = run.g if num_frames is None else generator_for_frames(cfg, run, state, num_frames)
     cond = data_conditions(cfg, run, num, seed)
     labels = class_labels(run.objective, num, label, run_dir)

@@ -15,7 +15,7 @@ from gan_jax.config import ConfigError, config_from_dict, load_config_file
 from gan_jax.evaluate import _EVAL_NOISE_SALT, EVAL_CHUNK
 from gan_jax.io import frame_grid
 from gan_jax.main import main
-from gan_jax.sampling import make_sampler, training_sample_key
+from gan_jax.sampling import make_sampler, set_standing_stats, training_sample_key
 from gan_jax.standing_stats import batch_statistics, make_standing_stats
 from gan_jax.workdir import load_run
 
@@ -102,7 +102,8 @@ def test_standing_statistics_are_fixed_by_the_seed_and_leave_the_weights_alone()
 
 def test_training_is_unchanged_and_samples_and_eval_use_the_standing_statistics(tmp_path, capsys):
     """Two tiny runs, with and without: the same checkpoints; the training grid, `sample` and
-    `eval` come from G_ema with the standing statistics."""
+    `eval` come from G_ema with the standing statistics; `--standing-stats` overrides the run's
+    setting in both commands."""
     states = {}
     for n in (0, 2):
         workdir = tmp_path / f"standing{n}"
@@ -145,6 +146,24 @@ def test_training_is_unchanged_and_samples_and_eval_use_the_standing_statistics(
         match = np.isclose(saved["video_stats/fake_mean_c0"], clips[..., 0].mean(), atol=1e-5)
         assert match == (which == "standing"), which
 
+    # --standing-stats replaces the run's setting: on for the run trained without (its state is
+    # the same and so is its seed), off for the one trained with.
+    plain = tmp_path / "standing0"
+    for run_dir, n, want_state in ((plain, 2, standing), (workdir, 0, state)):
+        out = tmp_path / f"out_{n}"
+        args = ["sample", "--workdir", str(run_dir), "--num", "4", "--out", str(out)]
+        assert main([*args, "--standing-stats", str(n)]) == 0
+        np.testing.assert_array_equal(
+            iio.imread(out / "samples.png"), frame_grid(sampler(want_state, jax.random.key(0), 4))
+        )
+    args = ["eval", "--workdir", str(plain), "--metric", "video_stats", "--num-samples", "8"]
+    assert main([*args, "--standing-stats", "2"]) == 0
+    capsys.readouterr()
+    assert not (plain / "eval" / "step_000002.json").exists()  # the run's own results' name
+    got = json.loads((plain / "eval" / "step_000002_standing_stats=2.json").read_text())
+    assert got["standing_stats"] == 2
+    assert got["video_stats/fake_mean_c0"] == saved["video_stats/fake_mean_c0"]
+
 
 def test_bad_settings_are_refused_with_the_key():
     cfg = _tiny_cfg(standing_stats=-1)
@@ -155,6 +174,13 @@ def test_bad_settings_are_refused_with_the_key():
         prediction.ema.standing_stats = 4
     with pytest.raises(ConfigError, match=r"ema.standing_stats=4.*real clips.*standing_stats=0"):
         build.validate(prediction)
+    # The commands' --standing-stats on a prediction run (trained without them).
+    with prediction.unlocked():
+        prediction.ema.standing_stats = 0
+    run = build.build(prediction, build.validate(prediction))
+    with pytest.raises(ConfigError, match=r"ema.standing_stats=3.*real clips"):
+        set_standing_stats(prediction, run, 3)
+    set_standing_stats(prediction, run, 0)  # off is always allowed
 
 
 def test_a_run_saved_before_the_key_loads_with_it_off():

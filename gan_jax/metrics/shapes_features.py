@@ -25,6 +25,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import pathlib
@@ -111,15 +112,21 @@ class ShapesFeatures:
         For many clips use ``gan_jax.metrics.shapes_fd.ShapesFD``, which batches and checks
         the input.
         """
-        model = self.model()
-        return np.asarray(model.apply({"params": self.params}, jnp.asarray(clips))[0])
+        return np.asarray(_compiled_apply(self.settings)(self.params, jnp.asarray(clips))[0])
 
     def counts(self, clips) -> np.ndarray:
         """The number of objects the count head reads in clips ``[N, T, H, W, C]`` (float in
         [-1, 1]) -> int ``[N]``."""
-        model = self.model()
-        heads = model.apply({"params": self.params}, jnp.asarray(clips))[1]
+        heads = _compiled_apply(self.settings)(self.params, jnp.asarray(clips))[1]
         return np.asarray(jnp.argmax(heads["count"], axis=-1))
+
+
+@functools.lru_cache(maxsize=8)
+def _compiled_apply(settings: FeatureNetSettings):
+    """`apply(params, clips) -> (features, heads)` of the network, compiled once per settings
+    (op by op, each call would run every convolution of CPU's route unfused)."""
+    model = make_model(settings)
+    return jax.jit(lambda params, clips: model.apply({"params": params}, clips))
 
 
 def save_feature_params(path, features: ShapesFeatures) -> None:
