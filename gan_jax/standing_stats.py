@@ -49,7 +49,10 @@ def averaging_weights(g, g_params, g_stats, latents, g_cond):
     for entries that training mode leaves alone: the difference of one pass from unit and one
     from zero statistics, whatever the momentum. Any batch gives them (a small one will do)."""
     from_zero = _updated(g, g_params, g_stats, latents, g_cond, 0.0)
-    from_one = _updated(g, g_params, g_stats, latents, g_cond, 1.0)
+    return _weights(from_zero, _updated(g, g_params, g_stats, latents, g_cond, 1.0))
+
+
+def _weights(from_zero, from_one):
     return jax.tree.map(lambda zero, one: 1.0 - (one - zero), from_zero, from_one)
 
 
@@ -70,9 +73,9 @@ def batch_statistics(g, g_params, g_stats, latents, g_cond, weights=None):
     Returns:
         A tree like `g_stats`.
     """
-    if weights is None:
-        weights = averaging_weights(g, g_params, g_stats, latents, g_cond)
     from_zero = _updated(g, g_params, g_stats, latents, g_cond, 0.0)
+    if weights is None:  # the pass from zero serves both
+        weights = _weights(from_zero, _updated(g, g_params, g_stats, latents, g_cond, 1.0))
 
     def batch_value(old, zero, weight):
         averaged = weight > 1e-6

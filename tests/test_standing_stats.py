@@ -15,6 +15,7 @@ from gan_jax.config import ConfigError, config_from_dict, load_config_file
 from gan_jax.evaluate import _EVAL_NOISE_SALT, EVAL_CHUNK
 from gan_jax.io import frame_grid
 from gan_jax.main import main
+from gan_jax.metric_writer import read_metrics
 from gan_jax.sampling import make_sampler, set_standing_stats, training_sample_key
 from gan_jax.standing_stats import batch_statistics, make_standing_stats
 from gan_jax.workdir import load_run
@@ -108,10 +109,12 @@ def test_training_is_unchanged_and_samples_and_eval_use_the_standing_statistics(
     for n in (0, 2):
         workdir = tmp_path / f"standing{n}"
         args = ["train", "--config", str(CONFIGS / "tiny.py"), "--workdir", str(workdir)]
-        sample_every = 2 if n else 0  # the grid is checked for the run with them only
+        every = 2 if n else 0  # the grid and the evaluation are checked for the run with them
         overrides = [
             f"--config.ema.standing_stats={n}",
-            f"--config.log.sample_every={sample_every}",
+            f"--config.log.sample_every={every}",
+            f"--config.eval.every={every}",
+            "--config.eval.metrics=('video_stats',)",
         ]
         assert main([*args, "--config.steps=2", *overrides]) == 0
         states[n] = load_run(workdir)
@@ -145,6 +148,12 @@ def test_training_is_unchanged_and_samples_and_eval_use_the_standing_statistics(
         clips = np.asarray(sampler(clips_state, eval_key, EVAL_CHUNK)[:8], np.float64)
         match = np.isclose(saved["video_stats/fake_mean_c0"], clips[..., 0].mean(), atol=1e-5)
         assert match == (which == "standing"), which
+    # Training's own evaluation (same seed and sample count) saw the standing state too.
+    logged = [r for r in read_metrics(workdir) if "eval/video_stats/fake_mean_c0" in r]
+    assert [r["step"] for r in logged] == [0, 2]
+    assert logged[-1]["eval/video_stats/fake_mean_c0"] == pytest.approx(
+        saved["video_stats/fake_mean_c0"], abs=1e-6
+    )
 
     # --standing-stats replaces the run's setting: on for the run trained without (its state is
     # the same and so is its seed), off for the one trained with.
