@@ -80,6 +80,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=10, help="timed steps of each framework")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps of each framework")
     parser.add_argument(
+        "--dtype",
+        choices=("float32", "bfloat16"),
+        default="float32",
+        help="bfloat16: mixed precision on both sides (our nets' dtype setting, torch.autocast; "
+        "parameters, optimiser state, losses and EMA float32), and the matmul peak in bf16",
+    )
+    parser.add_argument(
         "--conv-impl", default=None, help="gan_jax conv route (default: the backend's choice)"
     )
     parser.add_argument(
@@ -496,15 +503,21 @@ def peak_memory_growth(fn, settle_s: float = 1.0) -> tuple[int, str]:
     return max(peak[0], reader()) - before, what
 
 
-def matmul_peak(jax, torch, n: int = 4096, repeats: int = 5) -> tuple[float, float]:
-    """Best-of-`repeats` float32 GFLOP/s of an n x n x n product in XLA and in PyTorch."""
+def matmul_peak(
+    jax, torch, n: int = 4096, repeats: int = 5, dtype: str = "float32"
+) -> tuple[float, float]:
+    """Best-of-`repeats` GFLOP/s of an n x n x n product of `dtype` ("float32" or "bfloat16")
+    operands in XLA and in PyTorch. XLA's bf16 product accumulates and returns float32, as
+    the bf16 convolutions' products do where the CPU has AMX (`gan_jax.ops.products`): XLA:CPU
+    runs only that form on AMX."""
+    import jax.numpy as jnp
     import numpy as np
 
     rng = np.random.default_rng(0)
     a, b = (rng.standard_normal((n, n), dtype=np.float32) for _ in range(2))
-    dot = jax.jit(lambda x, y: x @ y)
-    a_j, b_j = jax.device_put(a), jax.device_put(b)
-    a_t, b_t = torch.from_numpy(a), torch.from_numpy(b)
+    dot = jax.jit(lambda x, y: jnp.matmul(x, y, preferred_element_type=jnp.float32))
+    a_j, b_j = (jax.device_put(x).astype(dtype) for x in (a, b))
+    a_t, b_t = (torch.from_numpy(x).to(getattr(torch, dtype)) for x in (a, b))
     jax.block_until_ready(dot(a_j, b_j))
     torch.mm(a_t, b_t)
     jax_times, torch_times = [], []
@@ -540,7 +553,7 @@ def build_jax_step(jax, clip, args, conv_impl, dtype=None):
     from gan_jax.state import create_state
     from gan_jax.train_step import StepConfig, make_train_step
 
-    dtype = dtype or jnp.float32
+    dtype = jnp.dtype(dtype or jnp.float32)
     g = VideoGenerator(
         clip_shape=clip, z_dim=args.z_dim, base_width=args.width, depth=args.depth, dtype=dtype
     )
@@ -563,9 +576,10 @@ def run_shape(jax, torch, shape, args, peaks) -> None:
     real_np = rng.uniform(-1, 1, (args.batch, *clip)).astype(np.float32)
     key = jax.random.key(1)
     impl = args.conv_impl or default_impl()
+    autocast_dtype = None if args.dtype == "float32" else getattr(torch, args.dtype)
 
     # JAX: the step that runs, and the plain-lax step for the useful FLOPs (compiled only).
-    step, state, cfg = build_jax_step(jax, clip, args, impl)
+    step, state, cfg = build_jax_step(jax, clip, args, impl, dtype=args.dtype)
     batch = {"video": jax.device_put(real_np)}
     compiled = step.lower(state, batch, key).compile()
     jax_xla_bytes = xla_memory_bytes(compiled)
@@ -591,7 +605,9 @@ def run_shape(jax, torch, shape, args, peaks) -> None:
     if len(formats) > 1:  # a few steps in each format; the faster one is timed below
         for name in formats:
             fmt = set_memory_format(torch, g_t, d_t, name)
-            trial_step = make_torch_step(torch, g_t, d_t, args.z_dim, cfg.ema_decay)
+            trial_step = make_torch_step(
+                torch, g_t, d_t, args.z_dim, cfg.ema_decay, autocast_dtype=autocast_dtype
+            )
             trial_real = real_t.contiguous(memory_format=fmt)
             trial_step(trial_real)
             times = []
@@ -602,11 +618,13 @@ def run_shape(jax, torch, shape, args, peaks) -> None:
             format_ms[name] = min(times) * 1e3
     torch_format = min(format_ms, key=format_ms.get) if format_ms else formats[0]
     fmt = set_memory_format(torch, g_t, d_t, torch_format)
-    torch_step = make_torch_step(torch, g_t, d_t, args.z_dim, cfg.ema_decay)
+    torch_step = make_torch_step(
+        torch, g_t, d_t, args.z_dim, cfg.ema_decay, autocast_dtype=autocast_dtype
+    )
     torch_real = real_t.contiguous(memory_format=fmt)
 
     # Same work on both sides: XLA's count of the lax program vs PyTorch's dispatched MACs.
-    lax_step, lax_state, _ = build_jax_step(jax, clip, args, "lax")
+    lax_step, lax_state, _ = build_jax_step(jax, clip, args, "lax", dtype=args.dtype)
     lax_compiled = lax_step.lower(lax_state, batch, key).compile()
     useful_flops = xla_flops(lax_compiled)
     contraction_flops = 2.0 * xla_contraction_macs(lax_compiled.as_text())
@@ -655,9 +673,10 @@ def run_shape(jax, torch, shape, args, peaks) -> None:
     print()
     print(
         f"clip {'x'.join(map(str, clip))} (T x H x W x C), batch {args.batch}; G "
-        f"{' -> '.join(map(str, widths))} -> {args.channels}, D mirrored; useful work "
-        f"{useful_flops / 1e9:.2f} GFLOP/step (XLA cost analysis of the lax program; its "
-        f"dots and convs {contraction_flops / 1e9:.2f}, PyTorch's {torch_flops / 1e9:.2f})"
+        f"{' -> '.join(map(str, widths))} -> {args.channels}, D mirrored; {args.dtype}; "
+        f"useful work {useful_flops / 1e9:.2f} GFLOP/step (XLA cost analysis of the lax "
+        f"program; its dots and convs {contraction_flops / 1e9:.2f}, PyTorch's "
+        f"{torch_flops / 1e9:.2f})"
     )
     print(
         f"gan_jax conv route {impl!r}; PyTorch {torch.__version__} eager, {torch_format}"
@@ -718,9 +737,9 @@ def main(argv: list[str] | None = None) -> None:
         f"{os.environ.get('XLA_FLAGS', '')!r}; allocator "
         f"{'keeps freed memory' if kept else 'glibc default'}; load average {_load()}"
     )
-    peaks = matmul_peak(jax, torch, args.matmul_size)
+    peaks = matmul_peak(jax, torch, args.matmul_size, dtype=args.dtype)
     print(
-        f"float32 matmul peak ({args.matmul_size}^3, best of 5): XLA {peaks[0]:.0f} GFLOP/s, "
+        f"{args.dtype} matmul peak ({args.matmul_size}^3, best of 5): XLA {peaks[0]:.0f} GFLOP/s, "
         f"PyTorch {peaks[1]:.0f} GFLOP/s"
     )
     for shape in args.shapes:

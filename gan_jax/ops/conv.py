@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from gan_jax.ops import blocks, fast
+from gan_jax.ops import blocks, fast, settings
 
 IMPL_ENV_VAR = "GAN_JAX_CONV_IMPL"
 IMPLS = ("lax", "fast")
@@ -60,17 +60,8 @@ def route(impl: str):
     in one process. It acts when a function is traced: jit what runs inside the block."""
     if impl not in IMPLS:
         raise ValueError(f"route: impl must be one of {IMPLS}, got {impl!r}.")
-    previous = os.environ.get(IMPL_ENV_VAR)
-    os.environ[IMPL_ENV_VAR] = impl
-    default_impl.cache_clear()
-    try:
+    with settings.overridden(IMPL_ENV_VAR, impl, default_impl):
         yield
-    finally:
-        if previous is None:
-            os.environ.pop(IMPL_ENV_VAR, None)
-        else:
-            os.environ[IMPL_ENV_VAR] = previous
-        default_impl.cache_clear()
 
 
 def with_route(impl: str, fn):

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from gan_jax.ops import blocks as blk
+from gan_jax.ops import products
 from gan_jax.ops.blocks import Geometry
 
 
@@ -90,13 +91,14 @@ def _col2im(columns: jax.Array, batch: int, channels: int, geometry: Geometry) -
 
 
 def _matmul(a: jax.Array, b: jax.Array) -> jax.Array:
-    """[M, K] @ [K, N], both row-major."""
-    return lax.dot_general(a, b, (((1,), (0,)), ((), ())))
+    """[M, K] @ [K, N], both row-major; bf16 ones accumulate in float32 on a CPU with AMX
+    (``products.bf16_products``)."""
+    return products.dot(a, b, (((1,), (0,)), ((), ())), products.operand_dtype(a.dtype))
 
 
 def _matmul_nt(a: jax.Array, b: jax.Array) -> jax.Array:
-    """[M, K] @ [N, K]^T."""
-    return lax.dot_general(a, b, (((1,), (1,)), ((), ())))
+    """[M, K] @ [N, K]^T, as ``_matmul``."""
+    return products.dot(a, b, (((1,), (1,)), ((), ())), products.operand_dtype(a.dtype))
 
 
 def kernel_matrix(kernel: jax.Array, strides: tuple[int, ...]) -> jax.Array:

@@ -32,9 +32,12 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from gan_jax.ops import products
+
 # Static description: (batch N, block sizes B, kernel taps k, output tile per dim (0 for a
-# direct dim), depth D).
-Spec = tuple[int, tuple[int, ...], tuple[int, ...], tuple[int, ...], int]
+# direct dim), depth D, the products' operand dtype: None for the transforms' own, bf16 for
+# bf16 operands accumulated in float32 (``products.operand_dtype``)).
+Spec = tuple[int, tuple[int, ...], tuple[int, ...], tuple[int, ...], int, object]
 # Per output tile size m: (B^T [m + 1, m + 1], G [m + 1, 2], A^T [m, m + 1]) of F(m, 2),
 # whose m + 1 positions each take one product. F(2, 2) uses only 0 and +-1; F(4, 2) (points
 # 0, 1, -1, 2 and infinity) needs 1/2, 1/6 and powers of 2 up to 8, so it rounds more.
@@ -79,13 +82,13 @@ def _combine(coefficients, arrays):
 _F4_MIN_OUTPUTS = 8
 
 
-def winograd_dims(block_sizes, kernel_sizes) -> tuple[int, ...]:
-    """Per dim, its output tile: 4 for F(4, 2), 2 for F(2, 2) (two taps and an even number
-    of outputs), 0 where it stays direct."""
+def winograd_dims(block_sizes, kernel_sizes, max_tile: int = 4) -> tuple[int, ...]:
+    """Per dim, its output tile: 4 for F(4, 2) (unless ``max_tile`` is 2), 2 for F(2, 2) (two
+    taps and an even number of outputs), 0 where it stays direct."""
     tiles = []
     for b, k in zip(block_sizes, kernel_sizes):
         out = b - k + 1
-        if k == 2 and out >= _F4_MIN_OUTPUTS and out % 4 == 0:
+        if max_tile >= 4 and k == 2 and out >= _F4_MIN_OUTPUTS and out % 4 == 0:
             tiles.append(4)
         elif k == 2 and out >= 2 and out % 2 == 0:
             tiles.append(2)
@@ -95,7 +98,7 @@ def winograd_dims(block_sizes, kernel_sizes) -> tuple[int, ...]:
 
 
 def _out_sizes(spec: Spec) -> tuple[int, ...]:
-    _, block_sizes, kernel_sizes, _, _ = spec
+    _, block_sizes, kernel_sizes, *_ = spec
     return tuple(b - k + 1 for b, k in zip(block_sizes, kernel_sizes))
 
 
@@ -131,7 +134,7 @@ def _input_transform(blocks: jax.Array, spec: Spec, transposed: bool = False) ->
     leaves [P, R, Kd] without a transpose. ``transposed`` then moves Kd before the rows in
     one more pass: a plain copy, faster than reading the blocks across their rows.
     """
-    _, _, kernel_sizes, tiles, _ = spec
+    _, _, kernel_sizes, tiles, *_ = spec
     out_sizes = _out_sizes(spec)
     x, n_positions = blocks, 0
     for d in reversed(range(len(tiles))):
@@ -172,7 +175,7 @@ def _input_transform_t(v: jax.Array, spec: Spec) -> jax.Array:
     (the tile's last block is the next tile's first); a direct dim's taps are added back
     onto the blocks they read (col2im).
     """
-    batch, _, kernel_sizes, tiles, depth = spec
+    batch, _, kernel_sizes, tiles, depth, _ = spec
     wino = [m for m in tiles if m]
     direct_taps = [k for k, m in zip(kernel_sizes, tiles) if not m]
     x = v.reshape(*(m + 1 for m in wino), batch, *_tile_sizes(spec), *direct_taps, depth)
@@ -215,7 +218,7 @@ def _input_transform_t(v: jax.Array, spec: Spec) -> jax.Array:
 def _output_transform(m: jax.Array, spec: Spec) -> jax.Array:
     """[P, R, Co] -> [N, *O, Co]: A^T along each transformed dim ((m0 + m1, m1 + m2) for
     F(2, 2))."""
-    batch, _, _, tiles, _ = spec
+    batch, _, _, tiles, *_ = spec
     wino = [t for t in tiles if t]
     x = m.reshape(*(t + 1 for t in wino), batch, *_tile_sizes(spec), m.shape[-1])
     n_front = len(wino)
@@ -247,20 +250,20 @@ def _output_transform_t(g: jax.Array, spec: Spec) -> jax.Array:
     return _positions_to_matrix(x, n_positions, transposed=False)
 
 
-def _bmm(a: jax.Array, b: jax.Array) -> jax.Array:
-    """[P, M, K] @ [P, K, N] -> [P, M, N]."""
-    return lax.dot_general(a, b, (((2,), (1,)), ((0,), (0,))))
+def _bmm(a: jax.Array, b: jax.Array, spec: Spec) -> jax.Array:
+    """[P, M, K] @ [P, K, N] -> [P, M, N], on the spec's operand dtype."""
+    return products.dot(a, b, (((2,), (1,)), ((0,), (0,))), spec[5])
 
 
-def _bmm_nt(a: jax.Array, b: jax.Array) -> jax.Array:
-    """[P, M, N] @ [P, K, N]^T -> [P, M, K]."""
-    return lax.dot_general(a, b, (((2,), (2,)), ((0,), (0,))))
+def _bmm_nt(a: jax.Array, b: jax.Array, spec: Spec) -> jax.Array:
+    """[P, M, N] @ [P, K, N]^T -> [P, M, K], on the spec's operand dtype."""
+    return products.dot(a, b, (((2,), (2,)), ((0,), (0,))), spec[5])
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
 def _conv(blocks: jax.Array, w: jax.Array, spec: Spec) -> jax.Array:
     """blocks [N, *B, D], w [P, Kd, Co] (``transform_kernel``) -> [N, *O, Co]."""
-    return _output_transform(_bmm(_input_transform(blocks, spec), w), spec)
+    return _output_transform(_bmm(_input_transform(blocks, spec), w, spec), spec)
 
 
 def _conv_fwd(blocks, w, spec):
@@ -278,7 +281,7 @@ _conv.defvjp(_conv_fwd, _conv_bwd)
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
 def _conv_t(y: jax.Array, w: jax.Array, spec: Spec) -> jax.Array:
     """The adjoint of ``_conv`` w.r.t. blocks: y [N, *O, Co] -> [N, *B, D]."""
-    return _input_transform_t(_bmm_nt(_output_transform_t(y, spec), w), spec)
+    return _input_transform_t(_bmm_nt(_output_transform_t(y, spec), w, spec), spec)
 
 
 def _conv_t_fwd(y, w, spec):
@@ -302,7 +305,7 @@ def _wgrad(blocks: jax.Array, grad_y: jax.Array, spec: Spec) -> jax.Array:
     contracting the last axis of the left operand.
     """
     v_t = _input_transform(blocks, spec, transposed=True)
-    return _bmm(v_t, _output_transform_t(grad_y, spec))
+    return _bmm(v_t, _output_transform_t(grad_y, spec), spec)
 
 
 def _wgrad_fwd(blocks, grad_y, spec):
@@ -318,16 +321,20 @@ def _wgrad_bwd(spec, residuals, grad_w):
 _wgrad.defvjp(_wgrad_fwd, _wgrad_bwd)
 
 
-def _spec(batch, block_sizes, kernel: jax.Array) -> Spec:
+def _spec(batch, block_sizes, kernel: jax.Array, dtype) -> Spec:
+    """The static description of a conv of ``dtype`` (its blocks')."""
     num_spatial = kernel.ndim - 2
     kernel_sizes = tuple(kernel.shape[:num_spatial])
-    wino = winograd_dims(block_sizes, kernel_sizes)
+    operands = products.operand_dtype(dtype)
+    # F(4, 2)'s coefficients amplify the rounding of bf16 operands 8x (a video GAN layer
+    # 2.2 % off, XLA's bf16 conv 0.3 %); F(2, 2) only adds and subtracts.
+    wino = winograd_dims(block_sizes, kernel_sizes, max_tile=4 if operands is None else 2)
     if not any(wino):
         raise ValueError(
             f"winograd: no dim of blocks {block_sizes} with kernel {kernel_sizes} has two "
             "taps and an even number of outputs; use the direct route for this conv."
         )
-    return (batch, tuple(block_sizes), kernel_sizes, wino, kernel.shape[-2])
+    return (batch, tuple(block_sizes), kernel_sizes, wino, kernel.shape[-2], operands)
 
 
 def _compute_dtype(dtype) -> jnp.dtype:
@@ -335,7 +342,8 @@ def _compute_dtype(dtype) -> jnp.dtype:
     amplify the rounding of a narrower type: in bf16, an F(4, 2) layer of the video GAN was off
     by 3.7 % (relative norm) against 0.3 % for XLA's bf16 convolution, and the main job's
     recipe in bf16 ended at FSD 41 instead of 10. Run in float32, the route rounds only its
-    output to bf16."""
+    output to bf16, and, on a CPU with AMX (``products.bf16_products``), the transformed
+    operands of the products, which accumulate in float32."""
     return jnp.promote_types(dtype, jnp.float32)
 
 
@@ -346,7 +354,7 @@ def conv(blocks: jax.Array, kernel: jax.Array) -> jax.Array:
     Raises:
         ValueError: if no dim qualifies (``winograd_dims``).
     """
-    spec = _spec(blocks.shape[0], blocks.shape[1:-1], kernel)
+    spec = _spec(blocks.shape[0], blocks.shape[1:-1], kernel, blocks.dtype)
     compute = _compute_dtype(blocks.dtype)
     w = transform_kernel(kernel.astype(compute), spec[3])
     return _conv(blocks.astype(compute), w, spec).astype(blocks.dtype)
@@ -359,7 +367,7 @@ def conv_transpose(y: jax.Array, kernel: jax.Array, block_sizes) -> jax.Array:
     Raises:
         ValueError: if no dim qualifies (``winograd_dims``).
     """
-    spec = _spec(y.shape[0], block_sizes, kernel)
+    spec = _spec(y.shape[0], block_sizes, kernel, y.dtype)
     compute = _compute_dtype(y.dtype)
     w = transform_kernel(kernel.astype(compute), spec[3])
     return _conv_t(y.astype(compute), w, spec).astype(y.dtype)
