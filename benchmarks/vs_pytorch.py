@@ -17,15 +17,17 @@ plain `lax` convolutions (the useful work, whatever route runs), PyTorch's by co
 valid (non-padding) taps of every convolution, its gradients and every matrix product that
 the PyTorch step dispatches. It then times the two steps alternately (jax, torch, jax, ...)
 after warm-up, so both see the same machine load, and prints clips/s, the ratio, GFLOP/s,
-the machine's float32 matmul peak (a large `jnp.dot` and `torch.mm`) and peak memory (XLA's
-own buffer analysis, and the peak growth of the bytes malloc has handed out during one step of
-each). Both frameworks run in this process under the allocator policy the `gan-jax` command
-sets (`gan_jax.cpu_memory.keep_freed_memory`: freed memory is kept for reuse instead of being
-unmapped and faulted in again next step); `--allocator default` measures glibc's own.
+the machine's matmul peak in the step's dtype (a large `jnp.dot` and `torch.mm`) and peak
+memory (XLA's own buffer analysis, and the peak growth of the bytes malloc has handed out during
+one step of each). Both frameworks run in this process under the allocator policy the
+`gan-jax` command sets (`gan_jax.cpu_memory.keep_freed_memory`: freed memory is kept for reuse
+instead of being unmapped and faulted in again next step); `--allocator default` measures
+glibc's own.
 
     pip install -e '.[bench]'    # torch
     .venv/bin/python benchmarks/vs_pytorch.py                        # 16x32x32 and 16x64x64
     .venv/bin/python benchmarks/vs_pytorch.py --shapes 16x64x64 --batch 16 --steps 5
+    .venv/bin/python benchmarks/vs_pytorch.py --dtype bfloat16     # our bf16 nets vs autocast
 
 XLA flags (`--xla-flags`) are set before JAX starts; they are an experiment knob only.
 """

@@ -22,12 +22,16 @@ def _load_script():
     return module
 
 
-@pytest.mark.slow  # 31 s: a benchmark's twin models; the default suite keeps to 10 minutes
-def test_twin_matches_and_the_table_prints(capsys):
+@pytest.mark.slow  # 31 s each: a benchmark's twin models; the default suite keeps to 10 minutes
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_twin_matches_and_the_table_prints(capsys, dtype):
+    """bfloat16: our nets' dtype against torch.autocast, the same FLOP check."""
     vs_pytorch = _load_script()
     args = ["--shapes", "4x8x8", "--batch", "2", "--width", "4", "--depth", "2", "--z-dim", "8"]
+    args += ["--dtype", dtype]
     vs_pytorch.main([*args, "--steps", "1", "--warmup", "0", "--matmul-size", "256"])
     out = capsys.readouterr().out
+    assert f"{dtype} matmul peak" in out and f"D mirrored; {dtype};" in out
     # The FLOP check passed (it exits otherwise) and every row of the table is there.
     assert "ratio gan_jax/PyTorch clips/s:" in out
     for row in (
