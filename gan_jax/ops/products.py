@@ -3,7 +3,8 @@
 XLA:CPU runs a product of bf16 operands that accumulates and returns float32
 (``preferred_element_type=float32``) on the AMX tiles of the Intel Xeons that have them
 (``amx_bf16`` in the CPU's flags): measured on one, 680-820 GFLOP/s for a 4096^3 product and
-150-500 for the video GAN's batched Winograd products, against 200-250 and 35-85 in float32.
+150-500 for the video GAN's batched Winograd products, against 200-270 and 35-130 in float32
+(timings on a shared machine that moved 2x from one minute to the next).
 The same bf16 product returning bf16 ran no faster than float32 there. Without AMX (the AMD
 EPYCs with AVX2 these sessions also get) bf16 was measured no faster than float32.
 
