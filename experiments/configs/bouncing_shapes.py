@@ -33,6 +33,11 @@ soft blobs on black, one or two per clip
 are soft, several blobs change colour along the way (blue to magenta to white, green to
 cyan), and one clip starts nearly empty.
 
+That is one seed on one CPU. On an Intel Xeon with AVX-512 and AMX (2 cores) seeds 0, 1 and 2
+end at FSD 30.7, 13.0 and 39.4 (off-palette 88 %, 75 %, 92 %; frozen 53 %, 26 %, 50 %): CPUs
+round differently, and the recipe's outcome spreads that far over seeds. Compare recipes over
+seeds on one CPU.
+
 Choices, from experiments/shapes_ablation.py (README, "Video GANs on bouncing shapes"): at
 equal wall-clock (180 s on the 2-core AMD EPYC) MoCoGAN's split of content and motion reached
 the lowest FSD of the three families (12.6 with NS + R1, against 29.7 for the 3-D DCGAN and 131
