@@ -251,6 +251,7 @@ def test_a_class_conditional_run_trains_and_samples_by_label(tmp_path, capsys):
     cfg.objective = class_conditional.default_config()
     cfg.objective.labels = (1, 2)
     cfg.g.conditional = cfg.d.conditional = True
+    cfg.d.minibatch_std = 4  # as experiments/configs/shapes_class_conditional.py
     config = tmp_path / "config.json"
     config.write_text(cfg.to_json())
     workdir = tmp_path / "run"

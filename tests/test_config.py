@@ -187,6 +187,7 @@ def test_override_errors_name_the_key_and_what_is_allowed(key, text, message):
         ("ckpt.every", "0", r"ckpt\.every must be >= 1"),
         ("eval.metrics", "('mode_coverage',)", r"'mode_coverage' does not apply to data\.name="),
         ("g.lr", "0", r"g\.lr must be > 0"),
+        ("d.minibatch_std", "3", r"d\.minibatch_std=3 must be 0 \(off\) or >= 2 and divide the ba"),
     ],
 )
 def test_validate_rejects_impossible_configs(key, text, message):

@@ -163,6 +163,25 @@ def test_discriminator_heads(num_frames, heads, stride, sizes):
             assert set(np.flatnonzero(diff > 0)) == moved, (frame, diff)
 
 
+def test_the_video_heads_minibatch_std_channel_couples_only_its_group():
+    d = ImageVideoDiscriminator(
+        clip_shape=(4, *FRAME), base_width=4, depth=2, norm="none", minibatch_std=2
+    )
+    clips = jax.random.uniform(jax.random.key(6), (4, 4, *FRAME), minval=-1, maxval=1)
+    variables = jax.jit(lambda k: d.init(k, clips, train=False))(jax.random.key(7))
+    plain = ImageVideoDiscriminator(clip_shape=(4, *FRAME), base_width=4, depth=2, norm="none")
+    plain_variables = jax.jit(lambda k: plain.init(k, clips, train=False))(jax.random.key(7))
+    kernel = variables["params"]["video"]["logits"]["kernel"]
+    plain_kernel = plain_variables["params"]["video"]["logits"]["kernel"]
+    assert kernel.size > plain_kernel.size  # one more channel at each position of its map
+    # The image head keeps no such channel: its parameters are the plain D's.
+    assert _shapes(variables["params"]["image"]) == _shapes(plain_variables["params"]["image"])
+    apply = jax.jit(lambda x: d.apply(variables, x, train=False))
+    logits, moved = apply(clips), apply(clips.at[0].multiply(-1.0))
+    changed = np.abs(np.asarray(moved["video"]) - np.asarray(logits["video"])) > 0
+    assert changed.tolist() == [True, True, False, False]  # clip 0's group of 2
+
+
 def _tiny_config():
     """Clips of 4 frames of 8x8 (for the config checks; no compilation)."""
     cfg = train.default_config(model="mocogan", data="bouncing_shapes")
@@ -272,6 +291,7 @@ def test_sample_32_frames_from_a_run_trained_on_8(mocogan_run, tmp_path, capsys)
         ("d.heads", ("video", "video"), "d.heads=('video', 'video') must name each"),
         ("d.image_stride", 0, "d.image_stride must be >= 1, got 0"),
         ("d.spectral_norm", 1, "d.spectral_norm must be bool, got 1"),
+        ("d.minibatch_std", 3, "d.minibatch_std=3 must be 0 (off) or >= 2 and divide the batch_s"),
     ],
 )
 def test_bad_config_values_name_the_key(key, value, message):
@@ -280,6 +300,13 @@ def test_bad_config_values_name_the_key(key, value, message):
     with cfg[net].ignore_type():  # as a config file may hold any value
         cfg[net][name] = value
     with pytest.raises(ConfigError, match="^" + re.escape(message)):
+        train.validate(cfg)
+
+
+def test_a_minibatch_std_channel_needs_the_video_head():
+    cfg = _tiny_config()
+    cfg.d.heads, cfg.d.minibatch_std = ("image",), 2
+    with pytest.raises(ConfigError, match=r"has none; add 'video' to d\.heads or set d\.minib"):
         train.validate(cfg)
 
 

@@ -45,6 +45,28 @@ def test_video_gan_shapes(clip):
     assert logits.shape == (2,) and logits.dtype == jnp.float32
 
 
+def test_video_discriminator_minibatch_std_couples_only_its_group():
+    clip = (2, 8, 8, 3)
+    # No batch norm: it would couple every clip of the batch.
+    d = VideoDiscriminator(clip_shape=clip, base_width=4, depth=2, norm="none", minibatch_std=4)
+    clips = jnp.asarray(np.random.default_rng(1).normal(size=(8, *clip)), jnp.float32)
+    params = d.init(jax.random.key(0), clips, train=False)
+    # the statistic is one more channel of the last map (8 channels + 1, over 1 x 2 x 2)
+    assert params["params"]["logits"]["kernel"].shape == (4 * 9, 1)
+    logits = d.apply(params, clips, train=False)
+    moved = d.apply(params, clips.at[0].add(1.0), train=False)
+    assert logits.shape == (8,)
+    assert np.all(np.asarray(logits[1:4]) != np.asarray(moved[1:4]))  # same group: changed
+    np.testing.assert_array_equal(logits[4:], moved[4:])  # other group: untouched
+    plain = VideoDiscriminator(clip_shape=clip, base_width=4, depth=2, norm="none")
+    plain_params = plain.init(jax.random.key(0), clips, train=False)
+    assert plain_params["params"]["logits"]["kernel"].shape == (4 * 8, 1)
+    with pytest.raises(ValueError, match="group=3"):
+        VideoDiscriminator(clip_shape=clip, base_width=4, depth=2, minibatch_std=3).init(
+            jax.random.key(0), clips, train=False
+        )
+
+
 def test_generator_output_is_in_range():
     g, _ = tiny_video_models()
     z = 10.0 * jax.random.normal(jax.random.key(1), (4, 8))  # large z pushes tanh to saturate

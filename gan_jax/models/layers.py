@@ -13,6 +13,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gan_jax.config import ConfigError
 from gan_jax.ops import conv as conv_ops
 
 # DCGAN initialisation (Radford et al. 2016): weights ~ N(0, 0.02).
@@ -166,6 +167,56 @@ def logits_head(
         if classifier:
             return {"": logits, CLASS_LOGITS: class_head(features, num_classes, dtype)}
     return logits
+
+
+def minibatch_std(h: jax.Array, group: int) -> jax.Array:
+    """Minibatch standard deviation feature (Karras et al. 2018, ProGAN sec. 3).
+
+    Rows are split into consecutive groups of `group`; the std of each feature over a group,
+    averaged over the features, is one scalar per group, repeated for every row of the group.
+    A collapsed generator makes batches whose spread differs from real ones, and this lets D see it.
+    A batch smaller than `group` (e.g. the batch of 2 at init) is one group, as in ProGAN.
+
+    Args:
+        h: features `[N, F]`, N divisible by `group` (or N < group).
+        group: rows per group, >= 2 (the std of one row is always 0).
+
+    Returns:
+        `[N, 1]`, the group statistic of each row.
+    """
+    n, features = h.shape
+    if group < 2 or (n >= group and n % group):
+        raise ValueError(
+            f"minibatch_std: group={group} must be >= 2 and divide the batch of {n} rows; pick a "
+            f"group size that divides the (packed) batch."
+        )
+    group = min(group, n)
+    grouped = h.reshape(n // group, group, features)
+    # Epsilon inside the sqrt: the gradient of sqrt is infinite at 0 (identical rows).
+    std = jnp.sqrt(jnp.var(grouped, axis=1) + 1e-8)  # [N / group, F]
+    per_group = jnp.mean(std, axis=1, keepdims=True)  # [N / group, 1]
+    return jnp.repeat(per_group, group, axis=0)
+
+
+def with_minibatch_std(features: jax.Array, group: int) -> jax.Array:
+    """`[N, ..., C]` -> `[N, ..., C + 1]`: a feature map with one more channel holding the
+    `minibatch_std` of its flattened rows (ProGAN puts it before D's last block), constant over
+    the positions of each clip. `group` 0 returns the map unchanged."""
+    if not group:
+        return features
+    stat = minibatch_std(features.reshape(features.shape[0], -1), group)
+    shape = (*features.shape[:-1], 1)
+    channel = jnp.broadcast_to(stat.reshape(-1, *(1,) * (features.ndim - 1)), shape)
+    return jnp.concatenate([features, channel.astype(features.dtype)], axis=-1)
+
+
+def check_minibatch_std(group: int, rows: int, owner: str, rows_text: str) -> None:
+    """A `minibatch_std` group setting: 0 (off), or >= 2 dividing the `rows` D sees per call."""
+    if group == 1 or group < 0 or (group and rows % group):
+        raise ConfigError(
+            f"{owner}.minibatch_std={group} must be 0 (off) or >= 2 and divide the {rows_text} "
+            f"= {rows}"
+        )
 
 
 def check_norm(norm: str, owner: str) -> None:

@@ -13,7 +13,12 @@ from ml_collections import config_dict
 
 from gan_jax.config import Checker, ConfigError
 from gan_jax.data.spec import DataSpec
-from gan_jax.models.layers import DTYPES, check_unconditional
+from gan_jax.models.layers import (
+    DTYPES,
+    check_minibatch_std,
+    check_unconditional,
+    minibatch_std,
+)
 
 
 class MLPGenerator(nn.Module):
@@ -41,35 +46,6 @@ class MLPGenerator(nn.Module):
         for i in range(self.depth):
             x = nn.relu(nn.Dense(self.hidden, dtype=self.dtype, name=f"hidden{i}")(x))
         return nn.Dense(self.out_dim, dtype=self.dtype, name="out")(x).astype(jnp.float32)
-
-
-def minibatch_std(h: jax.Array, group: int) -> jax.Array:
-    """Minibatch standard deviation feature (Karras et al. 2018, ProGAN sec. 3).
-
-    Rows are split into consecutive groups of `group`; the std of each feature over a group,
-    averaged over the features, is one scalar per group, repeated for every row of the group.
-    A collapsed generator makes batches whose spread differs from real ones, and this lets D see it.
-    A batch smaller than `group` (e.g. the batch of 2 at init) is one group, as in ProGAN.
-
-    Args:
-        h: features `[N, F]`, N divisible by `group` (or N < group).
-        group: rows per group, >= 2 (the std of one row is always 0).
-
-    Returns:
-        `[N, 1]`, the group statistic of each row.
-    """
-    n, features = h.shape
-    if group < 2 or (n >= group and n % group):
-        raise ValueError(
-            f"minibatch_std: group={group} must be >= 2 and divide the batch of {n} rows; pick a "
-            f"group size that divides the (packed) batch."
-        )
-    group = min(group, n)
-    grouped = h.reshape(n // group, group, features)
-    # Epsilon inside the sqrt: the gradient of sqrt is infinite at 0 (identical rows).
-    std = jnp.sqrt(jnp.var(grouped, axis=1) + 1e-8)  # [N / group, F]
-    per_group = jnp.mean(std, axis=1, keepdims=True)  # [N / group, 1]
-    return jnp.repeat(per_group, group, axis=0)
 
 
 class MLPDiscriminator(nn.Module):
@@ -158,12 +134,7 @@ def validate_d(d_cfg: config_dict.ConfigDict, spec: DataSpec) -> None:
     if spec.batch_size % pack:
         raise ConfigError(f"batch_size={spec.batch_size} must be divisible by d.pack={pack}")
     group = check.integer("minibatch_std", 0)
-    packed = spec.batch_size // pack
-    if group == 1 or (group and packed % group):
-        raise ConfigError(
-            f"d.minibatch_std={group} must be 0 (off) or >= 2 and divide the packed batch "
-            f"batch_size / d.pack = {packed}"
-        )
+    check_minibatch_std(group, spec.batch_size // pack, "d", "packed batch batch_size / d.pack")
 
 
 def make_generator(g_cfg: config_dict.ConfigDict, spec: DataSpec) -> MLPGenerator:

@@ -30,7 +30,8 @@ D returns a dict of heads (`heads`, default both):
      the step's FLOPs). A stride beyond T judges frame 0 alone (with T = 1: every frame).
   "video": `video_dcgan`'s discriminator (strided 3-D convolutions) on the whole clip:
      logits `[N]`. With T = 1 its time kernels are 1: it is a second image discriminator of
-     the one frame; `heads=("image",)` drops it.
+     the one frame; `heads=("image",)` drops it. `minibatch_std` = a group size gives it
+     ProGAN's minibatch-std channel (`video_dcgan`'s D).
   The heads' parameters sit under `image/` and `video/`, so `d.lr_multipliers.video=0.1`
   slows the video D alone; `loss.head_weights` weights their losses.
   Class-conditional (`conditional = True`): each head adds a projection of its pooled last
@@ -56,6 +57,7 @@ from gan_jax.models.layers import (
     Conv,
     ConvTranspose,
     check_labels,
+    check_minibatch_std,
     check_norm,
     check_unconditional,
     logits_head,
@@ -255,6 +257,7 @@ class ImageVideoDiscriminator(nn.Module):
     dtype: Any = jnp.float32
     num_classes: int = 0  # > 0: conditioned on labels [N] (a projection in each head)
     classifier: bool = False  # with num_classes: the video head's own classifier (CLASS_LOGITS)
+    minibatch_std: int = 0  # > 0: the video head's minibatch-std channel over groups of clips
 
     @nn.compact
     def __call__(self, x: jax.Array, cond=None, train: bool = True) -> dict[str, jax.Array]:
@@ -301,6 +304,7 @@ class ImageVideoDiscriminator(nn.Module):
                 dtype=self.dtype,
                 num_classes=self.num_classes,
                 classifier=self.classifier,
+                minibatch_std=self.minibatch_std,
                 name="video",
             )
             video = video_d(x, labels, train)
@@ -335,7 +339,8 @@ def g_config() -> config_dict.ConfigDict:
 
 def d_config() -> config_dict.ConfigDict:
     """D's keys: width of the first block and blocks (both heads), norm, spectral norm, the
-    heads, the image head's frame stride, compute dtype, class conditioning."""
+    heads, the image head's frame stride, compute dtype, class conditioning, the video head's
+    minibatch-std group (0 = off)."""
     return config_dict.ConfigDict(
         {
             "base_width": 16,
@@ -347,6 +352,7 @@ def d_config() -> config_dict.ConfigDict:
             "dtype": "float32",
             "conditional": False,
             "classifier": False,
+            "minibatch_std": 0,
         }
     )
 
@@ -397,6 +403,13 @@ def validate_d(d_cfg: config_dict.ConfigDict, spec: DataSpec) -> None:
             f"d.classifier=True puts D's classifier on its video head, but d.heads={heads!r} has "
             "none; add 'video' to d.heads or set d.classifier=False"
         )
+    group = check.integer("minibatch_std", 0) if "minibatch_std" in d_cfg else 0
+    check_minibatch_std(group, spec.batch_size, "d", "batch_size")
+    if group and "video" not in heads:
+        raise ConfigError(
+            f"d.minibatch_std={group} puts a minibatch-std channel in D's video head, but "
+            f"d.heads={heads!r} has none; add 'video' to d.heads or set d.minibatch_std=0"
+        )
 
 
 def make_generator(g_cfg: config_dict.ConfigDict, spec: DataSpec) -> MoCoGenerator:
@@ -425,4 +438,6 @@ def make_discriminator(d_cfg: config_dict.ConfigDict, spec: DataSpec) -> ImageVi
         dtype=DTYPES[d_cfg.dtype],
         num_classes=int(spec.num_classes or 0) if d_cfg.conditional else 0,
         classifier=bool(d_cfg.get("classifier", False)),
+        # .get: runs saved before the key existed have no minibatch-std channel
+        minibatch_std=int(d_cfg.get("minibatch_std", 0)),
     )

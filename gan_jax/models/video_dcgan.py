@@ -11,7 +11,9 @@ Architecture for `depth` = d and `base_width` = w:
      stride 1, padding 1 in time where it does not (kernel 1 when T = 1). Norm + ReLU between
      blocks, tanh at the end.
   D: the mirror: d strided convolutions w, 2w, ..., w * 2^(d-1) (no norm on the first),
-     LeakyReLU(0.2), then Dense -> logits `[N]`. Optional spectral norm on every layer.
+     LeakyReLU(0.2), then Dense -> logits `[N]`. Optional spectral norm on every layer, and
+     optionally (`minibatch_std` = a group size) ProGAN's minibatch-std channel on the last map,
+     which lets D see a batch whose clips vary less than real ones.
 Class-conditional (`conditional = True`, labels `[N]` as the condition, Miyato & Koyama 2018):
   G concatenates a learned class embedding (z's size) to z and scales and shifts every
   normalised layer per class (conditional normalisation, `layers.class_modulation`); D adds the
@@ -37,10 +39,12 @@ from gan_jax.models.layers import (
     Conv,
     ConvTranspose,
     check_labels,
+    check_minibatch_std,
     check_norm,
     check_unconditional,
     logits_head,
     normalize,
+    with_minibatch_std,
 )
 
 
@@ -161,6 +165,7 @@ class VideoDiscriminator(nn.Module):
     dtype: Any = jnp.float32
     num_classes: int = 0  # > 0: conditioned on labels [N] (a projection head)
     classifier: bool = False  # with num_classes: also its own classifier (layers.class_head)
+    minibatch_std: int = 0  # > 0: a minibatch-std channel over groups of this many clips
 
     @nn.compact
     def __call__(self, x: jax.Array, cond=None, train: bool = True) -> jax.Array:
@@ -198,6 +203,7 @@ class VideoDiscriminator(nn.Module):
             if i > 0:
                 x = normalize(x, self.norm, train, self.bn_axis_name, f"down{i}_norm")
             x = nn.leaky_relu(x, 0.2)
+        x = with_minibatch_std(x, self.minibatch_std)
         return logits_head(x, layer, self.dtype, labels, self.num_classes, self.classifier)
 
 
@@ -230,6 +236,7 @@ def d_config() -> config_dict.ConfigDict:
             "dtype": "float32",
             "conditional": False,
             "classifier": False,
+            "minibatch_std": 0,
         }
     )
 
@@ -286,8 +293,11 @@ def validate_classifier(d_cfg: config_dict.ConfigDict) -> None:
 
 def validate_d(d_cfg: config_dict.ConfigDict, spec: DataSpec) -> None:
     _validate_net(d_cfg, "d", spec)
-    Checker(d_cfg, "d").boolean("spectral_norm")
+    check = Checker(d_cfg, "d")
+    check.boolean("spectral_norm")
     validate_classifier(d_cfg)
+    if "minibatch_std" in d_cfg:
+        check_minibatch_std(check.integer("minibatch_std", 0), spec.batch_size, "d", "batch_size")
 
 
 def make_generator(g_cfg: config_dict.ConfigDict, spec: DataSpec) -> VideoGenerator:
@@ -312,4 +322,6 @@ def make_discriminator(d_cfg: config_dict.ConfigDict, spec: DataSpec) -> VideoDi
         dtype=DTYPES[d_cfg.dtype],
         num_classes=int(spec.num_classes or 0) if d_cfg.conditional else 0,
         classifier=bool(d_cfg.get("classifier", False)),
+        # .get: runs saved before the key existed have no minibatch-std channel
+        minibatch_std=int(d_cfg.get("minibatch_std", 0)),
     )
