@@ -193,7 +193,8 @@ def _tiny_config():
 
 
 # A tiny run of 2 steps, trained by `gan-jax train` (8 fake devices): the image head's loss
-# weighted 0.5, the video D at a tenth of D's learning rate, a checkpoint after each step.
+# weighted 0.5, the video D at a tenth of D's learning rate and with a minibatch-std channel, a
+# checkpoint after each step.
 CONFIG_TEXT = """
 from gan_jax.train import default_config
 
@@ -207,6 +208,7 @@ def get_config():
     cfg.d.base_width, cfg.d.depth = 4, 2
     cfg.d.image_stride = 2
     cfg.d.lr_multipliers.video = 0.1
+    cfg.d.minibatch_std = 4  # as the main job
     cfg.loss.head_weights.image = 0.5
     cfg.data.num_frames, cfg.data.height, cfg.data.width = 8, 8, 8
     cfg.data.size_range = (2.0, 4.0)

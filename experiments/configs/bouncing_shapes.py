@@ -9,34 +9,37 @@ Run (then 32-frame clips from the 8-frame model):
 Model (the `mocogan` family's defaults, gan_jax/models/mocogan.py): G = a GRU over per-frame
 noise (16 -> 16) next to a 64-d content code per clip, then a 2-D DCGAN frame generator of
 depth 3 and base width 16 (batch norm) run on all N * T frames; D = an image head (2-D, frames
-0 and 4 of each clip) and a video head (video_dcgan's 3-D D), both of depth 3 and base width
-16 with batch norm, their non-saturating losses weighted 1 and 1. 1250 steps of batch 16, Adam
-5e-4 (b1 0.5) for both nets, EMA decay 0.99.
+0 and 4 of each clip) and a video head (video_dcgan's 3-D D, with ProGAN's minibatch-std
+channel over groups of 4 clips on its last map: `d.minibatch_std = 4`), both of depth 3 and
+base width 16 with batch norm, their non-saturating losses weighted 1 and 1. 1250 steps of
+batch 16, Adam 5e-4 (b1 0.5) for both nets, EMA decay 0.99.
 
-Time: 1250 steps of batch 16 at about 8 steps/s on 2 idle cores, plus the shapes feature
-network (trained once, about 40 s), 2 evaluations of 512 clips (video_stats, shapes_fd,
-shapes_physics; at step 0 and at the end) and compilation: 4 min 33 s wall on a 2-core AMD
-EPYC (AVX2), peak host memory 1.8 GB. (1500 steps evaluated every 250 took 5 min 27 s, every
-500 5 min 11 s, only at the ends 5 min 14 s on the same machine; the FSD was 10.4 at step 1250
-and 10.6 at 1500, so the last 250 steps were cut.)
+Time: 1250 steps of batch 16, plus the shapes feature network (trained once, about 40 s), 2
+evaluations of 512 clips (video_stats, shapes_fd, shapes_physics; at step 0 and at the end)
+and compilation: 3 min 17 s wall on 2 idle cores of an Intel Xeon with AVX-512 and AMX; 4 min
+33 s on a 2-core AMD EPYC (AVX2) without the minibatch-std channel, which costs next to
+nothing; peak host memory 1.8 GB. (1500 steps evaluated every 250 took 5 min 27 s on the
+EPYC, every 500 5 min 11 s, only at the ends 5 min 14 s; the FSD was 10.4 at step 1250 and
+10.6 at 1500, so the last 250 steps were cut.)
 
-Expected (seed 0, bitwise reproducible on CPU; measured on the AMD EPYC): the Fréchet Shapes
-Distance (eval/shapes_fd/fsd in metrics.jsonl) goes from 131 at step 0 (the untrained
-generator) to 10.4 at step 1250 (on the way, in a run evaluated every 250 steps: 118, 74, 40,
-16.0; the 3-D DCGAN of bouncing_shapes_dcgan.py ends its 1500 steps at 16.4); two draws of
-real clips score 1.7. The physics check (eval/shapes_physics) passes no clip yet: off-palette
-pixels 86 % of the non-background (real clips: 0), right object count in every frame 12 % of
-clips, colours kept 7 %, areas kept 31 % (area CV 0.45, real 0.03), motion 35 %, frozen
-objects 31 %. Final video_stats: mean_gap 0.17, motion_ratio 1.54. samples/step_001250.png:
-soft blobs on black, one or two per clip
-(green, yellow, orange, red, blue, magenta, cyan), most drifting across the 8 frames; edges
-are soft, several blobs change colour along the way (blue to magenta to white, green to
-cyan), and one clip starts nearly empty.
+Expected (bitwise reproducible per CPU; measured on the Intel Xeon, seeds 0, 1 and 2 with
+`--config.seed=S`): the Fréchet Shapes Distance (eval/shapes_fd/fsd in metrics.jsonl) goes
+from 141 at step 0 (the untrained generator) to 15.3 / 12.5 / 13.5 at step 1250;
+two draws of real clips score 1.7. The physics check (eval/shapes_physics) passes no clip
+yet: off-palette pixels 80 / 81 / 79 % of the non-background (real clips: 0), right object
+count in every frame 9 / 13 / 11 % of clips, colours kept 9 / 6 / 4 %, areas kept 26 / 33 /
+29 % (area CV 0.44-0.45, real 0.03), motion 33 / 39 / 32 %, frozen objects 42 / 27 / 33 %,
+frames without an object 21 / 23 / 16 %. samples/step_001250.png of seed 0: soft blobs on
+black, one or two per clip (orange, red, yellow, purple, green, cyan), drifting across the 8
+frames; edges are soft, several blobs change colour along the way (purple to blue, green to
+yellow) or merge, and two clips start nearly empty.
 
-That is one seed on one CPU. On an Intel Xeon with AVX-512 and AMX (2 cores) seeds 0, 1 and 2
-end at FSD 30.7, 13.0 and 39.4 (off-palette 88 %, 75 %, 92 %; frozen 53 %, 26 %, 50 %): CPUs
-round differently, and the recipe's outcome spreads that far over seeds. Compare recipes over
-seeds on one CPU.
+Without the minibatch-std channel (the recipe before; same Xeon and seeds) the FSD ended at
+30.7 / 13.0 / 39.4, off-palette 88 / 75 / 92 %, frozen 53 / 26 / 50 %: the channel took the
+spread over seeds from 13-39 to 12.5-15.3 and lowered the off-palette and frozen shares, with
+the count and colour components as low as before. On the AMD EPYC that recipe's seed 0 ended
+at FSD 10.4 (off-palette 86 %, frozen 31 %), a seed the Xeon's did not repeat: CPUs round
+differently. Compare recipes over seeds on one CPU.
 
 Choices, from experiments/shapes_ablation.py (README, "Video GANs on bouncing shapes"): at
 equal wall-clock (180 s on the 2-core AMD EPYC) MoCoGAN's split of content and motion reached
@@ -61,6 +64,9 @@ def get_config():
     cfg.loss.head_weights.image = 1.0
     cfg.loss.head_weights.video = 1.0
     cfg.ema.decay = 0.99
+    # ProGAN's minibatch-std channel in the video head: FSD 12.5-15.3 over three seeds
+    # instead of 13-39 (docstring).
+    cfg.d.minibatch_std = 4
 
     cfg.data.num_frames = 8
     cfg.data.height = 32
