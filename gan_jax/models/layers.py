@@ -176,6 +176,8 @@ def minibatch_std(h: jax.Array, group: int) -> jax.Array:
     averaged over the features, is one scalar per group, repeated for every row of the group.
     A collapsed generator makes batches whose spread differs from real ones, and this lets D see it.
     A batch smaller than `group` (e.g. the batch of 2 at init) is one group, as in ProGAN.
+    Groups are of the rows one call sees: under `jit` the global batch, in a `pmap` step each
+    device's rows, so there a local batch smaller than `group` becomes one smaller group.
 
     Args:
         h: features `[N, F]`, N divisible by `group` (or N < group).
