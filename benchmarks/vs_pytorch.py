@@ -552,6 +552,7 @@ def build_jax_step(jax, clip, args, conv_impl, dtype=None):
 
     from gan_jax.models.video_dcgan import VideoDiscriminator, VideoGenerator
     from gan_jax.ops.conv import with_route
+    from gan_jax.parallel import step_compiler_options
     from gan_jax.state import create_state
     from gan_jax.train_step import StepConfig, make_train_step
 
@@ -563,7 +564,10 @@ def build_jax_step(jax, clip, args, conv_impl, dtype=None):
     tx = optax.adam(2e-4, b1=0.5, b2=0.999)
     cfg = StepConfig()
     step_fn = with_route(conv_impl, make_train_step(g, d, tx, tx, cfg))
-    step = jax.jit(step_fn, donate_argnums=(0,))
+    # The train loop's compile options (on CPU, XLA's memory-optimized scheduler).
+    step = jax.jit(
+        step_fn, donate_argnums=(0,), compiler_options=step_compiler_options(jax.devices())
+    )
     state = jax.jit(lambda key: create_state(key, g, d, tx, tx))(jax.random.key(0))
     return step, state, cfg
 

@@ -113,6 +113,59 @@ def test_noise_is_sharded_with_the_batch():
     assert "f32[2,8]" in text and "f32[16,8]" not in text
 
 
+def _compile_and_step(scheduler, monkeypatch):
+    """XLA's temporaries (bytes) and the outputs of one Adam step on one CPU device, the step
+    compiled under `GAN_JAX_XLA_CPU_SCHEDULER=scheduler`."""
+    monkeypatch.setenv(parallel.SCHEDULER_ENV_VAR, scheduler)
+    parallel.cpu_scheduler.cache_clear()
+    g, d = tiny_video_models(norm="batch")
+    tx = optax.adam(1e-3)
+    mesh = parallel.make_mesh(jax.devices()[:1])
+    step_fn = make_train_step(
+        g, d, tx, tx, StepConfig(ema_decay=0.9), data_sharding=parallel.batch_sharding(mesh)
+    )
+    step = parallel.jit_train_step(step_fn, mesh)
+    state = parallel.create_replicated(
+        lambda k: create_state(k, g, d, tx, tx), jax.random.key(0), mesh
+    )
+    batch = parallel.global_batch(_batches()[0], mesh)
+    analysis = step.lower(state, batch, jax.random.key(1)).compile().memory_analysis()
+    return analysis.temp_size_in_bytes, jax.device_get(step(state, batch, jax.random.key(1)))
+
+
+def test_cpu_step_uses_the_memory_optimized_scheduler(monkeypatch):
+    """The jitted step on CPU keeps fewer temporaries live than under XLA's default scheduler
+    (measured: 528 vs 614 KiB here, 483 vs 563 MiB for the benchmark's DCGAN at 16x32x32),
+    and computes the same bits: only the order of independent operations changes."""
+    try:
+        memory_bytes, memory_out = _compile_and_step("memory", monkeypatch)
+        default_bytes, default_out = _compile_and_step("default", monkeypatch)
+    finally:
+        parallel.cpu_scheduler.cache_clear()
+    assert memory_bytes < default_bytes
+    for a, b in zip(jax.tree.leaves(memory_out), jax.tree.leaves(default_out), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_scheduler_choice_from_the_environment(monkeypatch):
+    devices = jax.devices()[:1]
+    try:
+        monkeypatch.delenv(parallel.SCHEDULER_ENV_VAR, raising=False)
+        parallel.cpu_scheduler.cache_clear()
+        assert parallel.step_compiler_options(devices) == {
+            "xla_cpu_scheduler_type": "CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED"
+        }
+        monkeypatch.setenv(parallel.SCHEDULER_ENV_VAR, "default")
+        parallel.cpu_scheduler.cache_clear()
+        assert parallel.step_compiler_options(devices) is None
+        monkeypatch.setenv(parallel.SCHEDULER_ENV_VAR, "fastest")
+        parallel.cpu_scheduler.cache_clear()
+        with pytest.raises(ValueError, match="GAN_JAX_XLA_CPU_SCHEDULER='fastest' is invalid"):
+            parallel.step_compiler_options(devices)
+    finally:
+        parallel.cpu_scheduler.cache_clear()
+
+
 def test_global_batch_rejects_indivisible_batches():
     mesh = parallel.make_mesh()
     with pytest.raises(ValueError, match="divisible by the 8 local devices"):

@@ -12,35 +12,46 @@ depth 3 and base width 16 (batch norm) run on all N * T frames; D = an image hea
 0 and 4 of each clip) and a video head (video_dcgan's 3-D D, with ProGAN's minibatch-std
 channel over groups of 4 clips on its last map: `d.minibatch_std = 4`), both of depth 3 and
 base width 16 with batch norm, their non-saturating losses weighted 1 and 1. 1250 steps of
-batch 16, Adam 5e-4 (b1 0.5) for both nets, EMA decay 0.99.
+batch 16, Adam 5e-4 (b1 0.5) for both nets, EMA decay 0.99; samples and evaluations use the
+EMA G's standing batch-norm statistics (`ema.standing_stats = 100`: its own statistics
+over 100 batches, BigGAN's; gan_jax/standing_stats.py).
 
-Time: 1250 steps of batch 16, plus the shapes feature network (trained once, about 40 s), 2
+Time: 1250 steps of batch 16, plus the shapes feature network (trained once, about 20-40 s), 2
 evaluations of 512 clips (video_stats, shapes_fd, shapes_physics; at step 0 and at the end)
-and compilation: 3 min 17 s wall on 2 idle cores of an Intel Xeon with AVX-512 and AMX; 4 min
-33 s on a 2-core AMD EPYC (AVX2) without the minibatch-std channel, which costs next to
-nothing; peak host memory 1.8 GB. (1500 steps evaluated every 250 took 5 min 27 s on the
-EPYC, every 500 5 min 11 s, only at the ends 5 min 14 s; the FSD was 10.4 at step 1250 and
-10.6 at 1500, so the last 250 steps were cut.)
+and compilation: 1 min 51 s wall on 2 idle cores of an Intel Xeon with AVX-512 and AMX
+(float32 matmul peak 398 GFLOP/s; peak host memory 1.6 GB; 1 min 34 s with the feature
+network cached, of which the standing statistics take about 4 s); 3 min 17 s on a slower host
+of the same Xeon kind (matmul peak 204) and 4 min 33 s on a 2-core AMD EPYC (AVX2) before the
+minibatch-std channel and the standing statistics, which cost next to nothing. (1500 steps
+evaluated every 250 took 5 min 27 s on the EPYC, every 500 5 min 11 s, only at the ends 5 min
+14 s; the FSD was 10.4 at step 1250 and 10.6 at 1500, so the last 250 steps were cut.)
 
 Expected (bitwise reproducible per CPU; measured on the Intel Xeon, seeds 0, 1 and 2 with
 `--config.seed=S`): the Fréchet Shapes Distance (eval/shapes_fd/fsd in metrics.jsonl) goes
-from 141 at step 0 (the untrained generator) to 15.3 / 12.5 / 13.5 at step 1250;
-two draws of real clips score 1.7. The physics check (eval/shapes_physics) passes no clip
-yet: off-palette pixels 80 / 81 / 79 % of the non-background (real clips: 0), right object
-count in every frame 9 / 13 / 11 % of clips, colours kept 9 / 6 / 4 %, areas kept 26 / 33 /
-29 % (area CV 0.44-0.45, real 0.03), motion 33 / 39 / 32 %, frozen objects 42 / 27 / 33 %,
-frames without an object 21 / 23 / 16 %. samples/step_001250.png of seed 0: soft blobs on
-black, one or two per clip (orange, red, yellow, purple, green, cyan), drifting across the 8
-frames; edges are soft, several blobs change colour along the way (purple to blue, green to
-yellow) or merge, and two clips start nearly empty.
-
-Without the minibatch-std channel (the recipe before; same Xeon and seeds) the FSD ended at
+from 95 at step 0 (the untrained generator) to 13.4 / 9.6 / 12.2 at step 1250; two draws of
+real clips score 1.7. The physics check (eval/shapes_physics) passes no clip yet: off-palette
+pixels 75 / 75 / 77 % of the non-background (real clips: 0), right object count in every
+frame 9 / 13 / 11 % of clips, colours kept 8 / 7 / 4 %, areas kept 33 / 23 / 25 % (area CV
+0.42-0.48, real 0.03), motion 39 / 25 / 27 %, frozen objects 41 / 23 / 36 %, frames without
+an object 21 / 16 / 15 %. samples/step_001250.png of seed 0: soft blobs on black, one or two
+per clip (orange, red, yellow, purple, green, cyan), drifting across the 8 frames; edges are
+soft, several blobs change colour along the way (purple to blue, green to yellow) or merge,
+and two clips start nearly empty.
+With the trained G's running statistics instead (`--config.ema.standing_stats=0`; the same
+training, bitwise) the same three generators score FSD 15.3 / 12.5 / 13.5, off-palette 80 /
+81 / 79 %, areas kept 26 / 33 / 29 %, motion 33 / 39 / 32 %, frozen 42 / 27 / 33 %: the
+standing statistics lower the FSD and the off-palette share of every seed, and move the
+areas and motion components both ways.
+Without the minibatch-std channel (same Xeon and seeds, running statistics) the FSD ended at
 30.7 / 13.0 / 39.4, off-palette 88 / 75 / 92 %, frozen 53 / 26 / 50 %: the channel took the
 spread over seeds from 13-39 to 12.5-15.3 and lowered the off-palette and frozen shares, with
 the count and colour components as low as before. On the AMD EPYC that recipe's seed 0 ended
 at FSD 10.4 (off-palette 86 %, frozen 31 %), a seed the Xeon's did not repeat: CPUs round
 differently. Compare recipes over seeds on one CPU.
-
+Tried with the standing statistics and not kept (Xeon): EMA 0.995, FSD 14.2 / 12.8 (seeds 0
+and 1); the video head's loss weight at 0.5, FSD 14.0 / 27.1 / 10.7 (seeds 0, 1, 2;
+off-palette 65 / 83 / 72 %); both learning rates decayed linearly to a tenth from mid-run,
+FSD 35.7 (seed 0).
 Choices, from experiments/shapes_ablation.py (README, "Video GANs on bouncing shapes"): at
 equal wall-clock (180 s on the 2-core AMD EPYC) MoCoGAN's split of content and motion reached
 the lowest FSD of the three families (12.6 with NS + R1, against 29.7 for the 3-D DCGAN and 131
@@ -64,6 +75,9 @@ def get_config():
     cfg.loss.head_weights.image = 1.0
     cfg.loss.head_weights.video = 1.0
     cfg.ema.decay = 0.99
+    # Samples and evaluations with the EMA G's own batch-norm statistics over 100 of its
+    # batches (BigGAN's standing statistics): FSD 9.6-13.4 over three seeds instead of 12.5-15.3.
+    cfg.ema.standing_stats = 100
     # ProGAN's minibatch-std channel in the video head: FSD 12.5-15.3 over three seeds
     # instead of 13-39 (docstring).
     cfg.d.minibatch_std = 4
