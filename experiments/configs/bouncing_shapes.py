@@ -51,7 +51,9 @@ differently. Compare recipes over seeds on one CPU.
 Tried with the standing statistics and not kept (Xeon): EMA 0.995, FSD 14.2 / 12.8 (seeds 0
 and 1); the video head's loss weight at 0.5, FSD 14.0 / 27.1 / 10.7 (seeds 0, 1, 2;
 off-palette 65 / 83 / 72 %); both learning rates decayed linearly to a tenth from mid-run,
-FSD 35.7 (seed 0).
+FSD 35.7 (seed 0); the image head on every frame (`d.image_stride = 1`), FSD 38.6 / 14.9
+(seeds 0 and 1); D of depth 4 (a 2x2 last map, which halved the class-conditional config's
+FSD), FSD 11.7 / 13.8 with off-palette 83 / 85 %.
 Choices, from experiments/shapes_ablation.py (README, "Video GANs on bouncing shapes"): at
 equal wall-clock (180 s on the 2-core AMD EPYC) MoCoGAN's split of content and motion reached
 the lowest FSD of the three families (12.6 with NS + R1, against 29.7 for the 3-D DCGAN and 131
