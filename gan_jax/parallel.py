@@ -12,8 +12,8 @@ routes' large transients (Winograd-transformed inputs, im2col matrices) live at 
 video DCGAN of `benchmarks/vs_pytorch.py` (batch 32) XLA's temporaries fell from 563 to 483 MiB
 at 16x32x32 and from 1492 to 1151 MiB at 16x64x64, at the same speed (within 2.5 %, both
 ways); the main job's step from 68 to 42 MiB. It is not better everywhere: the tests' tiny
-video GAN split over 8 fake CPU devices keeps 156 KiB of temporaries under it against 129
-under XLA's default (on one device 528 against 614). The numbers are the same bits either
+video GAN split over 8 fake CPU devices keeps 153 KiB of temporaries under it against 126
+under XLA's default (on one device 516 against 599). The numbers are the same bits either
 way. `GAN_JAX_XLA_CPU_SCHEDULER=default` keeps XLA's own choice. `pmap` takes no compile
 options: its step keeps XLA's default.
 """

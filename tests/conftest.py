@@ -53,6 +53,41 @@ import pytest  # noqa: E402
 TINY_CLIP = (2, 8, 8, 3)  # (T, H, W, C)
 
 
+def run_main_job(workdir, *overrides: str) -> dict:
+    """The README's main-job command (experiments/configs/bouncing_shapes.py, with
+    `--config.KEY=VALUE` overrides) run as a user runs it: a child process on one CPU device,
+    not this process's 8 fake devices, which round differently and so train another generator.
+    Returns the final evaluation's results (metrics.jsonl's eval/* without the prefix) and
+    `step`."""
+    import subprocess
+
+    from gan_jax.metric_writer import read_metrics
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env["JAX_PLATFORMS"] = "cpu"
+    command = [sys.executable, "-m", "gan_jax", "train", "--workdir", str(workdir)]
+    command += ["--config", os.path.join(root, "experiments", "configs", "bouncing_shapes.py")]
+    command += ["--config.log.progress=False", *overrides]
+    run = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=1800)
+    assert run.returncode == 0, run.stderr[-4000:]
+    final = [row for row in read_metrics(workdir) if "eval/shapes_fd/fsd" in row][-1]
+    return {key.removeprefix("eval/"): value for key, value in final.items()}
+
+
+def assert_main_job_marks(results: dict, steps: int) -> None:
+    """What the main job reaches on every CPU measured, with room for their rounding: samples
+    that move about as much as real clips, FSD under 16, fewer than 95 % of the generated
+    pixels off the palette and half of the clips without a frozen object."""
+    assert results["step"] == steps
+    assert 0.5 < results["video_stats/motion_ratio"] < 2.0, results
+    assert results["video_stats/mean_gap"] < 0.25, results  # MoCoGAN's 1250 steps: 0.17
+    assert results["shapes_fd/fsd"] < 16.0, results  # the 3-D DCGAN's 1500 steps: 16.4 to 21
+    assert results["shapes_physics/real_pass"] == 1.0, results
+    assert results["shapes_physics/fake_off_palette"] < 0.95, results
+    assert results["shapes_physics/fake_frozen"] < 0.5, results
+
+
 def tiny_video_models(norm: str = "batch", spectral_norm: bool = False, clip=TINY_CLIP):
     """A 2-block video DCGAN small enough to compile in a few seconds."""
     from gan_jax.models.video_dcgan import VideoDiscriminator, VideoGenerator

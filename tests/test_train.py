@@ -13,7 +13,7 @@ import time
 import jax
 import numpy as np
 import pytest
-from conftest import xla_flags
+from conftest import assert_main_job_marks, run_main_job, xla_flags
 
 from gan_jax import build, config, early_signals
 from gan_jax.checkpoint import Checkpointer
@@ -332,28 +332,11 @@ def test_a_second_sigterm_aborts_without_saving(tmp_path, runs):
 
 @pytest.mark.slow
 def test_main_job_learns_moving_shapes(tmp_path):
-    """The README's main-job command, run as a user runs it (one CPU device, XLA's default
-    optimisation level: not conftest's 8 fake devices and quicker compilation, which round
-    differently and so train another generator; under them one run ended at FSD 24): samples
-    move about as much as real clips, and the final evaluation's FSD and physics diagnostics
-    reach what the main job measured (seeds 0, 1, 2 on an Intel Xeon, standing statistics: FSD
-    13.4 / 9.6 / 12.2, off-palette 75 / 75 / 77 %, frozen objects 41 / 23 / 36 %), with room
-    for other CPUs' rounding. The issue's targets (half the clips passing, FSD 5) are not
-    reached yet."""
-    config_path = ROOT / "experiments" / "configs" / "bouncing_shapes.py"
-    cfg = config.load_config_file(config_path)
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    env["JAX_PLATFORMS"] = "cpu"
-    command = [sys.executable, "-m", "gan_jax", "train", "--config", str(config_path)]
-    command += ["--workdir", str(tmp_path), "--config.log.progress=False"]
-    run = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
-    assert run.returncode == 0, run.stderr[-4000:]
-    final = [row for row in read_metrics(tmp_path) if "eval/shapes_fd/fsd" in row][-1]
-    results = {key.removeprefix("eval/"): value for key, value in final.items()}
-    assert final["step"] == cfg.steps
-    assert 0.5 < results["video_stats/motion_ratio"] < 2.0, results
-    assert results["video_stats/mean_gap"] < 0.25, results  # MoCoGAN's 1250 steps: 0.17
-    assert results["shapes_fd/fsd"] < 16.0, results  # the 3-D DCGAN's 1500 steps: 16.4 to 21
-    assert results["shapes_physics/real_pass"] == 1.0, results
-    assert results["shapes_physics/fake_off_palette"] < 0.95, results
-    assert results["shapes_physics/fake_frozen"] < 0.5, results
+    """The README's main-job command, run as a user runs it (`conftest.run_main_job`: one CPU
+    device; in this process's 8 fake devices the same recipe rounds differently and one run
+    ended at FSD 24), reaches what the main job measured (seeds 0, 1, 2 on an Intel Xeon,
+    standing statistics: FSD 13.4 / 9.6 / 12.2, off-palette 75 / 75 / 77 %, frozen objects 41 /
+    23 / 36 %), with room for other CPUs' rounding. The issue's targets (half the clips
+    passing, FSD 5) are not reached yet."""
+    cfg = config.load_config_file(ROOT / "experiments" / "configs" / "bouncing_shapes.py")
+    assert_main_job_marks(run_main_job(tmp_path), cfg.steps)
