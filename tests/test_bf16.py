@@ -153,9 +153,10 @@ def test_main_job_recipe_learns_moving_shapes_in_bf16(tmp_path):
     products on AMX: gan_jax/ops/products.py), 45.5 (bf16 with GAN_JAX_BF16_PRODUCTS=0). With
     the channel and the standing statistics the float32 command passes there on three seeds
     (FSD 13.4 / 9.6 / 12.2), but bf16 (AMX products), run as a user runs it
-    (`conftest.run_main_job`, one CPU device), still fails: FSD 34.1 / 26.7 / 16.2 for seeds
-    0 / 1 / 2, off-palette 89 / 84 / 78 %. In this process's 8 fake devices it had passed (FSD
-    10.3): one draw of a spread this wide."""
+    (`conftest.run_main_job`, one CPU device), failed: FSD 34.1 / 26.7 / 16.2 for seeds 0 / 1 /
+    2, off-palette 89 / 84 / 78 % (13.3 / 9.5 / 44.9 without the AMX products). With lazy R1 in
+    the recipe (every 32nd D update) bf16 passes on the Xeon over those seeds: FSD 9.9 / 14.6 /
+    13.2, off-palette 67 / 72 / 70 % (float32: 15.2 / 15.0 / 10.0)."""
     overrides = [f"--config.{key}={value}" for key, value in BF16.items()]
     results = run_main_job(tmp_path, *overrides)
     assert_main_job_marks(results, _config_file("bouncing_shapes.py").steps)

@@ -11,32 +11,47 @@ noise (16 -> 16) next to a 64-d content code per clip, then a 2-D DCGAN frame ge
 depth 3 and base width 16 (batch norm) run on all N * T frames; D = an image head (2-D, frames
 0 and 4 of each clip) and a video head (video_dcgan's 3-D D, with ProGAN's minibatch-std
 channel over groups of 4 clips on its last map: `d.minibatch_std = 4`), both of depth 3 and
-base width 16 with batch norm, their non-saturating losses weighted 1 and 1. 1250 steps of
-batch 16, Adam 5e-4 (b1 0.5) for both nets, EMA decay 0.99; samples and evaluations use the
-EMA G's standing batch-norm statistics (`ema.standing_stats = 100`: its own statistics
-over 100 batches, BigGAN's; gan_jax/standing_stats.py).
+base width 16 with batch norm, their non-saturating losses weighted 1 and 1, and R1 (gamma
+0.1) on both heads' real clips every 32nd D update, weighted 32 times (lazy regularisation,
+`penalty.every = 32`). 1250 steps of batch 16, Adam 5e-4 (b1 0.5) for both nets, EMA decay
+0.99; samples and evaluations use the EMA G's standing batch-norm statistics
+(`ema.standing_stats = 100`: its own statistics over 100 batches, BigGAN's;
+gan_jax/standing_stats.py).
 
 Time: 1250 steps of batch 16, plus the shapes feature network (trained once, about 20-40 s), 2
 evaluations of 512 clips (video_stats, shapes_fd, shapes_physics; at step 0 and at the end)
-and compilation: 1 min 51 s wall on 2 idle cores of an Intel Xeon with AVX-512 and AMX
-(float32 matmul peak 398 GFLOP/s; peak host memory 1.6 GB; 1 min 34 s with the feature
-network cached, of which the standing statistics take about 4 s); 3 min 17 s on a slower host
-of the same Xeon kind (matmul peak 204) and 4 min 33 s on a 2-core AMD EPYC (AVX2) before the
-minibatch-std channel and the standing statistics, which cost next to nothing. (1500 steps
+and compilation: 2 min 05 s wall on 2 idle cores of an Intel Xeon with AVX-512 and AMX (peak
+host memory 1.9 GB), where the recipe without R1 took 1 min 58 s the same hour (R1 every 16th
+update: 2 min 16 s). Without R1 that recipe took 1 min 51 s on a faster host of this kind
+(float32 matmul peak 398 GFLOP/s; 1 min 34 s with the feature network cached, of which the
+standing statistics take about 4 s), 3 min 17 s on a slower one (matmul peak 204), and 4 min
+33 s on a 2-core AMD EPYC (AVX2) before the minibatch-std channel and the standing
+statistics, which cost next to nothing; R1 adds about 6 %. (1500 steps
 evaluated every 250 took 5 min 27 s on the EPYC, every 500 5 min 11 s, only at the ends 5 min
 14 s; the FSD was 10.4 at step 1250 and 10.6 at 1500, so the last 250 steps were cut.)
 
 Expected (bitwise reproducible per CPU; measured on the Intel Xeon, seeds 0, 1 and 2 with
 `--config.seed=S`): the Fréchet Shapes Distance (eval/shapes_fd/fsd in metrics.jsonl) goes
-from 95 at step 0 (the untrained generator) to 13.4 / 9.6 / 12.2 at step 1250; two draws of
+from 95 at step 0 (the untrained generator) to 15.2 / 15.0 / 10.0 at step 1250; two draws of
 real clips score 1.7. The physics check (eval/shapes_physics) passes no clip yet: off-palette
-pixels 75 / 75 / 77 % of the non-background (real clips: 0), right object count in every
-frame 9 / 13 / 11 % of clips, colours kept 8 / 7 / 4 %, areas kept 33 / 23 / 25 % (area CV
-0.42-0.48, real 0.03), motion 39 / 25 / 27 %, frozen objects 41 / 23 / 36 %, frames without
-an object 21 / 16 / 15 %. samples/step_001250.png of seed 0: soft blobs on black, one or two
-per clip (orange, red, yellow, purple, green, cyan), drifting across the 8 frames; edges are
-soft, several blobs change colour along the way (purple to blue, green to yellow) or merge,
-and two clips start nearly empty.
+pixels 68 / 72 / 67 % of the non-background (real clips: 0), right object count in every
+frame 15 / 20 / 17 % of clips, colours kept 7 / 10 / 6 %, areas kept 27 / 41 / 20 % (area CV
+0.42, real 0.03), motion 28 / 45 / 23 %, frozen objects 33 / 20 / 22 %, frames without an
+object 14 / 20 / 11 %. samples/step_001250.png of seed 0: saturated blobs on black (yellow,
+green, cyan, magenta, red), one or two per clip, drifting across the 8 frames; edges are soft
+rather than crisp squares and discs, one clip is nearly empty throughout and one is a
+speckle of several colours.
+With both nets in bf16 (`--config.g.dtype=bfloat16 --config.d.dtype=bfloat16`, AMX products)
+the same seeds end at FSD 9.9 / 14.6 / 13.2, off-palette 67 / 72 / 70 %.
+R1 is the latest change. Without it (the recipe below, same Xeon and seeds) float32 ended at
+FSD 13.4 / 9.6 / 12.2 with 75 / 75 / 77 % of pixels off the palette, but bf16 at 34.1 / 26.7 /
+16.2 with the AMX products and 13.3 / 9.5 / 44.9 without them (GAN_JAX_BF16_PRODUCTS=0): one
+run in three fell apart into dim, faint blobs. With lazy R1 all six float32 and bf16 runs end
+within FSD 9.9-15.2 and 67-72 % off the palette; float32's mean FSD is 13.4 against 11.7
+without R1, within the spread of three seeds. R1 every 16th update gave the same (float32
+15.0 / 15.2 / 10.8, bf16 10.8 / 12.3 / 12.1, off-palette 61-72 %) at 2 min 16 s; every 4th,
+float32 35.8 / 10.1 / 20.0 and bf16 10.0 / 14.3 / 11.4.
+The recipe before R1 (all that follows was measured without it):
 With the trained G's running statistics instead (`--config.ema.standing_stats=0`; the same
 training, bitwise) the same three generators score FSD 15.3 / 12.5 / 13.5, off-palette 80 /
 81 / 79 %, areas kept 26 / 33 / 29 %, motion 33 / 39 / 32 %, frozen 42 / 27 / 33 %: the
@@ -59,9 +74,10 @@ Choices, from experiments/shapes_ablation.py (README, "Video GANs on bouncing sh
 equal wall-clock (180 s on the 2-core AMD EPYC) MoCoGAN's split of content and motion reached
 the lowest FSD of the three families (12.6 with NS + R1, against 29.7 for the 3-D DCGAN and 131
 for the residual R3GAN-style nets, which collapsed to empty frames); RpGAN + R1 + R2 and
-augmentation lost with this family. The main job drops R1 (not in that table): without its
-double backward pass 1250 steps fit in the budget, and the FSD at the end is 10.4 against the
-table's 12.6. Batch norm in D learned fastest (see bouncing_shapes_dcgan.py); EMA 0.99, since
+augmentation lost with this family. The main job takes R1 lazily (not in that table): R1 on
+every update costs a double backward pass each step, and without it 1250 steps fit in the
+budget (FSD 10.4 at the end on the EPYC, against the table's 12.6); every 32nd update costs
+6 % of the run. Batch norm in D learned fastest (see bouncing_shapes_dcgan.py); EMA 0.99, since
 a 0.999 average over a run this short is mostly early, grey generators.
 """
 
@@ -84,6 +100,10 @@ def get_config():
     # ProGAN's minibatch-std channel in the video head: FSD 12.5-15.3 over three seeds
     # instead of 13-39 (docstring).
     cfg.d.minibatch_std = 4
+    # Lazy R1 (gamma 0.1, every 16th D update): FSD 10.8-15.2 over three seeds in float32 and
+    # bf16 alike, where without it bf16 ended at 16.2-34.1 (docstring).
+    cfg.penalty.r1 = 0.1
+    cfg.penalty.every = 32
 
     cfg.data.num_frames = 8
     cfg.data.height = 32

@@ -157,9 +157,9 @@ Tried on the Intel Xeon, all with the minibatch-std channel (seed 0; accuracy / 
     (100 % / 63 at step 2000); at 0.05, 92.6 % / 7.3 (as without it); at 0.1 with widths 32,
     64, 128, 92.2 % / 32.7. That network read only 94-96 % of its real batches right by step
     3000, no better than D's implied classifier (95 %).
-  Both of the batch-32 and depth-4 runs halve the FSD and lose 4-6 points of accuracy. As in the 6000-step runs
-  above, the share read right falls as the FSD falls, and the class terms that lift the
-  accuracy collapse G.
+  Both of the batch-32 and depth-4 runs halve the FSD and lose 4-6 points of accuracy. As in
+  the 6000-step runs above, the share read right falls as the FSD falls, and the class terms
+  that lift the accuracy collapse G.
 """
 
 import pathlib
