@@ -336,7 +336,7 @@ def test_main_job_learns_moving_shapes(tmp_path):
     device; in this process's 8 fake devices the same recipe rounds differently and one run
     ended at FSD 24), reaches what the main job measured (seeds 0, 1, 2 on an Intel Xeon: FSD
     15.2 / 15.0 / 10.0, off-palette 68 / 72 / 67 %, frozen objects 33 / 20 / 22 %), with room
-    for other CPUs' rounding. The issue's targets (half the clips
-    passing, FSD 5) are not reached yet."""
+    for other CPUs' rounding. The issue's targets (half the clips passing, FSD 5) are not
+    reached yet."""
     cfg = config.load_config_file(ROOT / "experiments" / "configs" / "bouncing_shapes.py")
     assert_main_job_marks(run_main_job(tmp_path), cfg.steps)
