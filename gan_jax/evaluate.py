@@ -224,6 +224,9 @@ def default_config() -> config_dict.ConfigDict:
     """The `eval` group of a run config."""
     cfg = config_dict.ConfigDict()
     cfg.every = 0  # steps between metric evaluations during training; 0 = off
+    # Also evaluate the untrained generator before step 1 (where the metrics start from);
+    # False saves one evaluation in a short run.
+    cfg.at_start = True
     cfg.metrics = ()  # names from METRICS; () = all that apply
     cfg.num_samples = 64  # generated (and real) samples per evaluation
     cfg.shapes_features_dir = ""  # shapes_fd's feature network cache; "" = WORKDIR/...
@@ -251,6 +254,7 @@ def validate(cfg: config_dict.ConfigDict, spec: DataSpec) -> None:
     check = Checker(cfg.eval, "eval")
     check.only_keys(default_config().keys())
     check.integer("every", 0)
+    check.boolean("at_start")
     check.integer("num_samples", 1)
     check.string("shapes_features_dir")
     check.integer("shapes_features_steps", 1)

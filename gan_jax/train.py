@@ -414,7 +414,7 @@ def train(cfg: config_dict.ConfigDict, workdir: str | os.PathLike) -> GANState:
             eval_ctx = evaluate.EvalContext(
                 cfg, run, state, sampler, cfg.eval.num_samples, seed=cfg.seed, workdir=workdir
             )
-            if start == 0:  # the untrained generator: where the metrics start from
+            if start == 0 and cfg.eval.at_start:  # the untrained G: where the metrics start
                 eval_ctx = eval_ctx.with_state(sampled_state(state))
                 results = evaluate.run_metrics(cfg.eval.metrics, eval_ctx)
                 writer.write_scalars(0, {f"eval/{k}": v for k, v in results.items()})

@@ -134,6 +134,25 @@ def test_points_run_samples_and_mode_coverage(tmp_path, capsys):
     assert np.load(out / "samples.npy").shape == (100, 2)
 
 
+@pytest.mark.parametrize("at_start, evaluated", [(True, [0, 10, 20]), (False, [10, 20])])
+def test_eval_at_start_decides_whether_the_untrained_generator_is_scored(
+    tmp_path, at_start, evaluated
+):
+    args = ["train", "--config", str(CONFIGS / "toy_best.py"), "--workdir", str(tmp_path)]
+    overrides = ["--config.steps=20", "--config.eval.every=10", "--config.log.sample_every=0"]
+    overrides += [f"--config.eval.at_start={at_start}", "--config.log.progress=False"]
+    assert main([*args, *overrides]) == 0
+    steps = [r["step"] for r in read_metrics(tmp_path) if "eval/mode_coverage/modes" in r]
+    assert steps == evaluated
+
+
+def test_eval_at_start_must_be_a_bool(tmp_path, capsys):
+    args = ["train", "--config", str(CONFIGS / "toy_best.py"), "--workdir", str(tmp_path)]
+    assert main([*args, "--config.eval.at_start=1"]) == 2
+    assert "eval.at_start" in capsys.readouterr().err
+    assert not (tmp_path / "checkpoints").exists()
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [

@@ -423,3 +423,39 @@ def test_im2col_products_over_batch_chunks_match_lax(monkeypatch, which, case):
     grads = jax.grad(lambda x, k: jnp.sum(op(x, k, "fast") ** 2), argnums=(0, 1))
     jaxpr = str(jax.make_jaxpr(grads)(x, kernel))
     assert jaxpr.count("scan[") + jaxpr.count("while[") >= 3, jaxpr  # conv, adjoint, wgrad
+
+
+def test_low_memory_route_moves_convs_of_few_tiles_to_im2col():
+    """`GAN_JAX_CONV_MEMORY=low`: a wide conv of 128-255 tiles (the benchmark DCGAN's 4x8x8
+    level at batch 32) leaves Winograd for im2col, with the same numbers to rounding."""
+    rng = np.random.default_rng(0)
+    # 2-D [8, 32, 32, 16] -> [8, 16, 16, 32]: 8 images x 4 x 4 tiles of 4 x 4 outputs (128),
+    # block depth 64.
+    x = jnp.asarray(rng.standard_normal((8, 32, 32, 16)), jnp.float32)
+    kernel = jnp.asarray(rng.standard_normal((4, 4, 16, 32)) * 0.05, jnp.float32)
+    args = ((2, 2), ((1, 1),) * 2)
+    geometry = ((32, 32), (4, 4), *args)  # input, kernel, strides, padding
+    outs = {}
+    for low in (False, True):
+        with fast.memory_route(low):
+            assert fast.low_memory() is low
+            dims = fast._winograd_dims(geometry, batch=8, channels=16)
+            assert (dims == (0, 0)) is low, dims
+            route = jax.jit(lambda x, kernel: conv_ops.conv(x, kernel, *args, impl="fast"))
+            outs[low] = np.asarray(route(x, kernel))
+    # Two routes, two roundings: the conv itself took the route that the plan names.
+    assert not np.array_equal(outs[False], outs[True])
+    exact = np.asarray(conv_ops.conv(x, kernel, *args, impl="lax"))
+    for out in outs.values():
+        np.testing.assert_allclose(out, exact, rtol=1e-4, atol=1e-4)
+
+
+def test_conv_memory_setting_must_be_speed_or_low(monkeypatch):
+    monkeypatch.setenv(fast.MEMORY_ENV_VAR, "small")
+    fast.low_memory.cache_clear()
+    try:
+        with pytest.raises(ValueError, match="GAN_JAX_CONV_MEMORY='small' is invalid"):
+            fast.low_memory()
+    finally:
+        monkeypatch.delenv(fast.MEMORY_ENV_VAR)
+        fast.low_memory.cache_clear()

@@ -70,6 +70,15 @@ off-palette 65 / 83 / 72 %); both learning rates decayed linearly to a tenth fro
 FSD 35.7 (seed 0); the image head on every frame (`d.image_stride = 1`), FSD 38.6 / 14.9
 (seeds 0 and 1); D of depth 4 (a 2x2 last map, which halved the class-conditional config's
 FSD), FSD 11.7 / 13.8 with off-palette 83 / 85 %.
+Better but not kept, for the time: G's base width 32 (`--config.g.base_width=32`, with lazy
+R1, same Xeon and seeds) ends at FSD 10.3 / 11.8 / 7.9 with off-palette 53 / 55 / 49 % and
+frozen objects 10 / 16 / 12 % (this recipe: 15.2 / 15.0 / 10.0, 68 / 72 / 67 %, 33 / 20 / 22
+%), but its step takes 57 ms against 43 (benchmarks/train_step.py) and the run 113 s against
+95 s with the feature network cached (+19 %), which would take the AMD EPYC's run (4 min 33
+s before R1, about 4 min 50 s with it) past 5 minutes. Stopped at 1000 steps to pay for it,
+it scores no better than this recipe (FSD 11.8 / 16.7 / 9.7); checkpoints and samples every
+625 steps instead of 250 saved about 5 s, and no evaluation at step 0 (`eval.at_start =
+False`) about 3 s.
 Choices, from experiments/shapes_ablation.py (README, "Video GANs on bouncing shapes"): at
 equal wall-clock (180 s on the 2-core AMD EPYC) MoCoGAN's split of content and motion reached
 the lowest FSD of the three families (12.6 with NS + R1, against 29.7 for the 3-D DCGAN and 131

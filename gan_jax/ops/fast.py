@@ -19,14 +19,17 @@ Reverse mode only: the products have custom VJPs (closed under differentiation, 
 of gradients stay on this route), which rule out ``jax.jvp`` / ``jacfwd``.
 """
 
+import contextlib
+import functools
 import math
+import os
 
 import jax
 import jax.numpy as jnp
 from jax import lax
 
 from gan_jax.ops import blocks as blk
-from gan_jax.ops import im2col, winograd
+from gan_jax.ops import im2col, settings, winograd
 from gan_jax.ops.blocks import Geometry
 
 # A dim's outputs are split into regions (below) only where that saves at least this share
@@ -41,6 +44,40 @@ _MIN_SPLIT_ROWS = 256
 _WINOGRAD = True
 _WINOGRAD_MIN_DEPTH = 64
 _WINOGRAD_MIN_ROWS = 128
+# ``GAN_JAX_CONV_MEMORY=low`` raises that floor: the wide layers of few tiles (the 128-channel
+# 4x8x8 level of the benchmark's DCGAN at batch 32) then run on im2col and keep no transformed
+# kernels and inputs of their own. Measured on an Intel Xeon (AVX-512, AMX), vs_pytorch's step
+# at batch 32: peak host memory 502 -> 446 MiB at 16x32x32 and 1189 -> 1028 MiB at 16x64x64,
+# the step 2 % and 6 % slower (README, "Against PyTorch on the same CPU").
+MEMORY_ENV_VAR = "GAN_JAX_CONV_MEMORY"
+MEMORY_CHOICES = ("speed", "low")
+_LOW_MEMORY_WINOGRAD_MIN_ROWS = 256
+
+
+@functools.cache
+def low_memory() -> bool:
+    """Whether the route trades speed for memory, decided on the first call of the process
+    from ``GAN_JAX_CONV_MEMORY`` (``speed``, the default, or ``low``); ``low_memory.cache_clear()``
+    decides again.
+
+    Raises:
+        ValueError: if ``GAN_JAX_CONV_MEMORY`` holds another value.
+    """
+    choice = os.environ.get(MEMORY_ENV_VAR, "").strip() or "speed"
+    if choice not in MEMORY_CHOICES:
+        raise ValueError(
+            f"environment variable {MEMORY_ENV_VAR}={choice!r} is invalid; set it to 'speed' "
+            "(the fastest products) or 'low' (less memory, a few % slower), or unset it."
+        )
+    return choice == "low"
+
+
+@contextlib.contextmanager
+def memory_route(low: bool):
+    """Within the block ``low_memory()`` returns ``low``. It acts when a function is traced:
+    jit what runs inside the block."""
+    with settings.overridden(MEMORY_ENV_VAR, "low" if low else "speed", low_memory):
+        yield
 
 
 def conv(x, kernel, strides, padding) -> jax.Array:
@@ -201,7 +238,8 @@ def _crop_valid_taps(kernel, in_sizes, strides, padding):
 
 def _winograd_dims(geometry: Geometry, batch: int, channels: int) -> tuple[int, ...]:
     """Per dim of a block conv, its Winograd output tile (``winograd.winograd_dims``;
-    0: direct); all 0 for thin or small convs, or when the route is switched off.
+    0: direct); all 0 for thin or small convs (fewer tiles under ``low_memory()``), or when
+    the route is switched off.
     Single-output dims never qualify, cropped or not."""
     if not _WINOGRAD:
         return (0,) * len(geometry[0])
@@ -210,7 +248,8 @@ def _winograd_dims(geometry: Geometry, batch: int, channels: int) -> tuple[int, 
     dims = winograd.winograd_dims(block_sizes, kernel_blocks)
     tiles = batch * math.prod(o // w if w else o for o, w in zip(out_sizes, dims))
     depth = math.prod(geometry[2]) * channels
-    if depth < _WINOGRAD_MIN_DEPTH or tiles < _WINOGRAD_MIN_ROWS:
+    min_rows = _LOW_MEMORY_WINOGRAD_MIN_ROWS if low_memory() else _WINOGRAD_MIN_ROWS
+    if depth < _WINOGRAD_MIN_DEPTH or tiles < min_rows:
         return (0,) * len(dims)
     return dims
 
