@@ -49,7 +49,17 @@ issue's targets (90 % pass, FSD at most 3 at the end) are not met: the FSD reach
 step 8000 and rose to 3.4 by the end. Seed 1 (`--config.seed=1`, same Xeon): FSD 10.4, 6.0,
 2.9, 2.7, 2.6 at the same steps; at step 10000 off-palette 22 %, right count 62 %, colours
 kept 65 %, areas kept 50 % (area CV 0.17), motion 45 %, frozen 2 %, crisp clips 0 %, so
-again no clip passes: no generated clip has the data's sharp edges.
+again no clip passes: no generated clip has the data's sharp edges. Seed 2: FSD 3.5 at step
+10000, off-palette 22 %, right count 62 %, colours kept 57 %, areas kept 48 %, motion 33 %.
+
+Tried and not kept: G's base width 32 (`--config.g.base_width=32`, same Xeon, feature network
+cached), which lowered the main job's FSD from 13.4 to 10.0 on average over three seeds. Here,
+seeds 0 / 1 / 2 at step 10000: FSD 2.7 / 3.2 / 3.0 (this recipe: 3.4 / 2.6 / 3.5), off-palette
+23 / 25 / 25 % (28 / 22 / 22 %), right count 64 / 61 / 68 % (57 / 62 / 62 %), colours kept 65
+/ 64 / 66 % (53 / 65 / 57 %), motion 39 / 34 / 42 % (35 / 45 / 33 %), frozen objects 4-5 %
+(2-5 %), no clip passing. It leads early (FSD 6.2 / 8.0 / 6.0 at step 2000 against 9.8 /
+10.4 / 6.9) and ends within the spread of three seeds of this recipe, at 12 min 11 s wall
+against 8 min 56 s (+34 %), which would take the EPYC's 20 minutes near the 30-minute budget.
 """
 
 from pathlib import Path
