@@ -59,7 +59,8 @@ seeds 0 / 1 / 2 at step 10000: FSD 2.7 / 3.2 / 3.0 (this recipe: 3.4 / 2.6 / 3.5
 / 64 / 66 % (53 / 65 / 57 %), motion 39 / 34 / 42 % (35 / 45 / 33 %), frozen objects 4-5 %
 (2-5 %), no clip passing. It leads early (FSD 6.2 / 8.0 / 6.0 at step 2000 against 9.8 /
 10.4 / 6.9) and ends within the spread of three seeds of this recipe, at 12 min 11 s wall
-against 8 min 56 s (+34 %), which would take the EPYC's 20 minutes near the 30-minute budget.
+against 8 min 56 s (+34 %); on the AMD EPYC (19 min 58 s for this config before R1) that
+estimates to about 28 minutes, near the 30-minute budget.
 """
 
 from pathlib import Path

@@ -179,7 +179,7 @@ both read 98-99 % right): the misread clips lie between the classes. Kept out of
     92.1 / 93.0 % (1024 clips per label): the average does not blend the colours;
   - the `mocogan` family (the main job's nets) with G's base width 32 and D's class term at
     0.3: 96.9 % at step 3000, but FSD 36.7: label-1 clips with small objects that fade out,
-    label-2 clips of large blobs in four or five colours.
+    label-2 clips of large blobs in four or five colours;
   - this recipe with the `mocogan` family's D (an image head on frames 0 and 4 beside the
     same video head, both with projections; `d.name = "mocogan"`): at D's class term 3, 100 %
     / 68 from step 2000 on, at 1, 100 % / 72, one clip per label in both (green speckle for
