@@ -47,7 +47,7 @@ def test_the_choice_follows_amx_unless_the_environment_says(monkeypatch):
     assert products.bf16_products()  # restored
     products.bf16_products.cache_clear()
     monkeypatch.setenv(products.ENV_VAR, "yes")
-    with pytest.raises(ValueError, match=f"{products.ENV_VAR}='yes'.*set it to 1"):
+    with pytest.raises(ValueError, match=f"{products.ENV_VAR}='yes'.*set it to one of '1'"):
         products.bf16_products()
 
 

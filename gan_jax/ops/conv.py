@@ -15,7 +15,6 @@ otherwise. ``impl=`` on ``conv`` / ``conv_transpose`` picks one for a single cal
 
 import contextlib
 import functools
-import os
 from collections.abc import Sequence
 
 import jax
@@ -25,7 +24,8 @@ from jax import lax
 from gan_jax.ops import blocks, fast, settings
 
 IMPL_ENV_VAR = "GAN_JAX_CONV_IMPL"
-IMPLS = ("lax", "fast")
+_IMPL_CHOICES = {"lax": "XLA's convolutions", "fast": "the matrix-product route"}
+IMPLS = tuple(_IMPL_CHOICES)
 
 Padding = Sequence[tuple[int, int]]
 
@@ -42,13 +42,8 @@ def default_impl() -> str:
     Raises:
         ValueError: if ``GAN_JAX_CONV_IMPL`` holds another value.
     """
-    override = os.environ.get(IMPL_ENV_VAR, "").strip()
+    override = settings.choice(IMPL_ENV_VAR, _IMPL_CHOICES)
     if override:
-        if override not in IMPLS:
-            raise ValueError(
-                f"environment variable {IMPL_ENV_VAR}={override!r} is invalid; "
-                f"set it to one of {IMPLS} or unset it."
-            )
         return override
     return "fast" if jax.default_backend() == "cpu" else "lax"
 

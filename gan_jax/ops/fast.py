@@ -22,7 +22,6 @@ of gradients stay on this route), which rule out ``jax.jvp`` / ``jacfwd``.
 import contextlib
 import functools
 import math
-import os
 
 import jax
 import jax.numpy as jnp
@@ -50,7 +49,8 @@ _WINOGRAD_MIN_ROWS = 128
 # at batch 32: peak host memory 502 -> 446 MiB at 16x32x32 and 1189 -> 1028 MiB at 16x64x64,
 # the step 2 % and 6 % slower (README, "Against PyTorch on the same CPU").
 MEMORY_ENV_VAR = "GAN_JAX_CONV_MEMORY"
-MEMORY_CHOICES = ("speed", "low")
+_MEMORY_CHOICES = {"speed": "the fastest products", "low": "less memory, a few % slower"}
+MEMORY_CHOICES = tuple(_MEMORY_CHOICES)
 _LOW_MEMORY_WINOGRAD_MIN_ROWS = 256
 
 
@@ -63,13 +63,7 @@ def low_memory() -> bool:
     Raises:
         ValueError: if ``GAN_JAX_CONV_MEMORY`` holds another value.
     """
-    choice = os.environ.get(MEMORY_ENV_VAR, "").strip() or "speed"
-    if choice not in MEMORY_CHOICES:
-        raise ValueError(
-            f"environment variable {MEMORY_ENV_VAR}={choice!r} is invalid; set it to 'speed' "
-            "(the fastest products) or 'low' (less memory, a few % slower), or unset it."
-        )
-    return choice == "low"
+    return settings.choice(MEMORY_ENV_VAR, _MEMORY_CHOICES) == "low"
 
 
 @contextlib.contextmanager

@@ -18,7 +18,6 @@ sets it for a while (tests and benchmarks compare both in one process).
 
 import contextlib
 import functools
-import os
 
 import jax
 import jax.numpy as jnp
@@ -27,6 +26,7 @@ from jax import lax
 from gan_jax.ops import settings
 
 ENV_VAR = "GAN_JAX_BF16_PRODUCTS"
+_CHOICES = {"1": "bf16 operands with float32 accumulation", "0": "the operands' own dtype"}
 _CPUINFO = "/proc/cpuinfo"
 
 
@@ -52,13 +52,8 @@ def bf16_products() -> bool:
     Raises:
         ValueError: if ``GAN_JAX_BF16_PRODUCTS`` holds a value other than 1 or 0.
     """
-    override = os.environ.get(ENV_VAR, "").strip()
+    override = settings.choice(ENV_VAR, _CHOICES)
     if override:
-        if override not in ("0", "1"):
-            raise ValueError(
-                f"environment variable {ENV_VAR}={override!r} is invalid; set it to 1 (bf16 "
-                "operands with float32 accumulation) or 0 (the operands' own dtype), or unset it."
-            )
         return override == "1"
     return "amx_bf16" in cpu_flags()
 
