@@ -106,6 +106,28 @@ def test_output_is_in_range(g8_variables, apply_g):
     assert np.abs(clips).max() <= 1.0 and np.abs(clips).max() > 0.99
 
 
+def test_min_width_widens_only_the_narrow_hidden_layers():
+    """base_width 4, depth 3: hidden widths 16, 8, 4; min_width 8 makes them 16, 8, 8."""
+    sizes = {**G_SIZES, "depth": 3}
+    latents = _latents(jax.random.key(6), 2, 2)
+
+    def kernels(min_width):
+        g = MoCoGenerator(clip_shape=(2, 16, 16, 3), **sizes, min_width=min_width)
+        variables = jax.eval_shape(lambda: g.init(jax.random.key(1), latents, train=False))
+        frames = variables["params"]["frames"]
+        return [frames["project"]["kernel"].shape[1]] + [
+            frames[f"up{i}"]["kernel"].shape for i in range(3)
+        ]
+
+    assert kernels(0) == [2 * 2 * 16, (4, 4, 16, 8), (4, 4, 8, 4), (4, 4, 4, 3)]
+    assert kernels(8) == [2 * 2 * 16, (4, 4, 16, 8), (4, 4, 8, 8), (4, 4, 8, 3)]
+    assert kernels(32) == [2 * 2 * 32, (4, 4, 32, 32), (4, 4, 32, 32), (4, 4, 32, 3)]
+    g = MoCoGenerator(clip_shape=(2, 16, 16, 3), **sizes, min_width=8)
+    variables = jax.jit(lambda k: g.init(k, latents, train=False))(jax.random.key(1))
+    clips = jax.jit(lambda v: g.apply(v, latents, train=False))(variables)
+    assert clips.shape == (2, 2, 16, 16, 3) and np.all(np.abs(clips) <= 1.0)
+
+
 def test_content_is_one_code_per_clip_and_motion_codes_are_causal(apply_g):
     """In inference mode every frame is a function of its clip's content code and of its own
     and earlier motion noise only. Changing clip 0's content changes all of clip 0's frames
@@ -285,6 +307,7 @@ def test_sample_32_frames_from_a_run_trained_on_8(mocogan_run, tmp_path, capsys)
     [
         ("g.content_dim", 0, "g.content_dim must be >= 1, got 0"),
         ("g.noise_dim", 2.5, "g.noise_dim must be int, got 2.5"),
+        ("g.min_width", -1, "g.min_width must be >= 0, got -1"),
         ("g.norm", "layer", "g.norm='layer' is not allowed; choose one of ['batch', 'none']"),
         ("g.depth", 4, "data.height=8 and data.width=8 must be divisible by 2**g.depth=16"),
         ("d.depth", 0, "d.depth must be >= 1, got 0"),

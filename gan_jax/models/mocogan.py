@@ -13,6 +13,9 @@ G, for `depth` = d and `base_width` = w:
   frames: a 2-D DCGAN on all N * T codes at once: Dense -> `[N * T, H0, W0, w * 2^(d-1)]`,
      then d transposed convolutions (kernel 4, stride 2, padding 1) halving the channels
      (w * 2^(d-2), ..., w, then C) and doubling H and W; norm + ReLU between, tanh at the end.
+     `min_width` = m > 0 keeps every hidden layer at m channels or more (w = 16, m = 32:
+     64, 32, 32 instead of 64, 32, 16): width where the frames are drawn, at the cost of the
+     largest maps only.
   No parameter depends on T (the GRU is scanned, the frame generator sees one frame at a
   time), so a G built for 32 frames takes the parameters of a G trained on 8.
   Class-conditional (`conditional = True`, labels `[N]` as the condition): a learned class
@@ -110,6 +113,11 @@ class FrameGenerator(nn.Module):
     bn_axis_name: str | None = None
     dtype: Any = jnp.float32
     num_classes: int = 0
+    min_width: int = 0  # > 0: no hidden layer narrower
+
+    def width(self, level: int) -> int:
+        """Channels of hidden level `level` (0: the projected map, `depth - 1`: the last)."""
+        return max(self.base_width * 2 ** (self.depth - 1 - level), self.min_width)
 
     @nn.compact
     def __call__(self, codes: jax.Array, train: bool, labels: jax.Array | None = None) -> jax.Array:
@@ -117,7 +125,7 @@ class FrameGenerator(nn.Module):
         _check_frame_size(height, width, self.depth, "FrameGenerator")
         scale = 2**self.depth
         h0, w0 = height // scale, width // scale
-        c0 = self.base_width * 2 ** (self.depth - 1)
+        c0 = self.width(0)
         x = nn.Dense(h0 * w0 * c0, dtype=self.dtype, name="project")(codes)
         x = x.reshape(codes.shape[0], h0, w0, c0)
 
@@ -130,7 +138,7 @@ class FrameGenerator(nn.Module):
         x = norm_relu(x, "project_norm")
         for i in range(self.depth):
             last = i == self.depth - 1
-            features = channels if last else self.base_width * 2 ** (self.depth - 2 - i)
+            features = channels if last else self.width(i + 1)
             x = ConvTranspose(
                 features,
                 _KERNEL,
@@ -159,6 +167,7 @@ class MoCoGenerator(nn.Module):
     bn_axis_name: str | None = None
     dtype: Any = jnp.float32
     num_classes: int = 0  # > 0: conditioned on labels [N] (a class embedding beside content)
+    min_width: int = 0  # > 0: the frame generator's narrowest hidden layer
 
     @property
     def latent_shapes(self) -> dict[str, tuple[int, ...]]:
@@ -199,6 +208,7 @@ class MoCoGenerator(nn.Module):
             self.bn_axis_name,
             self.dtype,
             self.num_classes,
+            self.min_width,
             name="frames",
         )(codes.reshape(n * t, -1), train, frame_labels)  # all frames at once: [N * T, H, W, C]
         return frames.reshape(n, t, h, w, c)
@@ -321,8 +331,8 @@ class ImageVideoDiscriminator(nn.Module):
 
 def g_config() -> config_dict.ConfigDict:
     """G's keys: latent sizes (content, GRU output, per-frame noise), the frame generator's
-    width of its last hidden block, blocks, norm, compute dtype, class conditioning. Defaults
-    fit 8x32x32 clips."""
+    width of its last hidden block, blocks, norm, compute dtype, class conditioning, narrowest
+    hidden width (0: none). Defaults fit 8x32x32 clips."""
     return config_dict.ConfigDict(
         {
             "content_dim": 64,
@@ -333,6 +343,7 @@ def g_config() -> config_dict.ConfigDict:
             "norm": "batch",
             "dtype": "float32",
             "conditional": False,
+            "min_width": 0,
         }
     )
 
@@ -385,6 +396,8 @@ def validate_g(g_cfg: config_dict.ConfigDict, spec: DataSpec) -> None:
     check = _validate_net(g_cfg, "g", spec)
     for key in ("content_dim", "motion_dim", "noise_dim"):
         check.integer(key, 1)
+    if "min_width" in g_cfg:
+        check.integer("min_width", 0)
 
 
 def validate_d(d_cfg: config_dict.ConfigDict, spec: DataSpec) -> None:
@@ -423,6 +436,7 @@ def make_generator(g_cfg: config_dict.ConfigDict, spec: DataSpec) -> MoCoGenerat
         norm=g_cfg.norm,
         dtype=DTYPES[g_cfg.dtype],
         num_classes=int(spec.num_classes or 0) if g_cfg.conditional else 0,
+        min_width=int(g_cfg.get("min_width", 0)),  # .get: configs saved before the key
     )
 
 
