@@ -19,16 +19,17 @@ both nets, EMA decay 0.99; samples and evaluations use the EMA G's standing batc
 gan_jax/standing_stats.py).
 
 Time: 1250 steps of batch 16, plus the shapes feature network (trained once, about 20-40 s), 2
-evaluations of 512 clips (video_stats, shapes_fd, shapes_physics; at step 0 and at the end)
-and compilation: 2 min 05 s wall on 2 idle cores of an Intel Xeon with AVX-512 and AMX (peak
-host memory 1.9 GB), where the recipe without R1 took 1 min 58 s the same hour (R1 every 16th
-update: 2 min 16 s). Without R1 that recipe took 1 min 51 s on a faster host of this kind
-(float32 matmul peak 398 GFLOP/s; 1 min 34 s with the feature network cached, of which the
-standing statistics take about 4 s), 3 min 17 s on a slower one (matmul peak 204), and 4 min
-33 s on a 2-core AMD EPYC (AVX2) before the minibatch-std channel and the standing
-statistics, which cost next to nothing; R1 adds about 6 %. (1500 steps
-evaluated every 250 took 5 min 27 s on the EPYC, every 500 5 min 11 s, only at the ends 5 min
-14 s; the FSD was 10.4 at step 1250 and 10.6 at 1500, so the last 250 steps were cut.)
+evaluations of 512 clips (video_stats, shapes_fd, shapes_physics; at step 0 and at the end) and
+compilation: 1 min 59 s wall from a fresh clone (the README's command) on 2 idle cores of an Intel
+Xeon with AVX-512 and AMX (peak host memory 1.9 GB); the recipe before its optimiser changed took 2
+min 05 s there, where the recipe without R1 took 1 min 58 s the same hour (R1 every 16th update: 2
+min 16 s). Without R1 that recipe took 1 min 51 s on a faster host of this kind (float32 matmul peak
+398 GFLOP/s; 1 min 34 s with the feature network cached, of which the standing statistics take about
+4 s), 3 min 17 s on a slower one (matmul peak 204), and 4 min 33 s on a 2-core AMD EPYC (AVX2)
+before the minibatch-std channel and the standing statistics, which cost next to nothing; R1 adds
+about 6 %. (1500 steps evaluated every 250 took 5 min 27 s on the EPYC, every 500 5 min 11 s, only
+at the ends 5 min 14 s; the FSD was 10.4 at step 1250 and 10.6 at 1500, so the last 250 steps were
+cut.)
 
 Expected (bitwise reproducible per CPU; measured on the Intel Xeon, seeds 0, 1 and 2 with
 `--config.seed=S`): the Fréchet Shapes Distance (eval/shapes_fd/fsd in metrics.jsonl) goes
