@@ -208,7 +208,9 @@ Tried on the Intel Xeon, with the minibatch-std channel (seed 0; accuracy / FSD,
     single-colour blobs (green, white, blue for label 1, though one label-1 row stays empty;
     pairs that touch or merge for label 2). With the main job's lazy R1 added (gamma 0.1,
     every 32nd D update) seed 2 held (92.2 % / 6.0) but seed 0 collapsed instead (76.8 % /
-    74.8 at step 3000): not kept, as one seed in three collapses either way.
+    74.8 at step 3000): not kept, as one seed in three collapses either way. At half the
+    learning rate (2.5e-4) with those betas, seeds 2 and 0 both collapsed (100 % / 70.4 and
+    95.1 % / 67.7 at step 3000).
 The count head does not read soft clips as two objects. On 1024 real clips blurred spatially
 (Gaussian, sigma 0.5 / 1 / 1.5 px) it reads 100 % of the label-1 clips right and 94 / 76 / 56 %
 of the label-2 ones (clean: 99.6 / 97.8 %); dimmed to half, it reads every clip as one object.
