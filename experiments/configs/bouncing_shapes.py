@@ -46,19 +46,21 @@ rather than crisp squares and discs.
 With both nets in bf16 (`--config.g.dtype=bfloat16 --config.d.dtype=bfloat16`, AMX products)
 the same seeds end at FSD 10.1 / 9.7 / 8.0, off-palette 42 / 39 / 40 %, frozen objects 13 / 9
 / 6 %.
-Adam's betas and learning rate are the latest change (same Xeon and seeds, all else equal).
-The recipe before, Adam 5e-4 with betas (0.5, 0.999), ended at FSD 15.2 / 15.0 / 10.0 with
-off-palette 68 / 72 / 67 %, count kept 15 / 20 / 17 %, colours kept 7 / 10 / 6 %, areas kept
-27 / 41 / 20 %, motion 28 / 45 / 23 %, frozen objects 33 / 20 / 22 % and frames without an
-object 14 / 20 / 11 % (in bf16: FSD 9.9 / 14.6 / 13.2, off-palette 67 / 72 / 70 %); its grid
-showed saturated blobs with soft edges, one clip nearly empty throughout and one a speckle of
-several colours. Betas (0, 0.99) at 5e-4: FSD 9.6 / 9.7 / 8.5, off-palette 49 / 49 / 52 %,
-frozen 17 / 16 / 22 % (bf16: 12.6 / 10.0 / 10.1, 47 / 51 / 49 %); with the frame generator's
-hidden layers at least 32 wide as well (`g.min_width = 32`), 9.9 / 10.3 / 8.0 and 44 / 48 /
-45 %, within that spread; at 2e-3, FSD 10.5 / 8.8 / 9.4 with off-palette 38 / 33 / 32 % and
-colours kept 23 / 28 / 33 %: fewer pixels off the palette than at 1e-3 but a higher FSD on two
-seeds of three. The betas cost nothing: the step is the same. What follows was measured with
-the recipe before, Adam 5e-4 with betas (0.5, 0.999).
+Adam's betas and learning rate are the latest change (same Xeon and seeds, all else equal). The
+recipe before, Adam 5e-4 with betas (0.5, 0.999), ended at FSD 15.2 / 15.0 / 10.0 with
+off-palette 68 / 72 / 67 %, count kept 15 / 20 / 17 %, colours kept 7 / 10 / 6 %, areas kept 27
+/ 41 / 20 %, motion 28 / 45 / 23 %, frozen objects 33 / 20 / 22 % and frames without an object
+14 / 20 / 11 % (in bf16: FSD 9.9 / 14.6 / 13.2, off-palette 67 / 72 / 70 %); its grid showed
+saturated blobs with soft edges, one clip nearly empty throughout and one a speckle of several
+colours. Betas (0, 0.99) at 5e-4: FSD 9.6 / 9.7 / 8.5, off-palette 49 / 49 / 52 %, frozen 17 /
+16 / 22 % (bf16: 12.6 / 10.0 / 10.1, 47 / 51 / 49 %); with the frame generator's hidden layers
+at least 32 wide as well (`g.min_width = 32`), 9.9 / 10.3 / 8.0 and 44 / 48 / 45 %, within that
+spread; at 2e-3, FSD 10.5 / 8.8 / 9.4 with off-palette 38 / 33 / 32 % and colours kept 23 / 28
+/ 33 %: fewer pixels off the palette than at 1e-3 but a higher FSD on two seeds of three. With
+the new optimiser, both learning rates decayed linearly to a tenth from mid-run (as in
+bouncing_shapes_long.py): FSD 10.3 / 8.8 / 9.0, off-palette 43 / 40 / 41 %, not better. The
+betas cost nothing: the step is the same. What follows was measured with the recipe before,
+Adam 5e-4 with betas (0.5, 0.999).
 R1 was the change before. Without it (the recipe below, same Xeon and seeds) float32 ended at
 FSD 13.4 / 9.6 / 12.2 with 75 / 75 / 77 % of pixels off the palette, but bf16 at 34.1 / 26.7 /
 16.2 with the AMX products and 13.3 / 9.5 / 44.9 without them (GAN_JAX_BF16_PRODUCTS=0): one
