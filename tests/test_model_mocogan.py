@@ -16,7 +16,7 @@ from gan_jax.io.grid import SEPARATOR_PX
 from gan_jax.main import main
 from gan_jax.metric_writer import read_metrics
 from gan_jax.models import zero_latents
-from gan_jax.models.mocogan import ImageVideoDiscriminator, MoCoGenerator
+from gan_jax.models.mocogan import ImageVideoDiscriminator, MoCoGenerator, make_generator
 from gan_jax.workdir import abstract_state, load_run
 
 FRAME = (8, 8, 3)  # (H, W, C) of every clip here
@@ -326,6 +326,16 @@ def test_bad_config_values_name_the_key(key, value, message):
         cfg[net][name] = value
     with pytest.raises(ConfigError, match="^" + re.escape(message)):
         train.validate(cfg)
+
+
+def test_g_min_width_reaches_the_generator_and_old_configs_build_without_it():
+    cfg = _tiny_config()
+    cfg.g.min_width = 8
+    spec = train.validate(cfg)
+    assert make_generator(cfg.g, spec).min_width == 8
+    del cfg.g["min_width"]  # a config saved before the key existed
+    spec = train.validate(cfg)
+    assert make_generator(cfg.g, spec).min_width == 0
 
 
 def test_a_minibatch_std_channel_needs_the_video_head():

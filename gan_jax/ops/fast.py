@@ -50,7 +50,6 @@ _WINOGRAD_MIN_ROWS = 128
 # the step 2 % and 6 % slower (README, "Against PyTorch on the same CPU").
 MEMORY_ENV_VAR = "GAN_JAX_CONV_MEMORY"
 _MEMORY_CHOICES = {"speed": "the fastest products", "low": "less memory, a few % slower"}
-MEMORY_CHOICES = tuple(_MEMORY_CHOICES)
 _LOW_MEMORY_WINOGRAD_MIN_ROWS = 256
 
 
