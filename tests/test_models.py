@@ -251,3 +251,39 @@ def test_draw_latents_follows_the_tree_of_shapes():
     zeros = models.zero_latents(shapes, 2)
     assert zeros["content"].shape == (2, 6) and zeros["motion"].shape == (2, 3, 2)
     assert not any(jnp.any(leaf) for leaf in jax.tree.leaves(zeros))
+
+
+@pytest.mark.parametrize("family", ["video_dcgan", "mocogan"])
+def test_output_gain_steepens_g_s_tanh_and_reaches_the_generator(family):
+    """`g.output_gain` = a: G's samples are tanh(a * its last conv), with the same parameters
+    (gain 1: the plain tanh). Configs saved before the key build with gain 1; a gain <= 0 is
+    refused by name."""
+    spec = _spec((2, 8, 8, 3), batch_size=2)
+    g_cfg, d_cfg = models.net_config(family, "g"), models.net_config(family, "d")
+    for net in (g_cfg, d_cfg):
+        net.base_width, net.depth = 4, 2
+    gs = {}
+    for gain in (1.0, 2.5):
+        g_cfg.output_gain = gain
+        models.validate_net(g_cfg, "g", spec)
+        gs[gain] = models.make_models(g_cfg, d_cfg, spec)[0]
+        assert gs[gain].output_gain == gain
+    latents = jax.tree.map(
+        lambda x: jax.random.normal(jax.random.key(2), x.shape),
+        models.zero_latents(gs[1.0].latent_shapes, 2),
+    )
+    variables = jax.jit(lambda k: gs[1.0].init(k, latents, train=False))(jax.random.key(0))
+    plain, steep = (
+        np.asarray(jax.jit(lambda v, g=g: g.apply(v, latents, train=False))(variables))
+        for g in (gs[1.0], gs[2.5])
+    )
+    # DCGAN's initialisation keeps the outputs small, but not zero: the gain shows.
+    assert np.abs(plain).max() > 1e-3 and np.abs(steep - plain).max() > 1e-3
+    np.testing.assert_allclose(steep, np.tanh(2.5 * np.arctanh(plain)), rtol=1e-4, atol=1e-7)
+
+    del g_cfg["output_gain"]  # a config saved before the key existed
+    models.validate_net(g_cfg, "g", spec)
+    assert models.make_models(g_cfg, d_cfg, spec)[0].output_gain == 1.0
+    g_cfg.output_gain = 0.0
+    with pytest.raises(ValueError, match=r"^g\.output_gain must be > 0.0, got 0.0"):
+        models.validate_net(g_cfg, "g", spec)

@@ -211,6 +211,13 @@ Tried on the Intel Xeon, with the minibatch-std channel (seed 0; accuracy / FSD,
     74.8 at step 3000): not kept, as one seed in three collapses either way. At half the
     learning rate (2.5e-4) with those betas, seeds 2 and 0 both collapsed (100 % / 70.4 and
     95.1 % / 67.7 at step 3000).
+  - G's output gain at 6 (`g.output_gain = 6`, the main job's: G's clips tanh(6 x its last
+    conv)), seeds 0 / 1 / 2: at step 3000, 91.6 / 90.6 / 93.9 % with FSD 5.5 / 8.0 / 5.4, a
+    third lower than this recipe's; at step 2000, 95.9 / 96.3 / 91.4 % with FSD 10.1 / 10.6 /
+    8.0 (1024 clips per label: 96.2 / 96.5 % for seeds 0 and 1), and at step 2500, 94.3 / 94.7
+    / 90.0 % with FSD 5.3 / 7.5 / 4.8 (1024 clips per label). Two seeds of three pass the
+    target at step 2000, the third at no step; as before, the share read right falls as the
+    FSD falls (label-1 clips: 87-94 % at step 2000, 85-93 % at 2500).
 The count head does not read soft clips as two objects. On 1024 real clips blurred spatially
 (Gaussian, sigma 0.5 / 1 / 1.5 px) it reads 100 % of the label-1 clips right and 94 / 76 / 56 %
 of the label-2 ones (clean: 99.6 / 97.8 %); dimmed to half, it reads every clip as one object.

@@ -90,6 +90,19 @@ def _add_bias(y: jax.Array, bias: jax.Array) -> jax.Array:
     return y + bias.astype(y.dtype).reshape((1,) * (y.ndim - 1) + bias.shape)
 
 
+def tanh_output(x: jax.Array, gain: float) -> jax.Array:
+    """G's last layer `x` -> samples in [-1, 1]: `tanh(gain * x)`, in float32.
+
+    A gain above 1 steepens the tanh, so the same last-layer values reach nearer -1 and 1 and
+    an edge between two of them spans fewer intermediate values (bouncing shapes' palette is
+    exact; see experiments/configs/bouncing_shapes.py). With Adam it also scales how fast the
+    last layer's updates move the output."""
+    x = x.astype(jnp.float32)
+    if gain != 1.0:  # gain 1 compiles to the plain tanh (the same bits as before the setting)
+        x = gain * x
+    return jnp.tanh(x)
+
+
 def check_unconditional(cond, owner: str) -> None:
     """Unconditional nets take `cond` (the model contract) but must get None."""
     if cond is not None:
@@ -219,6 +232,12 @@ def check_minibatch_std(group: int, rows: int, owner: str, rows_text: str) -> No
             f"{owner}.minibatch_std={group} must be 0 (off) or >= 2 and divide the {rows_text} "
             f"= {rows}"
         )
+
+
+def check_output_gain(net_cfg, check) -> None:
+    """G's optional `output_gain` key (configs saved before it have none): a number > 0."""
+    if "output_gain" in net_cfg:
+        check.number("output_gain", low=0.0, low_open=True)
 
 
 def check_norm(norm: str, owner: str) -> None:

@@ -12,7 +12,8 @@ G, for `depth` = d and `base_width` = w:
      content code of a clip repeated for each of its frames;
   frames: a 2-D DCGAN on all N * T codes at once: Dense -> `[N * T, H0, W0, w * 2^(d-1)]`,
      then d transposed convolutions (kernel 4, stride 2, padding 1) halving the channels
-     (w * 2^(d-2), ..., w, then C) and doubling H and W; norm + ReLU between, tanh at the end.
+     (w * 2^(d-2), ..., w, then C) and doubling H and W; norm + ReLU between, tanh at the end
+     (of `output_gain` times the last convolution: `layers.tanh_output`).
      `min_width` = m > 0 keeps every hidden layer at m channels or more (w = 16, m = 32:
      64, 32, 32 instead of 64, 32, 16): width where the frames are drawn, at the cost of the
      largest maps only.
@@ -62,9 +63,11 @@ from gan_jax.models.layers import (
     check_labels,
     check_minibatch_std,
     check_norm,
+    check_output_gain,
     check_unconditional,
     logits_head,
     normalize,
+    tanh_output,
 )
 from gan_jax.models.video_dcgan import (
     VideoDiscriminator,
@@ -114,6 +117,7 @@ class FrameGenerator(nn.Module):
     dtype: Any = jnp.float32
     num_classes: int = 0
     min_width: int = 0  # > 0: no hidden layer narrower
+    output_gain: float = 1.0  # frames = tanh(output_gain * last conv)
 
     def width(self, level: int) -> int:
         """Channels of hidden level `level` (0: the projected map, `depth - 1`: the last)."""
@@ -150,7 +154,7 @@ class FrameGenerator(nn.Module):
             )(x)
             if not last:
                 x = norm_relu(x, f"up{i}_norm")
-        return jnp.tanh(x.astype(jnp.float32))
+        return tanh_output(x, self.output_gain)
 
 
 class MoCoGenerator(nn.Module):
@@ -168,6 +172,7 @@ class MoCoGenerator(nn.Module):
     dtype: Any = jnp.float32
     num_classes: int = 0  # > 0: conditioned on labels [N] (a class embedding beside content)
     min_width: int = 0  # > 0: the frame generator's narrowest hidden layer
+    output_gain: float = 1.0  # frames = tanh(output_gain * the frame generator's last conv)
 
     @property
     def latent_shapes(self) -> dict[str, tuple[int, ...]]:
@@ -209,6 +214,7 @@ class MoCoGenerator(nn.Module):
             self.dtype,
             self.num_classes,
             self.min_width,
+            self.output_gain,
             name="frames",
         )(codes.reshape(n * t, -1), train, frame_labels)  # all frames at once: [N * T, H, W, C]
         return frames.reshape(n, t, h, w, c)
@@ -344,6 +350,7 @@ def g_config() -> config_dict.ConfigDict:
             "dtype": "float32",
             "conditional": False,
             "min_width": 0,
+            "output_gain": 1.0,
         }
     )
 
@@ -398,6 +405,7 @@ def validate_g(g_cfg: config_dict.ConfigDict, spec: DataSpec) -> None:
         check.integer(key, 1)
     if "min_width" in g_cfg:
         check.integer("min_width", 0)
+    check_output_gain(g_cfg, check)
 
 
 def validate_d(d_cfg: config_dict.ConfigDict, spec: DataSpec) -> None:
@@ -437,6 +445,7 @@ def make_generator(g_cfg: config_dict.ConfigDict, spec: DataSpec) -> MoCoGenerat
         dtype=DTYPES[g_cfg.dtype],
         num_classes=int(spec.num_classes or 0) if g_cfg.conditional else 0,
         min_width=int(g_cfg.get("min_width", 0)),  # .get: configs saved before the key
+        output_gain=float(g_cfg.get("output_gain", 1.0)),
     )
 
 

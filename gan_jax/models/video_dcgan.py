@@ -9,7 +9,8 @@ Architecture for `depth` = d and `base_width` = w:
      halving the channels (w * 2^(d-2), ..., w, then C) and doubling H and W; T doubles in the
      first log2(T / T0) blocks. Kernel 4, stride 2, padding 1 where a dim doubles; kernel 3,
      stride 1, padding 1 in time where it does not (kernel 1 when T = 1). Norm + ReLU between
-     blocks, tanh at the end.
+     blocks, tanh at the end (of `output_gain` times the last convolution, default 1:
+     `layers.tanh_output`).
   D: the mirror: d strided convolutions w, 2w, ..., w * 2^(d-1) (no norm on the first),
      LeakyReLU(0.2), then Dense -> logits `[N]`. Optional spectral norm on every layer, and
      optionally (`minibatch_std` = a group size) ProGAN's minibatch-std channel on the last map,
@@ -41,9 +42,11 @@ from gan_jax.models.layers import (
     check_labels,
     check_minibatch_std,
     check_norm,
+    check_output_gain,
     check_unconditional,
     logits_head,
     normalize,
+    tanh_output,
     with_minibatch_std,
 )
 
@@ -104,6 +107,7 @@ class VideoGenerator(nn.Module):
     bn_axis_name: str | None = None
     dtype: Any = jnp.float32
     num_classes: int = 0  # > 0: conditioned on labels [N] (a class embedding beside z)
+    output_gain: float = 1.0  # clips = tanh(output_gain * last conv)
 
     @property
     def latent_shapes(self) -> dict[str, tuple[int, ...]]:
@@ -150,7 +154,7 @@ class VideoGenerator(nn.Module):
             )(x)
             if not last:
                 x = norm_relu(x, f"up{i}_norm")
-        return jnp.tanh(x.astype(jnp.float32))
+        return tanh_output(x, self.output_gain)
 
 
 class VideoDiscriminator(nn.Module):
@@ -221,6 +225,7 @@ def g_config() -> config_dict.ConfigDict:
             "norm": "batch",
             "dtype": "float32",
             "conditional": False,
+            "output_gain": 1.0,
         }
     )
 
@@ -278,7 +283,9 @@ def _validate_net(net_cfg: config_dict.ConfigDict, net: str, spec: DataSpec) -> 
 
 def validate_g(g_cfg: config_dict.ConfigDict, spec: DataSpec) -> None:
     _validate_net(g_cfg, "g", spec)
-    Checker(g_cfg, "g").integer("z_dim", 1)
+    check = Checker(g_cfg, "g")
+    check.integer("z_dim", 1)
+    check_output_gain(g_cfg, check)
 
 
 def validate_classifier(d_cfg: config_dict.ConfigDict) -> None:
@@ -309,6 +316,7 @@ def make_generator(g_cfg: config_dict.ConfigDict, spec: DataSpec) -> VideoGenera
         norm=g_cfg.norm,
         dtype=DTYPES[g_cfg.dtype],
         num_classes=int(spec.num_classes or 0) if g_cfg.conditional else 0,
+        output_gain=float(g_cfg.get("output_gain", 1.0)),  # .get: configs saved before the key
     )
 
 
