@@ -21,9 +21,10 @@ gan_jax/standing_stats.py).
 
 Time: 1250 steps of batch 16, plus the shapes feature network (trained once, about 20-40 s), 2
 evaluations of 512 clips (video_stats, shapes_fd, shapes_physics; at step 0 and at the end) and
-compilation: 1 min 59 s wall from a fresh clone (the README's command) on 2 idle cores of an Intel
-Xeon with AVX-512 and AMX (peak host memory 1.9 GB); the recipe before its optimiser changed took 2
-min 05 s there, where the recipe without R1 took 1 min 58 s the same hour (R1 every 16th update: 2
+compilation: 2 min 10 s wall from a fresh clone (the README's command) on 2 idle cores of an Intel
+Xeon with AVX-512 and AMX (peak host memory 1.8 GB; the figures below to the last digit); the recipe
+before the output gain took 1 min 59 s there on another day (the gain does not change the step),
+the recipe before its optimiser changed 2 min 05 s, where the recipe without R1 took 1 min 58 s the same hour (R1 every 16th update: 2
 min 16 s). Without R1 that recipe took 1 min 51 s on a faster host of this kind (float32 matmul peak
 398 GFLOP/s; 1 min 34 s with the feature network cached, of which the standing statistics take about
 4 s), 3 min 17 s on a slower one (matmul peak 204), and 4 min 33 s on a 2-core AMD EPYC (AVX2)
