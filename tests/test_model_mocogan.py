@@ -16,7 +16,13 @@ from gan_jax.io.grid import SEPARATOR_PX
 from gan_jax.main import main
 from gan_jax.metric_writer import read_metrics
 from gan_jax.models import zero_latents
-from gan_jax.models.mocogan import ImageVideoDiscriminator, MoCoGenerator, make_generator
+from gan_jax.models.mocogan import (
+    ImageDiscriminator,
+    ImageVideoDiscriminator,
+    MoCoGenerator,
+    make_discriminator,
+    make_generator,
+)
 from gan_jax.workdir import abstract_state, load_run
 
 FRAME = (8, 8, 3)  # (H, W, C) of every clip here
@@ -204,6 +210,32 @@ def test_the_video_heads_minibatch_std_channel_couples_only_its_group():
     assert changed.tolist() == [True, True, False, False]  # clip 0's group of 2
 
 
+def test_the_image_heads_pixel_stem_sees_each_pixel_alone_first():
+    """`pixel_stem` = k: the image head is the plain image D run on LeakyReLU(x W + b), a
+    per-pixel layer from C to k channels; the video head is the plain D's."""
+    d = ImageVideoDiscriminator(
+        clip_shape=(4, *FRAME), base_width=4, depth=2, norm="none", image_stride=1, pixel_stem=5
+    )
+    plain = ImageVideoDiscriminator(clip_shape=(4, *FRAME), base_width=4, depth=2, norm="none")
+    clips = jax.random.uniform(jax.random.key(6), (2, 4, *FRAME), minval=-1, maxval=1)
+    variables = jax.jit(lambda k: d.init(k, clips, train=False))(jax.random.key(7))
+    plain_variables = jax.jit(lambda k: plain.init(k, clips, train=False))(jax.random.key(7))
+    image = dict(variables["params"]["image"])
+    stem = image.pop("stem")
+    assert stem["kernel"].shape == (3, 5) and stem["bias"].shape == (5,)
+    assert image["down0"]["kernel"].shape == (4, 4, 5, 4)  # reads the stem's 5 channels
+    assert _shapes(variables["params"]["video"]) == _shapes(plain_variables["params"]["video"])
+    stem = {k: v.at[:].add(0.1 * jnp.arange(v.size).reshape(v.shape)) for k, v in stem.items()}
+    params = {**variables["params"], "image": {**image, "stem": stem}}
+    logits = jax.jit(lambda x: d.apply({"params": params}, x, train=False)["image"])(clips)
+    frames = clips.reshape(-1, *FRAME)
+    stemmed = jax.nn.leaky_relu(frames @ stem["kernel"] + stem["bias"][None, None, None], 0.2)
+    head = ImageDiscriminator(base_width=4, depth=2, norm="none")
+    expected = jax.jit(lambda x: head.apply({"params": image}, x, train=False))(stemmed)
+    assert logits.shape == (2 * 4,)
+    np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-5)
+
+
 def _tiny_config():
     """Clips of 4 frames of 8x8 (for the config checks; no compilation)."""
     cfg = train.default_config(model="mocogan", data="bouncing_shapes")
@@ -317,6 +349,7 @@ def test_sample_32_frames_from_a_run_trained_on_8(mocogan_run, tmp_path, capsys)
         ("d.image_stride", 0, "d.image_stride must be >= 1, got 0"),
         ("d.spectral_norm", 1, "d.spectral_norm must be bool, got 1"),
         ("d.minibatch_std", 3, "d.minibatch_std=3 must be 0 (off) or >= 2 and divide the batch_s"),
+        ("d.pixel_stem", -1, "d.pixel_stem must be >= 0, got -1"),
     ],
 )
 def test_bad_config_values_name_the_key(key, value, message):
@@ -328,14 +361,22 @@ def test_bad_config_values_name_the_key(key, value, message):
         train.validate(cfg)
 
 
-def test_g_min_width_reaches_the_generator_and_old_configs_build_without_it():
+@pytest.mark.parametrize(
+    "net, key, make", [("g", "min_width", make_generator), ("d", "pixel_stem", make_discriminator)]
+)
+def test_width_settings_reach_the_net_and_old_configs_build_without_them(net, key, make):
     cfg = _tiny_config()
-    cfg.g.min_width = 8
-    spec = train.validate(cfg)
-    assert make_generator(cfg.g, spec).min_width == 8
-    del cfg.g["min_width"]  # a config saved before the key existed
-    spec = train.validate(cfg)
-    assert make_generator(cfg.g, spec).min_width == 0
+    cfg[net][key] = 8
+    assert getattr(make(cfg[net], train.validate(cfg)), key) == 8
+    del cfg[net][key]  # a config saved before the key existed
+    assert getattr(make(cfg[net], train.validate(cfg)), key) == 0
+
+
+def test_a_pixel_stem_needs_the_image_head():
+    cfg = _tiny_config()
+    cfg.d.pixel_stem, cfg.d.heads = 8, ("video",)
+    with pytest.raises(ConfigError, match=r"^d\.pixel_stem=8 puts a per-pixel first layer in D"):
+        train.validate(cfg)
 
 
 def test_a_minibatch_std_channel_needs_the_video_head():

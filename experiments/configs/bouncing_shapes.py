@@ -23,15 +23,15 @@ Time: 1250 steps of batch 16, plus the shapes feature network (trained once, abo
 evaluations of 512 clips (video_stats, shapes_fd, shapes_physics; at step 0 and at the end) and
 compilation: 2 min 10 s wall from a fresh clone (the README's command) on 2 idle cores of an Intel
 Xeon with AVX-512 and AMX (peak host memory 1.8 GB; the figures below to the last digit); the recipe
-before the output gain took 1 min 59 s there on another day (the gain does not change the step),
-the recipe before its optimiser changed 2 min 05 s, where the recipe without R1 took 1 min 58 s the same hour (R1 every 16th update: 2
-min 16 s). Without R1 that recipe took 1 min 51 s on a faster host of this kind (float32 matmul peak
-398 GFLOP/s; 1 min 34 s with the feature network cached, of which the standing statistics take about
-4 s), 3 min 17 s on a slower one (matmul peak 204), and 4 min 33 s on a 2-core AMD EPYC (AVX2)
-before the minibatch-std channel and the standing statistics, which cost next to nothing; R1 adds
-about 6 %. (1500 steps evaluated every 250 took 5 min 27 s on the EPYC, every 500 5 min 11 s, only
-at the ends 5 min 14 s; the FSD was 10.4 at step 1250 and 10.6 at 1500, so the last 250 steps were
-cut.)
+before the output gain took 1 min 59 s there on another day (the gain does not change the step), the
+recipe before its optimiser changed 2 min 05 s, where the recipe without R1 took 1 min 58 s the same
+hour (R1 every 16th update: 2 min 16 s). Without R1 that recipe took 1 min 51 s on a faster host of
+this kind (float32 matmul peak 398 GFLOP/s; 1 min 34 s with the feature network cached, of which the
+standing statistics take about 4 s), 3 min 17 s on a slower one (matmul peak 204), and 4 min 33 s on
+a 2-core AMD EPYC (AVX2) before the minibatch-std channel and the standing statistics, which cost
+next to nothing; R1 adds about 6 %. (1500 steps evaluated every 250 took 5 min 27 s on the EPYC,
+every 500 5 min 11 s, only at the ends 5 min 14 s; the FSD was 10.4 at step 1250 and 10.6 at 1500,
+so the last 250 steps were cut.)
 
 Expected (bitwise reproducible per CPU; measured on the Intel Xeon, seeds 0, 1 and 2 with
 `--config.seed=S`): the Fréchet Shapes Distance (eval/shapes_fd/fsd in metrics.jsonl) goes
@@ -59,6 +59,12 @@ a white core and a fringe of another colour, some changing colour as they move. 
 6.9 / 9.7 / 7.4, off-palette 36 / 38 / 34 %, count kept 26 / 25 / 33 %; gain 12: FSD 7.8 /
 7.8 / 6.6, off-palette 32 / 27 / 30 %, count kept 38 / 39 / 43 %, colours kept 32 / 38 / 39 %,
 with striped and speckled objects in the grid. The gain costs nothing: the step is the same.
+Tried with gain 6 and not kept: a per-pixel first layer of 16 channels in D's image head
+(`d.pixel_stem = 16`), FSD 8.2 / 7.3 / 9.1, off-palette 23 / 32 / 24 %, count kept 26 / 40 / 30
+%, colours kept 33 / 42 / 39 %: fewer pixels off the palette on two seeds, a higher FSD on all
+three; D's base width 32, FSD 7.3 and off-palette 34 % on seed 0 (stopped there) at a dearer
+step; the trained G instead of its EMA (`ema.decay = 0`, the same training), FSD 9.4 and
+off-palette 32 % on seed 0: the EMA is not what softens the edges.
 What follows was measured with gain 1.
 Adam's betas and learning rate were the change before. The recipe before them, Adam 5e-4 with
 betas (0.5, 0.999), ended at FSD 15.2 / 15.0 / 10.0 with off-palette 68 / 72 / 67 %, count

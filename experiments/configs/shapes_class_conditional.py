@@ -210,7 +210,8 @@ Tried on the Intel Xeon, with the minibatch-std channel (seed 0; accuracy / FSD,
     every 32nd D update) seed 2 held (92.2 % / 6.0) but seed 0 collapsed instead (76.8 % /
     74.8 at step 3000): not kept, as one seed in three collapses either way. At half the
     learning rate (2.5e-4) with those betas, seeds 2 and 0 both collapsed (100 % / 70.4 and
-    95.1 % / 67.7 at step 3000).
+    95.1 % / 67.7 at step 3000); at twice it (1e-3, the main job's) seed 0 held but read fewer
+    clips right: 92.2 % / 7.3 at step 2000, 88.3 % / 5.5 at 3000.
   - G's output gain at 6 (`g.output_gain = 6`, the main job's: G's clips tanh(6 x its last
     conv)), seeds 0 / 1 / 2: at step 3000, 91.6 / 90.6 / 93.9 % with FSD 5.5 / 8.0 / 5.4, a
     third lower than this recipe's; at step 2000, 95.9 / 96.3 / 91.4 % with FSD 10.1 / 10.6 /

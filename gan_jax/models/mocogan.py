@@ -32,6 +32,9 @@ D returns a dict of heads (`heads`, default both):
      default s = 4 (frames 0 and 4 of 8) keeps the step of 8x32x32 clips on 2 CPU cores
      about as fast as video_dcgan's (at s = 1 the image head on all N * T frames adds 80 % to
      the step's FLOPs). A stride beyond T judges frame 0 alone (with T = 1: every frame).
+     `pixel_stem` = k > 0 puts a per-pixel layer first (C -> k channels, LeakyReLU(0.2)), so
+     that a pixel halfway between two colours need not look like their mean to the first
+     convolution (the main job: fewer off-palette pixels, a higher FSD; see its docstring).
   "video": `video_dcgan`'s discriminator (strided 3-D convolutions) on the whole clip:
      logits `[N]`. With T = 1 its time kernels are 1: it is a second image discriminator of
      the one frame; `heads=("image",)` drops it. `minibatch_std` = a group size gives it
@@ -231,10 +234,15 @@ class ImageDiscriminator(nn.Module):
     bn_axis_name: str | None = None
     dtype: Any = jnp.float32
     num_classes: int = 0
+    pixel_stem: int = 0  # > 0: a per-pixel layer of this width (1x1 conv, LeakyReLU) first
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool, labels: jax.Array | None = None) -> jax.Array:
         _check_frame_size(x.shape[1], x.shape[2], self.depth, "ImageDiscriminator")
+        if self.pixel_stem:
+            # Each pixel's colour through a nonlinearity before any spatial mixing, so that a
+            # pixel between palette colours is not just the mean of two that are.
+            x = nn.leaky_relu(nn.Dense(self.pixel_stem, dtype=self.dtype, name="stem")(x), 0.2)
 
         def layer(module: nn.Module, h: jax.Array) -> jax.Array:
             if self.spectral_norm:
@@ -274,6 +282,7 @@ class ImageVideoDiscriminator(nn.Module):
     num_classes: int = 0  # > 0: conditioned on labels [N] (a projection in each head)
     classifier: bool = False  # with num_classes: the video head's own classifier (CLASS_LOGITS)
     minibatch_std: int = 0  # > 0: the video head's minibatch-std channel over groups of clips
+    pixel_stem: int = 0  # > 0: the image head's per-pixel first layer of this width
 
     @nn.compact
     def __call__(self, x: jax.Array, cond=None, train: bool = True) -> dict[str, jax.Array]:
@@ -305,6 +314,7 @@ class ImageVideoDiscriminator(nn.Module):
                 self.bn_axis_name,
                 self.dtype,
                 self.num_classes,
+                self.pixel_stem,
                 name="image",
             )
             frame_labels = None if labels is None else jnp.repeat(labels, frames.shape[1])
@@ -371,6 +381,7 @@ def d_config() -> config_dict.ConfigDict:
             "conditional": False,
             "classifier": False,
             "minibatch_std": 0,
+            "pixel_stem": 0,
         }
     )
 
@@ -424,6 +435,12 @@ def validate_d(d_cfg: config_dict.ConfigDict, spec: DataSpec) -> None:
             f"d.classifier=True puts D's classifier on its video head, but d.heads={heads!r} has "
             "none; add 'video' to d.heads or set d.classifier=False"
         )
+    stem = check.integer("pixel_stem", 0) if "pixel_stem" in d_cfg else 0
+    if stem and "image" not in heads:
+        raise ConfigError(
+            f"d.pixel_stem={stem} puts a per-pixel first layer in D's image head, but "
+            f"d.heads={heads!r} has none; add 'image' to d.heads or set d.pixel_stem=0"
+        )
     group = check.integer("minibatch_std", 0) if "minibatch_std" in d_cfg else 0
     check_minibatch_std(group, spec.batch_size, "d", "batch_size")
     if group and "video" not in heads:
@@ -463,4 +480,5 @@ def make_discriminator(d_cfg: config_dict.ConfigDict, spec: DataSpec) -> ImageVi
         classifier=bool(d_cfg.get("classifier", False)),
         # .get: runs saved before the key existed have no minibatch-std channel
         minibatch_std=int(d_cfg.get("minibatch_std", 0)),
+        pixel_stem=int(d_cfg.get("pixel_stem", 0)),
     )
