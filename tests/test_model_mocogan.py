@@ -17,6 +17,7 @@ from gan_jax.main import main
 from gan_jax.metric_writer import read_metrics
 from gan_jax.models import zero_latents
 from gan_jax.models.mocogan import (
+    FrameGenerator,
     ImageDiscriminator,
     ImageVideoDiscriminator,
     MoCoGenerator,
@@ -132,6 +133,27 @@ def test_min_width_widens_only_the_narrow_hidden_layers():
     variables = jax.jit(lambda k: g.init(k, latents, train=False))(jax.random.key(1))
     clips = jax.jit(lambda v: g.apply(v, latents, train=False))(variables)
     assert clips.shape == (2, 2, 16, 16, 3) and np.all(np.abs(clips) <= 1.0)
+
+
+@pytest.mark.parametrize("resize_layers, flat", [(0, False), (1, True)])
+def test_resize_layers_draw_no_checkerboard_on_a_flat_map(resize_layers, flat):
+    """A map that is the same at every position, upsampled by a transposed conv of stride 2,
+    comes out in a 2x2 pattern (each pixel of a block has its own kernel: the checkerboard
+    of Odena et al. 2016); upsampled to the nearest pixel and then convolved, it stays flat
+    away from the border."""
+    g = FrameGenerator((8, 8, 3), base_width=4, depth=1, norm="none", resize_layers=resize_layers)
+    codes = jnp.zeros((1, 5))
+    variables = jax.jit(lambda k: g.init(k, codes, train=False))(jax.random.key(3))
+    params = variables["params"]
+    assert params["up0"]["kernel"].shape == ((3, 3, 4, 3) if resize_layers else (4, 4, 4, 3))
+    # project: no kernel, the same 4 channels at each of the 4x4 positions
+    channels = jax.random.normal(jax.random.key(4), (4,))
+    project = {"kernel": 0.0 * params["project"]["kernel"], "bias": jnp.tile(channels, 16)}
+    up0 = {**params["up0"], "kernel": 10.0 * params["up0"]["kernel"]}  # out of the tanh's zero
+    frames = np.asarray(g.apply({"params": {"project": project, "up0": up0}}, codes, train=False))
+    inner = frames[0, 1:-1, 1:-1]  # [6, 6, 3]
+    spread = np.abs(inner - inner[0, 0]).max()
+    assert (spread < 1e-6) if flat else (spread > 1e-3), spread
 
 
 def test_content_is_one_code_per_clip_and_motion_codes_are_causal(apply_g):
@@ -340,6 +362,7 @@ def test_sample_32_frames_from_a_run_trained_on_8(mocogan_run, tmp_path, capsys)
         ("g.content_dim", 0, "g.content_dim must be >= 1, got 0"),
         ("g.noise_dim", 2.5, "g.noise_dim must be int, got 2.5"),
         ("g.min_width", -1, "g.min_width must be >= 0, got -1"),
+        ("g.resize_layers", 3, "g.resize_layers must be in [0, 2], got 3"),
         ("g.norm", "layer", "g.norm='layer' is not allowed; choose one of ['batch', 'none']"),
         ("g.depth", 4, "data.height=8 and data.width=8 must be divisible by 2**g.depth=16"),
         ("d.depth", 0, "d.depth must be >= 1, got 0"),
@@ -362,12 +385,17 @@ def test_bad_config_values_name_the_key(key, value, message):
 
 
 @pytest.mark.parametrize(
-    "net, key, make", [("g", "min_width", make_generator), ("d", "pixel_stem", make_discriminator)]
+    "net, key, value, make",
+    [
+        ("g", "min_width", 8, make_generator),
+        ("g", "resize_layers", 2, make_generator),
+        ("d", "pixel_stem", 8, make_discriminator),
+    ],
 )
-def test_width_settings_reach_the_net_and_old_configs_build_without_them(net, key, make):
+def test_settings_reach_the_net_and_old_configs_build_without_them(net, key, value, make):
     cfg = _tiny_config()
-    cfg[net][key] = 8
-    assert getattr(make(cfg[net], train.validate(cfg)), key) == 8
+    cfg[net][key] = value
+    assert getattr(make(cfg[net], train.validate(cfg)), key) == value
     del cfg[net][key]  # a config saved before the key existed
     assert getattr(make(cfg[net], train.validate(cfg)), key) == 0
 

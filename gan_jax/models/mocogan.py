@@ -13,7 +13,11 @@ G, for `depth` = d and `base_width` = w:
   frames: a 2-D DCGAN on all N * T codes at once: Dense -> `[N * T, H0, W0, w * 2^(d-1)]`,
      then d transposed convolutions (kernel 4, stride 2, padding 1) halving the channels
      (w * 2^(d-2), ..., w, then C) and doubling H and W; norm + ReLU between, tanh at the end
-     (of `output_gain` times the last convolution: `layers.tanh_output`).
+     (of `output_gain` times the last convolution: `layers.tanh_output`). `resize_layers` = r
+     makes the last r of those upsamplings a nearest-neighbour x2 followed by a 3x3 stride-1
+     convolution (Odena et al. 2016), which cannot draw the 2x2 checkerboard that a transposed
+     convolution of stride 2 leaves inside flat regions; both run on CPU's fast routes
+     (the stride-1 convolution and its gradients need no input dilation).
      `min_width` = m > 0 keeps every hidden layer at m channels or more (w = 16, m = 32:
      64, 32, 32 instead of 64, 32, 16): width where the frames are drawn, at the cost of the
      largest maps only.
@@ -121,6 +125,7 @@ class FrameGenerator(nn.Module):
     num_classes: int = 0
     min_width: int = 0  # > 0: no hidden layer narrower
     output_gain: float = 1.0  # frames = tanh(output_gain * last conv)
+    resize_layers: int = 0  # the last this many upsamplings: nearest x2, then a 3x3 conv
 
     def width(self, level: int) -> int:
         """Channels of hidden level `level` (0: the projected map, `depth - 1`: the last)."""
@@ -146,15 +151,20 @@ class FrameGenerator(nn.Module):
         for i in range(self.depth):
             last = i == self.depth - 1
             features = channels if last else self.width(i + 1)
-            x = ConvTranspose(
-                features,
-                _KERNEL,
-                _STRIDES,
-                _PADDING,
-                use_bias=last or self.norm == "none",
-                dtype=self.dtype,
-                name=f"up{i}",
-            )(x)
+            use_bias = last or self.norm == "none"
+            if i >= self.depth - self.resize_layers:
+                # Odena et al. 2016: a transposed conv of stride 2 gives the four pixels of
+                # each 2x2 block their own kernel, which draws a checkerboard inside objects;
+                # upsampling first and then one stride-1 conv gives them the same.
+                x = jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
+                conv = Conv(
+                    features, (3, 3), (1, 1), ((1, 1), (1, 1)), use_bias, self.dtype, name=f"up{i}"
+                )
+            else:
+                conv = ConvTranspose(
+                    features, _KERNEL, _STRIDES, _PADDING, use_bias, self.dtype, name=f"up{i}"
+                )
+            x = conv(x)
             if not last:
                 x = norm_relu(x, f"up{i}_norm")
         return tanh_output(x, self.output_gain)
@@ -176,6 +186,7 @@ class MoCoGenerator(nn.Module):
     num_classes: int = 0  # > 0: conditioned on labels [N] (a class embedding beside content)
     min_width: int = 0  # > 0: the frame generator's narrowest hidden layer
     output_gain: float = 1.0  # frames = tanh(output_gain * the frame generator's last conv)
+    resize_layers: int = 0  # the frame generator's last upsamplings done as resize + conv
 
     @property
     def latent_shapes(self) -> dict[str, tuple[int, ...]]:
@@ -218,6 +229,7 @@ class MoCoGenerator(nn.Module):
             self.num_classes,
             self.min_width,
             self.output_gain,
+            self.resize_layers,
             name="frames",
         )(codes.reshape(n * t, -1), train, frame_labels)  # all frames at once: [N * T, H, W, C]
         return frames.reshape(n, t, h, w, c)
@@ -361,6 +373,7 @@ def g_config() -> config_dict.ConfigDict:
             "conditional": False,
             "min_width": 0,
             "output_gain": 1.0,
+            "resize_layers": 0,
         }
     )
 
@@ -417,6 +430,8 @@ def validate_g(g_cfg: config_dict.ConfigDict, spec: DataSpec) -> None:
     if "min_width" in g_cfg:
         check.integer("min_width", 0)
     check_output_gain(g_cfg, check)
+    if "resize_layers" in g_cfg:
+        check.integer("resize_layers", 0, g_cfg.depth)
 
 
 def validate_d(d_cfg: config_dict.ConfigDict, spec: DataSpec) -> None:
@@ -463,6 +478,7 @@ def make_generator(g_cfg: config_dict.ConfigDict, spec: DataSpec) -> MoCoGenerat
         num_classes=int(spec.num_classes or 0) if g_cfg.conditional else 0,
         min_width=int(g_cfg.get("min_width", 0)),  # .get: configs saved before the key
         output_gain=float(g_cfg.get("output_gain", 1.0)),
+        resize_layers=int(g_cfg.get("resize_layers", 0)),
     )
 
 
