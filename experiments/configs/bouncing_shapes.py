@@ -48,30 +48,30 @@ are ragged, not squares and discs; one blue blob shrinks and fades as it moves.
 With both nets in bf16 (`--config.g.dtype=bfloat16 --config.d.dtype=bfloat16`, AMX products)
 the same seeds end at FSD 8.8 / 7.1 / 7.9, off-palette 29 / 34 / 31 %, frozen objects 10 / 7 /
 11 % (gain 1: 10.1 / 9.7 / 8.0, 42 / 39 / 40 %, 13 / 9 / 6 %).
-G's output gain is the latest change (same Xeon and seeds, all else equal). It multiplies the
-frame generator's last convolution before the tanh; with Adam that is the same as a last
-layer initialised 6 times larger and trained at 6 times the learning rate, so the output
-leaves the soft middle of the tanh sooner, and an edge between black and a colour spans fewer
-grey pixels. The recipe before (gain 1) ended at FSD 9.8 / 7.1 / 8.4 with off-palette 40 / 38
-/ 39 %, count kept 20 / 28 / 29 %, colours kept 20 / 25 / 25 %, areas kept 22 / 21 / 29 %,
-motion 29 / 22 / 33 %, frozen objects 10 / 10 / 7 %, and its grid showed saturated blobs with
-a white core and a fringe of another colour, some changing colour as they move. Gain 3: FSD
-6.9 / 9.7 / 7.4, off-palette 36 / 38 / 34 %, count kept 26 / 25 / 33 %; gain 12: FSD 7.8 /
-7.8 / 6.6, off-palette 32 / 27 / 30 %, count kept 38 / 39 / 43 %, colours kept 32 / 38 / 39 %,
-with striped and speckled objects in the grid. The gain costs nothing: the step is the same.
-Tried with gain 6 and not kept: a per-pixel first layer of 16 channels in D's image head
-(`d.pixel_stem = 16`), FSD 8.2 / 7.3 / 9.1, off-palette 23 / 32 / 24 %, count kept 26 / 40 / 30
-%, colours kept 33 / 42 / 39 %: fewer pixels off the palette on two seeds, a higher FSD on all
-three; D's base width 32, FSD 7.3 and off-palette 34 % on seed 0 (stopped there) at a dearer
-step; the trained G instead of its EMA (`ema.decay = 0`, the same training), FSD 9.4 and
-off-palette 32 % on seed 0: the EMA is not what softens the edges; G's last upsampling as
-nearest x2 and a 3x3 conv instead of a transposed conv (`g.resize_layers = 1`, against the
-checkerboard inside objects), FSD 6.9 / 5.9 / 8.6, off-palette 39 / 27 / 34 %, and all three
-(`g.resize_layers = 3`), FSD 6.9 and off-palette 33 % on seed 0 (stopped there), its blobs
-smooth and free of the dotted pattern but softer and more often of two colours; their step
-is dearer too (44 ms, 76 ms with one resize layer, 102 ms with three; benchmarks/train_step.py),
-and in the long config three resize layers ended step 2000 at FSD 5.0 and off-palette 33 %
-(transposed: 3.7 and 25 %; seed 0, stopped there at 9 steps/s against 21).
+G's output gain is the latest change (same Xeon and seeds, all else equal). It multiplies the frame
+generator's last convolution before the tanh; with Adam that is the same as a last layer initialised
+6 times larger and trained at 6 times the learning rate, so the output leaves the soft middle of the
+tanh sooner, and an edge between black and a colour spans fewer grey pixels. The recipe before (gain
+1) ended at FSD 9.8 / 7.1 / 8.4 with off-palette 40 / 38 / 39 %, count kept 20 / 28 / 29 %, colours
+kept 20 / 25 / 25 %, areas kept 22 / 21 / 29 %, motion 29 / 22 / 33 %, frozen objects 10 / 10 / 7 %,
+and its grid showed saturated blobs with a white core and a fringe of another colour, some changing
+colour as they move. Gain 3: FSD 6.9 / 9.7 / 7.4, off-palette 36 / 38 / 34 %, count kept 26 / 25 /
+33 %; gain 9: FSD 6.9 / 4.3 / 9.7, off-palette 28 / 35 / 30 %, count kept 34 / 52 / 32 %, a mean FSD
+of 7.0 against gain 6's 6.7, over a wider spread; gain 12: FSD 7.8 / 7.8 / 6.6, off-palette 32 / 27
+/ 30 %, count kept 38 / 39 / 43 %, colours kept 32 / 38 / 39 %, with striped and speckled objects in
+the grid. The gain costs nothing: the step is the same. Tried with gain 6 and not kept: a per-pixel
+first layer of 16 channels in D's image head (`d.pixel_stem = 16`), FSD 8.2 / 7.3 / 9.1, off-palette
+23 / 32 / 24 %, count kept 26 / 40 / 30 %, colours kept 33 / 42 / 39 %: fewer pixels off the palette
+on two seeds, a higher FSD on all three; D's base width 32, FSD 7.3 and off-palette 34 % on seed 0
+(stopped there) at a dearer step; the trained G instead of its EMA (`ema.decay = 0`, the same
+training), FSD 9.4 and off-palette 32 % on seed 0: the EMA is not what softens the edges; G's last
+upsampling as nearest x2 and a 3x3 conv instead of a transposed conv (`g.resize_layers = 1`, against
+the checkerboard inside objects), FSD 6.9 / 5.9 / 8.6, off-palette 39 / 27 / 34 %, and all three
+(`g.resize_layers = 3`), FSD 6.9 and off-palette 33 % on seed 0 (stopped there), its blobs smooth
+and free of the dotted pattern but softer and more often of two colours; their step is dearer too
+(44 ms, 76 ms with one resize layer, 102 ms with three; benchmarks/train_step.py), and in the long
+config three resize layers ended step 2000 at FSD 5.0 and off-palette 33 % (transposed: 3.7 and 25
+%; seed 0, stopped there at 9 steps/s against 21).
 What follows was measured with gain 1.
 Adam's betas and learning rate were the change before. The recipe before them, Adam 5e-4 with
 betas (0.5, 0.999), ended at FSD 15.2 / 15.0 / 10.0 with off-palette 68 / 72 / 67 %, count
