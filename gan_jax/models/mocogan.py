@@ -364,7 +364,8 @@ class ImageVideoDiscriminator(nn.Module):
 def g_config() -> config_dict.ConfigDict:
     """G's keys: latent sizes (content, GRU output, per-frame noise), the frame generator's
     width of its last hidden block, blocks, norm, compute dtype, class conditioning, narrowest
-    hidden width (0: none). Defaults fit 8x32x32 clips."""
+    hidden width (0: none), the gain before the output tanh, the upsamplings done as resize +
+    conv (the last ones; 0: none). Defaults fit 8x32x32 clips."""
     return config_dict.ConfigDict(
         {
             "content_dim": 64,
@@ -385,7 +386,7 @@ def g_config() -> config_dict.ConfigDict:
 def d_config() -> config_dict.ConfigDict:
     """D's keys: width of the first block and blocks (both heads), norm, spectral norm, the
     heads, the image head's frame stride, compute dtype, class conditioning, the video head's
-    minibatch-std group (0 = off)."""
+    minibatch-std group (0 = off), the image head's per-pixel first layer width (0 = off)."""
     return config_dict.ConfigDict(
         {
             "base_width": 16,

@@ -216,7 +216,8 @@ class VideoDiscriminator(nn.Module):
 
 
 def g_config() -> config_dict.ConfigDict:
-    """G's keys: noise size, width of the last hidden block, blocks, norm, compute dtype."""
+    """G's keys: noise size, width of the last hidden block, blocks, norm, compute dtype, class
+    conditioning, the gain before the output tanh."""
     return config_dict.ConfigDict(
         {
             "z_dim": 128,
