@@ -16,6 +16,7 @@ from gan_jax.io.grid import SEPARATOR_PX
 from gan_jax.main import main
 from gan_jax.metric_writer import read_metrics
 from gan_jax.models import zero_latents
+from gan_jax.models.layers import ResizeConv
 from gan_jax.models.mocogan import (
     FrameGenerator,
     ImageDiscriminator,
@@ -154,6 +155,43 @@ def test_resize_layers_draw_no_checkerboard_on_a_flat_map(resize_layers, flat):
     inner = frames[0, 1:-1, 1:-1]  # [6, 6, 3]
     spread = np.abs(inner - inner[0, 0]).max()
     assert (spread < 1e-6) if flat else (spread > 1e-3), spread
+
+
+def test_resize_conv_equals_nearest_upsampling_then_a_3x3_conv():
+    """`ResizeConv` runs as a transposed conv with a 4x4 kernel folded from its 3x3 one; its
+    output and its gradients (input and kernel) equal the direct route, nearest x2 by repeat
+    and then a 3x3 stride-1 convolution with zero padding, borders included. A wrong tap in
+    the fold, or a fold written for the other transposed-conv convention, shifts or mixes the
+    four pixels of each block and fails this."""
+    x = jax.random.normal(jax.random.key(0), (2, 5, 7, 4))
+    conv = ResizeConv(6)
+    variables = conv.init(jax.random.key(1), x)
+    kernel = jax.random.normal(jax.random.key(2), (3, 3, 4, 6))
+    bias = jax.random.normal(jax.random.key(3), (6,))
+    params = {"kernel": kernel, "bias": bias}
+    assert jax.tree.map(jnp.shape, variables["params"]) == jax.tree.map(jnp.shape, params)
+
+    def direct(x, params):
+        up = jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
+        dims = ("NHWC", "HWIO", "NHWC")
+        y = jax.lax.conv_general_dilated(
+            up, params["kernel"], (1, 1), ((1, 1), (1, 1)), dimension_numbers=dims
+        )
+        return y + params["bias"].reshape(1, 1, 1, 6)
+
+    def folded(x, params):
+        return conv.apply({"params": params}, x)
+
+    out = folded(x, params)
+    assert out.shape == (2, 10, 14, 6)
+    np.testing.assert_allclose(out, direct(x, params), atol=1e-4, rtol=1e-5)
+    weights = jax.random.normal(jax.random.key(4), out.shape)
+    grads = [
+        jax.grad(lambda x, p, f=f: jnp.sum(weights * f(x, p)), argnums=(0, 1))(x, params)
+        for f in (folded, direct)
+    ]
+    for got, want in zip(jax.tree.leaves(grads[0]), jax.tree.leaves(grads[1]), strict=True):
+        np.testing.assert_allclose(got, want, atol=1e-3, rtol=1e-4)
 
 
 def test_content_is_one_code_per_clip_and_motion_codes_are_causal(apply_g):

@@ -68,10 +68,11 @@ training), FSD 9.4 and off-palette 32 % on seed 0: the EMA is not what softens t
 upsampling as nearest x2 and a 3x3 conv instead of a transposed conv (`g.resize_layers = 1`, against
 the checkerboard inside objects), FSD 6.9 / 5.9 / 8.6, off-palette 39 / 27 / 34 %, and all three
 (`g.resize_layers = 3`), FSD 6.9 and off-palette 33 % on seed 0 (stopped there), its blobs smooth
-and free of the dotted pattern but softer and more often of two colours; their step is dearer too
-(44 ms, 76 ms with one resize layer, 102 ms with three; benchmarks/train_step.py), and in the long
-config three resize layers ended step 2000 at FSD 5.0 and off-palette 33 % (transposed: 3.7 and 25
-%; seed 0, stopped there at 9 steps/s against 21).
+and free of the dotted pattern but softer and more often of two colours; in the long config three
+resize layers ended step 2000 at FSD 5.0 and off-palette 33 % (transposed: 3.7 and 25 %; seed 0,
+stopped there). Those runs upsampled and then convolved the 4x larger map (44 ms a step, 76 ms with
+one resize layer, 102 ms with three; benchmarks/train_step.py); resize layers now run as transposed
+convolutions with folded kernels, the same numbers in another rounding, at 44 ms with one or three.
 What follows was measured with gain 1.
 Adam's betas and learning rate were the change before. The recipe before them, Adam 5e-4 with
 betas (0.5, 0.999), ended at FSD 15.2 / 15.0 / 10.0 with off-palette 68 / 72 / 67 %, count

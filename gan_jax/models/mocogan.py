@@ -16,10 +16,13 @@ G, for `depth` = d and `base_width` = w:
      (of `output_gain` times the last convolution: `layers.tanh_output`). `resize_layers` = r
      makes the last r of those upsamplings a nearest-neighbour x2 followed by a 3x3 stride-1
      convolution (Odena et al. 2016), which cannot draw the 2x2 checkerboard that a transposed
-     convolution of stride 2 leaves inside flat regions. On CPU it costs more than its FLOPs:
-     the main job's step (benchmarks/train_step.py, Intel Xeon) takes 44 ms, 76 ms with r = 1
-     (+5 % FLOPs: XLA:CPU runs the thin 3x3 stride-1 convolution to 3 channels, and its
-     gradients, far below its matmul peak) and 102 ms with r = 3 (+32 % FLOPs).
+     convolution of stride 2 leaves inside flat regions (`layers.ResizeConv`). It runs as that
+     transposed convolution with its 4x4 kernel folded from the 3x3 one, so it costs what a
+     transposed layer costs: the main job's step (benchmarks/train_step.py, Intel Xeon, idle
+     cores, two rounds back to back) takes 43.9 / 39.8 ms with r = 0, 44.3 / 41.2 ms with
+     r = 1 and 44.5 / 42.5 ms with r = 3. Run directly (upsample, then a 3x3 conv over the
+     4x larger map, which XLA:CPU runs far below its matmul peak) it took 76 ms with r = 1
+     and 102 ms with r = 3 against 44 ms.
      `min_width` = m > 0 keeps every hidden layer at m channels or more (w = 16, m = 32:
      64, 32, 32 instead of 64, 32, 16): width where the frames are drawn, at the cost of the
      largest maps only.
@@ -71,6 +74,7 @@ from gan_jax.models.layers import (
     NORMS,
     Conv,
     ConvTranspose,
+    ResizeConv,
     check_labels,
     check_minibatch_std,
     check_norm,
@@ -160,10 +164,7 @@ class FrameGenerator(nn.Module):
                 # Odena et al. 2016: a transposed conv of stride 2 gives the four pixels of
                 # each 2x2 block their own kernel, which draws a checkerboard inside objects;
                 # upsampling first and then one stride-1 conv gives them the same.
-                x = jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
-                conv = Conv(
-                    features, (3, 3), (1, 1), ((1, 1), (1, 1)), use_bias, self.dtype, name=f"up{i}"
-                )
+                conv = ResizeConv(features, use_bias, self.dtype, name=f"up{i}")
             else:
                 conv = ConvTranspose(
                     features, _KERNEL, _STRIDES, _PADDING, use_bias, self.dtype, name=f"up{i}"
