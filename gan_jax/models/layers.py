@@ -12,6 +12,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from gan_jax.config import ConfigError
 from gan_jax.ops import conv as conv_ops
@@ -90,7 +91,7 @@ class ConvTranspose(nn.Module):
 # through taps 1 and 2 of the 3x3 kernel and input i - 1 through tap 0; output 2i + 1 draws
 # input i through taps 0 and 1 and input i + 1 through tap 2. Row t of this matrix lists the
 # 3x3 taps that sum to the transposed kernel's tap t (PyTorch semantics: output o = 2i - 1 + t).
-_RESIZE_TAPS = jnp.array([[0, 0, 1], [0, 1, 1], [1, 1, 0], [1, 0, 0]], jnp.float32)
+_RESIZE_TAPS = np.array([[0, 0, 1], [0, 1, 1], [1, 1, 0], [1, 0, 0]], np.float32)
 
 
 class ResizeConv(nn.Module):
