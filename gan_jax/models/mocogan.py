@@ -161,9 +161,6 @@ class FrameGenerator(nn.Module):
             features = channels if last else self.width(i + 1)
             use_bias = last or self.norm == "none"
             if i >= self.depth - self.resize_layers:
-                # Odena et al. 2016: a transposed conv of stride 2 gives the four pixels of
-                # each 2x2 block their own kernel, which draws a checkerboard inside objects;
-                # upsampling first and then one stride-1 conv gives them the same.
                 conv = ResizeConv(features, use_bias, self.dtype, name=f"up{i}")
             else:
                 conv = ConvTranspose(
