@@ -10,9 +10,9 @@ pass every physics check) and `shapes_fd` (Fréchet Shapes Distance) on `--num-s
 real clips scored beside them.
 
 Writes `OUT/results.jsonl` (one line per run, appended as runs finish; runs already there are
-skipped, so an interrupted table resumes, and more seeds add to it) and `OUT/table.md` (mean
-+- std over seeds per cell, best pass first then lowest FSD, the CPU's `lscpu` model and flags
-on top).
+skipped, so an interrupted table resumes, and more seeds add to it; each row names its CPU) and
+`OUT/table.md` (mean +- std over seeds per cell, best pass first then lowest FSD, the CPUs the
+rows ran on, `lscpu` model and flags, on top).
 
 Cells (all combinations of the named ones):
   models: dcgan (`bouncing_shapes_dcgan.py`), r3gan (`bouncing_shapes_r3gan.py`), mocogan
@@ -136,6 +136,9 @@ def run_cell(args, model: str, loss: str, augment: str, seed: int) -> dict:
         "crisp": results["shapes_physics/fake_crisp"],
         "off_palette": results["shapes_physics/fake_off_palette"],
         "fsd": results["shapes_fd/fsd"],
+        # Equal wall-clock buys different step counts on different CPUs: a table that adds
+        # seeds in a later session must say when they ran elsewhere.
+        "cpu": cpu_line(),
     }
 
 
@@ -160,7 +163,7 @@ def write_table(args, rows: list[dict]) -> str:
     lines = [
         f"Bouncing shapes (main job data, 8x32x32), {args.budget:.0f} s wall per run "
         f"(start-up and compilation included), {args.num_samples} EMA clips scored per run.",
-        f"CPU: {cpu_line()}",
+        *(f"CPU: {cpu}" for cpu in sorted({row.get("cpu", "not recorded") for row in rows})),
         "",
         "| model | loss | augment | seeds | steps | pass % | crisp % | off-palette % | FSD |",
         "|---|---|---|---|---|---|---|---|---|",

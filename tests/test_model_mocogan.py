@@ -22,6 +22,7 @@ from gan_jax.models.mocogan import (
     ImageDiscriminator,
     ImageVideoDiscriminator,
     MoCoGenerator,
+    composite_layers,
     make_discriminator,
     make_generator,
 )
@@ -192,6 +193,72 @@ def test_resize_conv_equals_nearest_upsampling_then_a_3x3_conv():
     ]
     for got, want in zip(jax.tree.leaves(grads[0]), jax.tree.leaves(grads[1]), strict=True):
         np.testing.assert_allclose(got, want, atol=1e-3, rtol=1e-4)
+
+
+def test_composite_layers_paints_each_layer_over_the_ones_below():
+    # One pixel per frame, two layers, colours [M, 1, 1, 3, 1]: background 0, layers 0.5 and 1.
+    colours = jnp.asarray([0.0, 0.5, 1.0]).reshape(1, 1, 1, 3, 1).repeat(4, axis=0)
+    big = 100.0  # a logit that makes the opacity 0 or 1 to float32's precision
+    masks = jnp.asarray([[-big, -big], [big, -big], [-big, big], [0.0, 0.0]]).reshape(4, 1, 1, 2)
+    frames = composite_layers(masks, colours, gain=1.0).reshape(4)
+    # Neither, the lower, the upper (over the lower), both half-opaque: 0.5 * (0.5 * 0.5) + 0.5.
+    np.testing.assert_allclose(frames, [0.0, 0.5, 1.0, 0.625], atol=1e-6)
+    # The gain steepens the opacity: logits of 0.1 read 0.52 at gain 1, 0.98 at gain 40.
+    half = jnp.full((1, 1, 1, 1), 0.1)
+    two = jnp.asarray([-1.0, 1.0]).reshape(1, 1, 1, 2, 1)
+    assert float(composite_layers(half, two, 1.0).squeeze()) == pytest.approx(0.05, abs=1e-3)
+    assert float(composite_layers(half, two, 40.0).squeeze()) == pytest.approx(0.964, abs=1e-3)
+
+
+@pytest.mark.parametrize(
+    "layers, colours", [(1, "flat"), (2, "flat"), (2, "flat_objects"), (2, "map")]
+)
+def test_layered_frames_mix_the_colours_of_their_layers(layers, colours):
+    """With flat colours every pixel of a clip, in every frame, is a convex mix of the clip's
+    K + 1 colours: its pixels span at most K dimensions of RGB (a line for K = 1, a plane for
+    K = 2). A background or layers drawn per pixel span all three."""
+    g8, g32 = (
+        MoCoGenerator(
+            clip_shape=(t, *FRAME), **G_SIZES, layers=layers, layer_colours=colours, output_gain=6
+        )
+        for t in (8, 32)
+    )
+    variables = jax.jit(lambda k: g8.init(k, zero_latents(g8.latent_shapes, 2), train=False))(
+        jax.random.key(7)
+    )
+    assert ("layer_colours" in variables["params"]) == (colours != "map")
+    # Every layer present (its presence logit 0), so that no clip here is its background alone.
+    presence = jax.tree.map(jnp.zeros_like, variables["params"]["layer_presence"])
+    variables = {**variables, "params": {**variables["params"], "layer_presence": presence}}
+    for g, num_frames in ((g8, 8), (g32, 32)):  # no parameter depends on T here either
+        clips = np.asarray(
+            # Train mode: batch statistics give the untrained masks their full spread.
+            jax.jit(lambda v, z, g=g: g.apply(v, z, train=True, mutable=["batch_stats"])[0])(
+                variables, _latents(jax.random.key(8), 3, num_frames)
+            ),
+            np.float64,
+        )
+        assert clips.shape == (3, num_frames, *FRAME)
+        assert np.abs(clips).max() <= 1.0
+        for clip in clips:
+            pixels = clip.reshape(-1, 3)
+            spread = np.linalg.svd(pixels - pixels.mean(0), compute_uv=False)
+            assert spread[0] > 0.1  # the frames are not one flat colour
+            if colours == "flat":
+                assert spread[layers:].max() < 1e-5 * spread[0], spread
+            else:
+                assert spread[2] > 1e-3 * spread[0], spread
+    # A layer's presence far below zero hides it in every frame: with one layer, every pixel
+    # of a clip is then its background colour.
+    params = dict(variables["params"])
+    params["layer_presence"] = {**params["layer_presence"], "bias": jnp.full((layers,), -1e3)}
+    clips = np.asarray(
+        jax.jit(lambda v, z: g8.apply(v, z, train=True, mutable=["batch_stats"])[0])(
+            {**variables, "params": params}, _latents(jax.random.key(8), 3, 8)
+        )
+    )
+    if colours == "flat":
+        assert np.ptp(clips.reshape(3, -1, 3), axis=1).max() == 0.0
 
 
 def test_content_is_one_code_per_clip_and_motion_codes_are_causal(apply_g):
@@ -394,6 +461,24 @@ def test_sample_32_frames_from_a_run_trained_on_8(mocogan_run, tmp_path, capsys)
     assert "argument --num-frames: must be at least 1, got 0" in capsys.readouterr().err
 
 
+def test_a_layered_g_trains_and_its_layer_colours_learn(tmp_path):
+    """Two layers with flat colours, their colour head at 5 times G's learning rate, through
+    `gan-jax train`: finite losses, and Adam's second update moves the colour head by about 5
+    times G's learning rate (at most 1.06 times its own, as in the test above)."""
+    config_file = tmp_path / "layered.py"
+    extra = "    cfg.g.layers = 2\n    cfg.g.lr_multipliers.layer_colours = 5.0\n"
+    config_file.write_text(CONFIG_TEXT.replace("    return cfg", extra + "    return cfg"))
+    workdir = tmp_path / "run"
+    assert main(["train", "--config", str(config_file), "--workdir", str(workdir)]) == 0
+    assert all(np.isfinite(v) for record in read_metrics(workdir) for v in record.values())
+    cfg, run, _, mesh = load_run(workdir)
+    with Checkpointer(workdir / "checkpoints") as ckpt:
+        step1, step2 = (ckpt.restore(abstract_state(run, mesh), step=s)[0] for s in (1, 2))
+    colours = _max_change(step2.g_params["layer_colours"], step1.g_params["layer_colours"])
+    assert 2.5 * cfg.g.lr < colours < 5.3 * cfg.g.lr, colours / cfg.g.lr
+    assert _max_change(step2.g_params["frames"], step1.g_params["frames"]) < 1.06 * cfg.g.lr
+
+
 @pytest.mark.parametrize(
     "key, value, message",
     [
@@ -401,6 +486,8 @@ def test_sample_32_frames_from_a_run_trained_on_8(mocogan_run, tmp_path, capsys)
         ("g.noise_dim", 2.5, "g.noise_dim must be int, got 2.5"),
         ("g.min_width", -1, "g.min_width must be >= 0, got -1"),
         ("g.resize_layers", 3, "g.resize_layers must be in [0, 2], got 3"),
+        ("g.layers", -1, "g.layers must be >= 0, got -1"),
+        ("g.layer_colours", "rgb", "g.layer_colours='rgb' is not allowed; choose one of ['flat'"),
         ("g.norm", "layer", "g.norm='layer' is not allowed; choose one of ['batch', 'none']"),
         ("g.depth", 4, "data.height=8 and data.width=8 must be divisible by 2**g.depth=16"),
         ("d.depth", 0, "d.depth must be >= 1, got 0"),
@@ -427,6 +514,7 @@ def test_bad_config_values_name_the_key(key, value, message):
     [
         ("g", "min_width", 8, make_generator),
         ("g", "resize_layers", 2, make_generator),
+        ("g", "layers", 2, make_generator),
         ("d", "pixel_stem", 8, make_discriminator),
     ],
 )

@@ -26,6 +26,19 @@ G, for `depth` = d and `base_width` = w:
      `min_width` = m > 0 keeps every hidden layer at m channels or more (w = 16, m = 32:
      64, 32, 32 instead of 64, 32, 16): width where the frames are drawn, at the cost of the
      largest maps only.
+  layers: `layers` = K > 0 paints each frame as K masked layers over a background (LR-GAN's
+     compositing, Yang et al. 2017; `composite_layers`): the frame generator's last
+     convolution draws K mask logits instead of the frame, each layer's logits shifted by its
+     presence in the clip (a Dense of the clip's content code, `layer_presence`: a clip can
+     hide a layer in every frame at once), its opacity sigmoid(gain x logit) with the gain
+     `mask_gain` (0: `output_gain`). The colours come from `layer_colours`: "flat", one colour
+     per layer and clip and one for the background, tanh(`output_gain` x a Dense of the
+     clip's content code, `layer_colours`), so that every object is one colour that cannot
+     change from frame to frame; "flat_objects", the same for the K layers, the background
+     drawn per pixel by the frame generator (C more output channels); "map", every layer's
+     colours per pixel (C (K + 1) more channels). A pixel is a convex mix of the colours at
+     it. The class embedding, where conditional, joins the content code before both Dense
+     layers. What it did on bouncing shapes is in experiments/configs/bouncing_shapes.py.
   No parameter depends on T (the GRU is scanned, the frame generator sees one frame at a
   time), so a G built for 32 frames takes the parameters of a G trained on 8.
   Class-conditional (`conditional = True`, labels `[N]` as the condition): a learned class
@@ -134,6 +147,7 @@ class FrameGenerator(nn.Module):
     min_width: int = 0  # > 0: no hidden layer narrower
     output_gain: float = 1.0  # frames = tanh(output_gain * last conv)
     resize_layers: int = 0  # the last this many upsamplings: nearest x2, then a 3x3 conv
+    head_channels: int = 0  # > 0: the last conv's raw output of this many channels, no tanh
 
     def width(self, level: int) -> int:
         """Channels of hidden level `level` (0: the projected map, `depth - 1`: the last)."""
@@ -158,7 +172,7 @@ class FrameGenerator(nn.Module):
         x = norm_relu(x, "project_norm")
         for i in range(self.depth):
             last = i == self.depth - 1
-            features = channels if last else self.width(i + 1)
+            features = (self.head_channels or channels) if last else self.width(i + 1)
             use_bias = last or self.norm == "none"
             if i >= self.depth - self.resize_layers:
                 conv = ResizeConv(features, use_bias, self.dtype, name=f"up{i}")
@@ -169,7 +183,28 @@ class FrameGenerator(nn.Module):
             x = conv(x)
             if not last:
                 x = norm_relu(x, f"up{i}_norm")
+        if self.head_channels:
+            return x.astype(jnp.float32)
         return tanh_output(x, self.output_gain)
+
+
+LAYER_COLOURS = ("flat", "flat_objects", "map")
+
+
+def composite_layers(mask_logits: jax.Array, colours: jax.Array, gain: float) -> jax.Array:
+    """Layers painted back to front: masks `[M, H, W, K]` (logits of K foreground layers) over
+    colours `[M, H, W, K + 1, C]` or `[M, 1, 1, K + 1, C]` (in [-1, 1]; index 0 the background,
+    k + 1 layer k) -> frames `[M, H, W, C]` in [-1, 1].
+
+    Layer k's opacity is sigmoid(gain * its logit); each layer covers what lies below it by
+    that opacity (LR-GAN's compositing, Yang et al. 2017), so a pixel is a convex mix of the
+    colours at it. With a gain above 1 the opacities leave the soft middle of the sigmoid
+    sooner, as `tanh_output` does for the colours."""
+    opacity = jax.nn.sigmoid(gain * mask_logits)
+    frames = jnp.broadcast_to(colours[..., 0, :], (*mask_logits.shape[:3], colours.shape[-1]))
+    for k in range(mask_logits.shape[-1]):
+        frames = frames + opacity[..., k : k + 1] * (colours[..., k + 1, :] - frames)
+    return frames
 
 
 class MoCoGenerator(nn.Module):
@@ -189,6 +224,9 @@ class MoCoGenerator(nn.Module):
     min_width: int = 0  # > 0: the frame generator's narrowest hidden layer
     output_gain: float = 1.0  # frames = tanh(output_gain * the frame generator's last conv)
     resize_layers: int = 0  # the frame generator's last upsamplings done as resize + conv
+    layers: int = 0  # > 0: frames painted as this many masked layers over a background
+    layer_colours: str = "flat"  # per layer and clip; "flat_objects": background per pixel
+    mask_gain: float = 0.0  # > 0: opacities sigmoid(mask_gain x logit); 0: output_gain's
 
     @property
     def latent_shapes(self) -> dict[str, tuple[int, ...]]:
@@ -221,6 +259,17 @@ class MoCoGenerator(nn.Module):
         content = jnp.broadcast_to(content[:, None, :], (n, t, content.shape[-1]))
         codes = jnp.concatenate([content, motion], axis=-1)
         frame_labels = jnp.repeat(labels, t) if self.num_classes else None
+        k = self.layers
+        if k and self.layer_colours not in LAYER_COLOURS:
+            raise ValueError(
+                f"MoCoGenerator: layer_colours={self.layer_colours!r} is not one of "
+                f"{LAYER_COLOURS}."
+            )
+        # With layers: the frame generator draws K mask logits and the colour maps (none for
+        # "flat", the background's for "flat_objects", all K + 1 for "map"), no tanh; the
+        # frames are composited below.
+        mapped = {"flat": 0, "flat_objects": 1, "map": k + 1}[self.layer_colours] if k else 0
+        head = k + mapped * c if k else 0
         frames = FrameGenerator(
             (h, w, c),
             self.base_width,
@@ -232,8 +281,28 @@ class MoCoGenerator(nn.Module):
             self.min_width,
             self.output_gain,
             self.resize_layers,
+            head,
             name="frames",
         )(codes.reshape(n * t, -1), train, frame_labels)  # all frames at once: [N * T, H, W, C]
+        if k:
+            masks = frames[..., :k]
+            # Each layer's presence in the clip, from its content (and class): a low one
+            # hides the whole layer in every frame, so that a clip with fewer objects than
+            # layers need not hide one by darkening its colour or emptying its masks.
+            presence = nn.Dense(k, name="layer_presence")(content[:, 0])  # [N, K]
+            masks = masks + jnp.repeat(presence, t, axis=0)[:, None, None, :]
+            maps = tanh_output(frames[..., k:], self.output_gain).reshape(n * t, h, w, mapped, c)
+            if mapped < k + 1:
+                # One colour per clip for each layer not drawn per pixel, from the clip's
+                # content (and class) alone, so it cannot change from frame to frame; the masks
+                # carry shape and motion.
+                flat = nn.Dense((k + 1 - mapped) * c, name="layer_colours")(content[:, 0])
+                flat = jnp.repeat(tanh_output(flat, self.output_gain), t, axis=0)
+                flat = jnp.broadcast_to(
+                    flat.reshape(n * t, 1, 1, -1, c), (n * t, h, w, k + 1 - mapped, c)
+                )
+                maps = jnp.concatenate([maps, flat], axis=3)
+            frames = composite_layers(masks, maps, self.mask_gain or self.output_gain)
         return frames.reshape(n, t, h, w, c)
 
 
@@ -363,7 +432,10 @@ def g_config() -> config_dict.ConfigDict:
     """G's keys: latent sizes (content, GRU output, per-frame noise), the frame generator's
     width of its last hidden block, blocks, norm, compute dtype, class conditioning, narrowest
     hidden width (0: none), the gain before the output tanh, the upsamplings done as resize +
-    conv (the last ones; 0: none). Defaults fit 8x32x32 clips."""
+    conv (the last ones; 0: none), the masked layers painted over a background (0: none, the
+    frames drawn directly) and their colours ("flat": one per layer and clip; "flat_objects":
+    the same, the background per pixel; "map": all per pixel), the masks' gain (0: the output
+    gain). Defaults fit 8x32x32 clips."""
     return config_dict.ConfigDict(
         {
             "content_dim": 64,
@@ -377,6 +449,9 @@ def g_config() -> config_dict.ConfigDict:
             "min_width": 0,
             "output_gain": 1.0,
             "resize_layers": 0,
+            "layers": 0,
+            "layer_colours": "flat",
+            "mask_gain": 0.0,
         }
     )
 
@@ -435,6 +510,12 @@ def validate_g(g_cfg: config_dict.ConfigDict, spec: DataSpec) -> None:
     check_output_gain(g_cfg, check)
     if "resize_layers" in g_cfg:
         check.integer("resize_layers", 0, g_cfg.depth)
+    if "layers" in g_cfg:
+        check.integer("layers", 0)
+    if "layer_colours" in g_cfg:
+        check.one_of("layer_colours", LAYER_COLOURS)
+    if "mask_gain" in g_cfg:
+        check.number("mask_gain", 0.0)
 
 
 def validate_d(d_cfg: config_dict.ConfigDict, spec: DataSpec) -> None:
@@ -482,6 +563,9 @@ def make_generator(g_cfg: config_dict.ConfigDict, spec: DataSpec) -> MoCoGenerat
         min_width=int(g_cfg.get("min_width", 0)),  # .get: configs saved before the key
         output_gain=float(g_cfg.get("output_gain", 1.0)),
         resize_layers=int(g_cfg.get("resize_layers", 0)),
+        layers=int(g_cfg.get("layers", 0)),
+        layer_colours=str(g_cfg.get("layer_colours", "flat")),
+        mask_gain=float(g_cfg.get("mask_gain", 0.0)),
     )
 
 
