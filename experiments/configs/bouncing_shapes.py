@@ -101,11 +101,9 @@ red or green in half the clips of the grid; the background drawn per pixel inste
 crisp clip, a speckle of dots over the black; that with resize layers, FSD 9.2 (one) and 8.4
 (three), the background map then drawing multicoloured objects of its own; the masks' gain at 20,
 FSD 11.8, crisp 12.5 %, off-palette 31 %, sharper outlines but more dim objects.
-In the long config (bouncing_shapes_long.py; seed 0, the masks at gain 6, no presence head, the
-colour head at 5 times) the layered G reached FSD 7.7 / 6.0 / 3.4 at steps 2000 / 4000 / 8000 (the
-config: 3.7 / 3.2 / 3.2) and 6.2 at step 10000 (3.4), with right count 92 % and colours kept 97 % at
-step 8000 (85 and 89 % at 10000; the config: 83 and 84 %), areas kept 67 %, motion 62 %, crisp 2.0 %
-and no clip passing at step 10000; 28 min wall with other runs beside it.
+In the long config (bouncing_shapes_long.py's docstring; seed 0) the same layered G ended at FSD 6.0
+against 3.4, with 92 % right count (83 %), 98 % colours kept (84 %), 5.9 % crisp clips (0 %) and 2.5
+% passing (0 %).
 What follows was measured with gain 1.
 Adam's betas and learning rate were the change before. The recipe before them, Adam 5e-4 with
 betas (0.5, 0.999), ended at FSD 15.2 / 15.0 / 10.0 with off-palette 68 / 72 / 67 %, count

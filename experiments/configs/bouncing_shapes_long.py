@@ -123,6 +123,22 @@ seeds 0 / 1 / 2 at step 10000: FSD 2.7 / 3.2 / 3.0 (this recipe: 3.4 / 2.6 / 3.5
 10.4 / 6.9) and ends within the spread of three seeds of this recipe, at 12 min 11 s wall
 against 8 min 56 s (+34 %); on the AMD EPYC (19 min 58 s for this config before R1) that
 estimates to about 28 minutes, near the 30-minute budget.
+
+Tried (session 38, same Xeon kind on a slower host, seed 0, feature network cached): the main job's
+layered G (`--config.g.layers=2 --config.g.mask_gain=12 --config.g.lr_multipliers.layer_colours=5
+--config.g.lr_multipliers.layer_presence=5`; gan_jax/models/mocogan.py, the main job's docstring).
+FSD 5.5 / 5.4 / 5.6 / 5.8 / 6.0 at steps 2000 / 4000 / 6000 / 8000 / 10000 (this config: 3.7 / 3.2 /
+3.5 / 3.2 / 3.4), and at step 10000 off-palette 15 % (17 %), right count 92 % (83 %), colours kept
+98 % (84 %), areas kept 64 % (57 %), motion 51 % (50 %), frozen 5 % (3 %), crisp clips 5.9 % (0 %),
+passing clips 2.5 % (0 %: 13 of 512 against none), frames without an object 6.9 %, 1.05 objects per
+clip (the data: 1.49), in 18 min 41 s wall with another run beside it for its first 2000 steps.
+samples/step_010000.png: one object per clip in most rows, each one palette colour throughout
+(green, yellow, red, magenta, blue), outlines ragged by a pixel, and one orange object dotted with
+red (the two layers interleaved). It keeps the count and colours of more clips and makes the first
+passing ones, but its FSD is 1.8 times this config's, and a third of the clips that should hold two
+objects hold one; not kept yet. With the masks at gain 6 and no presence head (colour head at 5
+times): FSD 7.7 / 6.0 / 3.4 at steps 2000 / 4000 / 8000, 6.2 at 10000, right count 85 %, colours
+kept 89 %, crisp 2.0 %, no clip passing.
 """
 
 from pathlib import Path

@@ -252,9 +252,10 @@ rate, no presence head; this recipe's video D, class term and optimiser), which 
 in one colour: the count head read 95.3 % at step 1000 (label 1 99.2 %, label 2 91.4 %, FSD 13.4),
 and label 1 stayed at 100 % to the end, but G then drew one object for label 2 as well: 77.3 % at
 step 1500, 52.3 % / 24.9 at 3000 (label 2 4.7 %). With the main job's optimiser (Adam 1e-3, betas 0
-and 0.99, both nets) label 2 fell sooner (32 % at step 1000, 0.4 % at 2500). The two-coloured
-label-1 blobs are gone with the layers; what fails is that G no longer draws a second object when
-asked.
+and 0.99, both nets) label 2 fell sooner (32 % at step 1000, 0.4 % at 2500); with the presence head
+and the masks at gain 12 (the main job's best layered variant) 82.6 % / 12.0 at step 1000 (label 2
+68.8 %), then label 2 at 10.2 % by step 2000. The two-coloured label-1 blobs are gone with the
+layers; what fails is that G no longer draws a second object when asked.
 """
 
 import pathlib
