@@ -135,10 +135,10 @@ clip (the data: 1.49), in 18 min 41 s wall with another run beside it for its fi
 samples/step_010000.png: one object per clip in most rows, each one palette colour throughout
 (green, yellow, red, magenta, blue), outlines ragged by a pixel, and one orange object dotted with
 red (the two layers interleaved). It keeps the count and colours of more clips and makes the first
-passing ones, but its FSD is 1.8 times this config's, and a third of the clips that should hold two
-objects hold one; not kept yet. With the masks at gain 6 and no presence head (colour head at 5
-times): FSD 7.7 / 6.0 / 3.4 at steps 2000 / 4000 / 8000, 6.2 at 10000, right count 85 %, colours
-kept 89 %, crisp 2.0 %, no clip passing.
+passing ones, but its FSD is 1.8 times this config's, and it draws far fewer clips of two objects
+than the data (1.05 objects per clip against 1.49); not kept yet. With the masks at gain 6 and no
+presence head (colour head at 5 times): FSD 7.7 / 6.0 / 3.4 at steps 2000 / 4000 / 8000, 6.2 at
+10000, right count 85 %, colours kept 89 %, crisp 2.0 %, no clip passing.
 """
 
 from pathlib import Path
