@@ -23,8 +23,10 @@ from gan_jax.models.mocogan import (
     ImageVideoDiscriminator,
     MoCoGenerator,
     composite_layers,
+    layer_opacity,
     make_discriminator,
     make_generator,
+    translate_maps,
 )
 from gan_jax.workdir import abstract_state, load_run
 
@@ -261,6 +263,156 @@ def test_layered_frames_mix_the_colours_of_their_layers(layers, colours):
         assert np.ptp(clips.reshape(3, -1, 3), axis=1).max() == 0.0
 
 
+def test_hard_opacities_are_0_or_1_with_the_sigmoids_gradient():
+    logits = jnp.asarray([-2.0, -0.01, 0.01, 3.0])
+    np.testing.assert_array_equal(layer_opacity(logits, 12.0, hard=True), [0.0, 0.0, 1.0, 1.0])
+
+    def total(x, hard):
+        return layer_opacity(x, 12.0, hard).sum()
+
+    np.testing.assert_allclose(
+        jax.grad(total)(logits, True), jax.grad(total)(logits, False), rtol=1e-6
+    )
+    assert float(jax.grad(total)(logits, True)[1]) > 2.9  # 12 * 0.25 at the edge
+
+
+def test_translate_maps_moves_each_map_by_its_offset_and_fills_what_it_leaves():
+    square = np.zeros((1, 6, 6, 2, 1), np.float32)
+    square[0, 1:3, 1:3, 0, 0] = 1.0  # map 0: a 2x2 square at rows and columns 1-2
+    square[0, 4, 4, 1, 0] = 2.0  # map 1: one pixel at (4, 4)
+    # Frame 0 still; frame 1: map 0 down 1 and right 2, map 1 up 4; frame 2: map 0 down half
+    # a pixel, map 1 left 1.5.
+    offsets = jnp.asarray([[[[0, 0], [0, 0]], [[1, 2], [-4, 0]], [[0.5, 0], [0, -1.5]]]], float)
+    moved = np.asarray(translate_maps(jnp.asarray(square), offsets, fill=-7.0))
+    assert moved.shape == (1, 3, 6, 6, 2, 1)
+    np.testing.assert_array_equal(moved[0, 0], square[0])
+    want = np.zeros((6, 6), np.float32)
+    want[2:4, 3:5] = 1.0
+    want[0, :], want[:, :2] = -7.0, -7.0  # rows and columns read from outside the map
+    np.testing.assert_array_equal(moved[0, 1, :, :, 0, 0], want)
+    want = np.zeros((6, 6), np.float32)
+    want[0, 4] = 2.0
+    want[2:, :] = -7.0  # the four rows read from below the map
+    np.testing.assert_array_equal(moved[0, 1, :, :, 1, 0], want)
+    # Half a pixel: a bilinear blend, half of the fill in the row read from above the map.
+    col = moved[0, 2, :, 1, 0, 0]
+    np.testing.assert_allclose(col, [-3.5, 0.5, 1.0, 0.5, 0.0, 0.0], atol=1e-6)
+    np.testing.assert_allclose(moved[0, 2, 4, 2:, 1, 0], [1.0, 1.0, -3.5, -7.0], atol=1e-6)
+    # Differentiable in the offsets: moving the square down raises the rows it enters.
+    grad = jax.grad(lambda o: translate_maps(jnp.asarray(square), o, 0.0)[0, 2, 3, 1, 0, 0])(
+        offsets
+    )
+    assert float(grad[0, 2, 0, 0]) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    "motion, step_layer, sprite_scale",
+    [
+        ("translate", "layer_motion", 1),
+        ("inertial", "layer_velocity", 1),
+        ("inertial", "layer_velocity", 2),
+    ],
+)
+def test_moved_layers_are_one_drawing_moved_from_frame_to_frame(motion, step_layer, sprite_scale):
+    """With moved layers (`layer_motion` "translate" or "inertial") each layer is drawn once per
+    clip and moved: with hard masks and flat colours every pixel of every frame is one of the
+    clip's K + 1 colours, and a constant step of whole pixels gives frame t as frame 0 moved by
+    t steps, the background filling what the layers leave. With `sprite_scale` 2 a layer's
+    drawing is half the frame wide and tall, and starts anywhere that holds it whole."""
+    g8, g32 = (
+        MoCoGenerator(
+            clip_shape=(t, 16, 16, 3),
+            **G_SIZES,
+            layers=2,
+            layer_motion=motion,
+            hard_masks=True,
+            mask_gain=12,
+            output_gain=6,
+            sprite_scale=sprite_scale,
+        )
+        for t in (8, 32)
+    )
+    variables = jax.jit(lambda k: g8.init(k, zero_latents(g8.latent_shapes, 2), train=False))(
+        jax.random.key(3)
+    )
+    params = dict(variables["params"])
+    params["layer_presence"] = jax.tree.map(jnp.zeros_like, params["layer_presence"])
+    # Every frame, layer 0 moves 1 pixel down and layer 1 2 pixels left.
+    # (Inertial: the first step, and the zero-initialised acceleration keeps it.)
+    params[step_layer] = {
+        "kernel": jnp.zeros_like(params[step_layer]["kernel"]),
+        "bias": jnp.asarray([1.0, 0.0, 0.0, -2.0]),
+    }
+    if sprite_scale > 1:  # both sprites start at (4, 4): (16 - 8) / 2 x (1 + tanh(0))
+        params["layer_start"] = jax.tree.map(jnp.zeros_like, params["layer_start"])
+    variables = {**variables, "params": params}
+    run = jax.jit(
+        lambda v, z, g: g.apply(v, z, train=True, mutable=["batch_stats"])[0], static_argnums=2
+    )
+    latents = _latents(jax.random.key(4), 3, 8)
+    clips = np.asarray(run(variables, latents, g8))
+    assert clips.shape == (3, 8, 16, 16, 3)
+    head = params["layer_colours"]  # the flat colours, tanh(6 x a Dense of the content code)
+    content, kernel, bias = (
+        np.asarray(x) for x in (latents["content"], head["kernel"], head["bias"])
+    )
+    colours = np.tanh(6 * (content @ kernel + bias)).reshape(3, 3, 3)
+    for clip, palette in zip(clips, colours, strict=True):
+        distance = np.abs(clip.reshape(-1, 1, 3) - palette[None]).max(-1).min(-1)
+        assert distance.max() < 1e-5  # every pixel one of the 3 colours
+        assert len(np.unique(clip.reshape(-1, 3), axis=0)) >= 2
+    # Layer by layer: which pixels show layer 1 (the top) in frame t is frame 0's moved.
+    on_top = np.abs(clips - colours[:, None, None, None, 2]).max(-1) < 1e-5  # [N, T, H, W]
+    assert on_top[:, 0].sum(axis=(1, 2)).min() >= 4  # layer 1 shows in every clip
+    for t in range(1, 8):
+        want = np.zeros_like(on_top[:, 0])
+        want[:, :, : 16 - 2 * t] = on_top[:, 0, :, 2 * t :]
+        np.testing.assert_array_equal(on_top[:, t], want)
+    if sprite_scale > 1:  # drawn on an 8x8 map placed at (4, 4)
+        assert not on_top[:, 0, :4].any() and not on_top[:, 0, 12:].any()
+        assert not on_top[:, 0, :, :4].any() and not on_top[:, 0, :, 12:].any()
+    # No parameter depends on T: 32 frames from the same variables.
+    long = np.asarray(run(variables, _latents(jax.random.key(4), 3, 32), g32))
+    assert long.shape == (3, 32, 16, 16, 3)
+    np.testing.assert_array_equal(long[:, 0], clips[:, 0])
+
+
+def test_a_layer_palette_gives_every_layer_one_of_its_learned_colours():
+    """With `layer_palette` = P, every flat layer and the background take one of P learned
+    colours (straight-through): with hard masks every pixel of every clip is one of them, and
+    the gradient reaches both the palette and the picks."""
+    g = MoCoGenerator(
+        clip_shape=(4, *FRAME),
+        **G_SIZES,
+        layers=2,
+        layer_motion="inertial",
+        hard_masks=True,
+        output_gain=6,
+        layer_palette=5,
+    )
+    variables = jax.jit(lambda k: g.init(k, zero_latents(g.latent_shapes, 2), train=False))(
+        jax.random.key(5)
+    )
+    params = variables["params"]
+    assert params["layer_palette"].shape == (5, 3)
+    assert params["layer_colours"]["kernel"].shape == (G_SIZES["content_dim"], 3 * 5)
+    palette = np.tanh(6 * np.asarray(params["layer_palette"], np.float64))
+    latents = _latents(jax.random.key(6), 16, 4)
+
+    def clips_of(p):
+        return g.apply({**variables, "params": p}, latents, train=True, mutable=["batch_stats"])[0]
+
+    clips = np.asarray(jax.jit(clips_of)(params), np.float64)
+    distance = np.abs(clips.reshape(-1, 1, 3) - palette[None]).max(-1).min(-1)
+    assert distance.max() < 1e-5
+    assert len(np.unique(clips.reshape(-1, 3).round(5), axis=0)) >= 3  # more than one pick
+    grads = jax.grad(
+        lambda p: jnp.sum(clips_of(p) * latents["content"][:, 0, None, None, None, None])
+    )(params)
+    assert float(jnp.abs(grads["layer_palette"]).max()) > 0
+    assert float(jnp.abs(grads["layer_colours"]["kernel"]).max()) > 0
+
+
 def test_content_is_one_code_per_clip_and_motion_codes_are_causal(apply_g):
     """In inference mode every frame is a function of its clip's content code and of its own
     and earlier motion noise only. Changing clip 0's content changes all of clip 0's frames
@@ -488,6 +640,14 @@ def test_a_layered_g_trains_and_its_layer_colours_learn(tmp_path):
         ("g.resize_layers", 3, "g.resize_layers must be in [0, 2], got 3"),
         ("g.layers", -1, "g.layers must be >= 0, got -1"),
         ("g.layer_colours", "rgb", "g.layer_colours='rgb' is not allowed; choose one of ['flat'"),
+        ("g.mask_gain", -1.0, "g.mask_gain must be >= 0"),
+        ("g.layer_motion", "warp", "g.layer_motion='warp' is not allowed; choose one of ['dra"),
+        ("g.layer_motion", "translate", "g.layer_motion='translate' moves G's masked layers, b"),
+        ("g.hard_masks", True, "g.hard_masks=True makes the masks of G's layers 0 or 1, but"),
+        ("g.hard_masks", 1, "g.hard_masks must be bool, got 1"),
+        ("g.layer_palette", 8, "g.layer_palette=8 gives G's flat layers colours from a learned"),
+        ("g.sprite_scale", 0, "g.sprite_scale must be >= 1, got 0"),
+        ("g.sprite_scale", 2, "g.sprite_scale=2 draws G's moved layers smaller than the frame"),
         ("g.norm", "layer", "g.norm='layer' is not allowed; choose one of ['batch', 'none']"),
         ("g.depth", 4, "data.height=8 and data.width=8 must be divisible by 2**g.depth=16"),
         ("d.depth", 0, "d.depth must be >= 1, got 0"),
@@ -510,20 +670,28 @@ def test_bad_config_values_name_the_key(key, value, message):
 
 
 @pytest.mark.parametrize(
-    "net, key, value, make",
+    "net, key, value, make, default",
     [
-        ("g", "min_width", 8, make_generator),
-        ("g", "resize_layers", 2, make_generator),
-        ("g", "layers", 2, make_generator),
-        ("d", "pixel_stem", 8, make_discriminator),
+        ("g", "min_width", 8, make_generator, 0),
+        ("g", "resize_layers", 2, make_generator, 0),
+        ("g", "layers", 2, make_generator, 0),
+        ("g", "mask_gain", 12.0, make_generator, 0.0),
+        ("g", "layer_motion", "translate", make_generator, "drawn"),
+        ("g", "hard_masks", True, make_generator, False),
+        ("g", "sprite_scale", 2, make_generator, 1),
+        ("g", "layer_palette", 8, make_generator, 0),
+        ("d", "pixel_stem", 8, make_discriminator, 0),
     ],
 )
-def test_settings_reach_the_net_and_old_configs_build_without_them(net, key, value, make):
+def test_settings_reach_the_net_and_old_configs_build_without_them(net, key, value, make, default):
     cfg = _tiny_config()
+    cfg.g.layers = 2  # the layer settings need layers; "layers" itself is checked alone
+    if key == "sprite_scale":  # sprites are moved layers
+        cfg.g.layer_motion = "inertial"
     cfg[net][key] = value
     assert getattr(make(cfg[net], train.validate(cfg)), key) == value
     del cfg[net][key]  # a config saved before the key existed
-    assert getattr(make(cfg[net], train.validate(cfg)), key) == 0
+    assert getattr(make(cfg[net], train.validate(cfg)), key) == default
 
 
 def test_a_pixel_stem_needs_the_image_head():

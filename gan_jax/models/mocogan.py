@@ -37,10 +37,26 @@ G, for `depth` = d and `base_width` = w:
      change from frame to frame; "flat_objects", the same for the K layers, the background
      drawn per pixel by the frame generator (C more output channels); "map", every layer's
      colours per pixel (C (K + 1) more channels). A pixel is a convex mix of the colours at
-     it. The class embedding, where conditional, joins the content code before both Dense
-     layers. What it did on bouncing shapes is in experiments/configs/bouncing_shapes.py.
+     it. The class embedding, where conditional, joins the content code before both Dense layers.
+     `hard_masks` makes every opacity 0 or 1 (logit > 0) with the sigmoid's gradient (a
+     straight-through estimator): edges as sharp as the data's at any gain. `layer_motion` says how
+     the layers change from frame to frame: "drawn", the frame generator draws every frame from its
+     content and motion codes; "translate" and "inertial" (sprites), it draws each clip's layers
+     once, from the content (and class) code alone, on N codes instead of N x T, and every layer
+     moves by its own offset per frame (`translate_maps`: bilinear, on the logits before the
+     sigmoid, so a moved edge is as sharp as a drawn one; outside its map a layer is transparent).
+     The offsets add up per-frame steps: "translate", a Dense of each frame's motion code
+     (`layer_motion`); "inertial", the first step a Dense of the motion code (`layer_velocity`) and
+     every later one the last plus an acceleration, a zero-initialised Dense of the motion code
+     (`layer_acceleration`), so that an untrained G moves each layer at a constant velocity. A layer
+     then keeps its shape and colour through the clip by construction. `sprite_scale` = s > 1 draws
+     the layers on maps s times smaller than the frame, placed at a start anywhere that holds them
+     whole (H - H / s) / 2 x (1 + tanh(a Dense of the content code, `layer_start`)): a layer cannot
+     draw two objects farther apart than its map is wide. What these did on bouncing shapes is in
+     experiments/configs/bouncing_shapes.py.
   No parameter depends on T (the GRU is scanned, the frame generator sees one frame at a
-  time), so a G built for 32 frames takes the parameters of a G trained on 8.
+  time or one clip's sprites, the steps are per frame), so a G built for 32 frames takes the
+  parameters of a G trained on 8.
   Class-conditional (`conditional = True`, labels `[N]` as the condition): a learned class
   embedding of `content_dim` joins the content code, the same in every frame (MoCoGAN's
   category code sits beside the content too), and the frame generator's norms scale and shift
@@ -189,22 +205,63 @@ class FrameGenerator(nn.Module):
 
 
 LAYER_COLOURS = ("flat", "flat_objects", "map")
+LAYER_MOTIONS = ("drawn", "translate", "inertial")
+# Where a translated mask leaves its map, its logit times the gain: sigmoid(-10) = 4.5e-5.
+_OUTSIDE_LOGIT = -10.0
 
 
-def composite_layers(mask_logits: jax.Array, colours: jax.Array, gain: float) -> jax.Array:
+def layer_opacity(mask_logits: jax.Array, gain: float, hard: bool = False) -> jax.Array:
+    """Opacities sigmoid(gain * logit) of mask logits (any shape); `hard`: 0 or 1 (logit > 0)
+    forward, with the sigmoid's gradient backward (a straight-through estimator)."""
+    soft = jax.nn.sigmoid(gain * mask_logits)
+    if not hard:
+        return soft
+    return soft + jax.lax.stop_gradient((mask_logits > 0).astype(soft.dtype) - soft)
+
+
+def composite_layers(
+    mask_logits: jax.Array, colours: jax.Array, gain: float, hard: bool = False
+) -> jax.Array:
     """Layers painted back to front: masks `[M, H, W, K]` (logits of K foreground layers) over
     colours `[M, H, W, K + 1, C]` or `[M, 1, 1, K + 1, C]` (in [-1, 1]; index 0 the background,
     k + 1 layer k) -> frames `[M, H, W, C]` in [-1, 1].
 
-    Layer k's opacity is sigmoid(gain * its logit); each layer covers what lies below it by
-    that opacity (LR-GAN's compositing, Yang et al. 2017), so a pixel is a convex mix of the
-    colours at it. With a gain above 1 the opacities leave the soft middle of the sigmoid
-    sooner, as `tanh_output` does for the colours."""
-    opacity = jax.nn.sigmoid(gain * mask_logits)
+    Layer k's opacity is sigmoid(gain * its logit) (`layer_opacity`; `hard`: 0 or 1); each
+    layer covers what lies below it by that opacity (LR-GAN's compositing, Yang et al. 2017),
+    so a pixel is a convex mix of the colours at it. With a gain above 1 the opacities leave
+    the soft middle of the sigmoid sooner, as `tanh_output` does for the colours."""
+    opacity = layer_opacity(mask_logits, gain, hard)
     frames = jnp.broadcast_to(colours[..., 0, :], (*mask_logits.shape[:3], colours.shape[-1]))
     for k in range(mask_logits.shape[-1]):
         frames = frames + opacity[..., k : k + 1] * (colours[..., k + 1, :] - frames)
     return frames
+
+
+def translate_maps(
+    maps: jax.Array, offsets: jax.Array, fill: float, size: tuple[int, int] | None = None
+) -> jax.Array:
+    """K maps `[N, h, w, K, Cm]` placed per frame at offsets `[N, T, K, 2]` ((dy, dx) pixels,
+    any real values) on frames of `size` (H, W; default (h, w)) -> `[N, T, H, W, K, Cm]`:
+    frame t's pixel (i, j) of map k reads map k at (i - dy, j - dx), interpolated bilinearly,
+    and `fill` where that lies outside the map.
+
+    Bilinear interpolation is a product of two tent-weight matrices, one per axis, so the
+    move runs as two batched matrix products (no gather, no dilated convolution) and is
+    differentiable in the offsets."""
+    height, width = size or maps.shape[1:3]
+
+    def tents(out_size: int, map_size: int, shift: jax.Array) -> jax.Array:
+        # [N, T, K] -> [N, T, K, out_size, map_size]: relu(1 - |source - (out - shift)|)
+        out = jnp.arange(out_size, dtype=jnp.float32).reshape(1, 1, 1, out_size, 1)
+        source = jnp.arange(map_size, dtype=jnp.float32).reshape(1, 1, 1, 1, map_size)
+        return nn.relu(1.0 - jnp.abs(source - (out - shift[..., None, None])))
+
+    rows = tents(height, maps.shape[1], offsets[..., 0])
+    cols = tents(width, maps.shape[2], offsets[..., 1])
+    moved = jnp.einsum("ntkia,nabkc->ntkibc", rows, maps)
+    moved = jnp.einsum("ntkibc,ntkjb->ntijkc", moved, cols)
+    inside = jnp.einsum("ntki,ntkj->ntijk", rows.sum(-1), cols.sum(-1))[..., None]
+    return moved + fill * (1.0 - inside)
 
 
 class MoCoGenerator(nn.Module):
@@ -227,6 +284,10 @@ class MoCoGenerator(nn.Module):
     layers: int = 0  # > 0: frames painted as this many masked layers over a background
     layer_colours: str = "flat"  # per layer and clip; "flat_objects": background per pixel
     mask_gain: float = 0.0  # > 0: opacities sigmoid(mask_gain x logit); 0: output_gain's
+    layer_motion: str = "drawn"  # "translate": layers drawn once per clip, moved per frame
+    hard_masks: bool = False  # opacities 0 or 1, the sigmoid's gradient (straight-through)
+    sprite_scale: int = 1  # > 1: moved layers drawn on maps this many times smaller than frames
+    layer_palette: int = 0  # > 0: flat layers pick their colours from this many learned ones
 
     @property
     def latent_shapes(self) -> dict[str, tuple[int, ...]]:
@@ -256,22 +317,39 @@ class MoCoGenerator(nn.Module):
         if self.num_classes:
             embed = nn.Embed(self.num_classes, self.content_dim, name="class_embedding")
             content = jnp.concatenate([content, embed(labels)], axis=-1)
-        content = jnp.broadcast_to(content[:, None, :], (n, t, content.shape[-1]))
-        codes = jnp.concatenate([content, motion], axis=-1)
-        frame_labels = jnp.repeat(labels, t) if self.num_classes else None
         k = self.layers
         if k and self.layer_colours not in LAYER_COLOURS:
             raise ValueError(
                 f"MoCoGenerator: layer_colours={self.layer_colours!r} is not one of "
                 f"{LAYER_COLOURS}."
             )
+        if self.layer_motion not in LAYER_MOTIONS or (self.layer_motion != "drawn" and not k):
+            raise ValueError(
+                f"MoCoGenerator: layer_motion={self.layer_motion!r} must be one of "
+                f"{LAYER_MOTIONS}, and moving layers needs layers > 0 (got {k})."
+            )
+        moved = k and self.layer_motion != "drawn"
+        scale = self.sprite_scale
+        if scale != 1 and not (moved and self.layer_colours == "flat" and scale > 1):
+            raise ValueError(
+                f"MoCoGenerator: sprite_scale={scale} > 1 needs moved layers of flat colours "
+                f"(layer_motion={self.layer_motion!r}, layer_colours={self.layer_colours!r})."
+            )
+        if moved:
+            # Sprites: the frame generator draws each clip's layers once, from its content
+            # (and class); the motion codes only move them (below).
+            codes, code_labels = content, labels if self.num_classes else None
+        else:
+            per_frame = jnp.broadcast_to(content[:, None, :], (n, t, content.shape[-1]))
+            codes = jnp.concatenate([per_frame, motion], axis=-1).reshape(n * t, -1)
+            code_labels = jnp.repeat(labels, t) if self.num_classes else None
         # With layers: the frame generator draws K mask logits and the colour maps (none for
         # "flat", the background's for "flat_objects", all K + 1 for "map"), no tanh; the
         # frames are composited below.
         mapped = {"flat": 0, "flat_objects": 1, "map": k + 1}[self.layer_colours] if k else 0
         head = k + mapped * c if k else 0
         frames = FrameGenerator(
-            (h, w, c),
+            (h // scale, w // scale, c),
             self.base_width,
             self.depth,
             self.norm,
@@ -283,26 +361,90 @@ class MoCoGenerator(nn.Module):
             self.resize_layers,
             head,
             name="frames",
-        )(codes.reshape(n * t, -1), train, frame_labels)  # all frames at once: [N * T, H, W, C]
-        if k:
-            masks = frames[..., :k]
-            # Each layer's presence in the clip, from its content (and class): a low one
-            # hides the whole layer in every frame, so that a clip with fewer objects than
-            # layers need not hide one by darkening its colour or emptying its masks.
-            presence = nn.Dense(k, name="layer_presence")(content[:, 0])  # [N, K]
-            masks = masks + jnp.repeat(presence, t, axis=0)[:, None, None, :]
-            maps = tanh_output(frames[..., k:], self.output_gain).reshape(n * t, h, w, mapped, c)
-            if mapped < k + 1:
-                # One colour per clip for each layer not drawn per pixel, from the clip's
-                # content (and class) alone, so it cannot change from frame to frame; the masks
-                # carry shape and motion.
-                flat = nn.Dense((k + 1 - mapped) * c, name="layer_colours")(content[:, 0])
-                flat = jnp.repeat(tanh_output(flat, self.output_gain), t, axis=0)
-                flat = jnp.broadcast_to(
-                    flat.reshape(n * t, 1, 1, -1, c), (n * t, h, w, k + 1 - mapped, c)
+        )(codes, train, code_labels)  # all codes at once: [N * T or N, H, W, C or head]
+        if not k:
+            return frames.reshape(n, t, h, w, c)
+        gain = self.mask_gain or self.output_gain
+        masks = frames[..., :k]
+        maps = tanh_output(frames[..., k:], self.output_gain)
+        maps = maps.reshape(frames.shape[0], h, w, mapped, c)
+        if moved:
+            # Each layer moves by its own offset per frame: frame 0 as drawn, then the sum of
+            # per-frame steps read from the motion codes (a constant velocity is a constant
+            # step). The logits move before the sigmoid, so a moved edge stays as sharp as the
+            # drawn one at any sub-pixel offset; outside its map a layer is transparent.
+            if self.layer_motion == "translate":
+                steps = nn.Dense(2 * k, name="layer_motion")(motion[:, 1:])
+            else:
+                # Inertial: the first step from the motion codes, then each step the last plus
+                # an acceleration that starts at zero (its Dense zero-initialised), so that an
+                # untrained G moves every layer at a constant velocity and learns the changes.
+                velocity = nn.Dense(2 * k, name="layer_velocity")(motion[:, 1:2])
+                acceleration = nn.Dense(
+                    2 * k, kernel_init=nn.initializers.zeros, name="layer_acceleration"
+                )(motion[:, 2:])
+                steps = velocity + jnp.cumsum(
+                    jnp.concatenate([jnp.zeros_like(velocity), acceleration], axis=1), axis=1
                 )
+            steps = steps.reshape(n, t - 1, k, 2)
+            offsets = jnp.concatenate(
+                [jnp.zeros((n, 1, k, 2), steps.dtype), jnp.cumsum(steps, axis=1)], axis=1
+            )
+            if scale > 1:
+                # Sprites smaller than the frame start anywhere that holds them whole: a
+                # layer cannot draw objects farther apart than its sprite is wide.
+                room = jnp.asarray([h - h // scale, w - w // scale], jnp.float32).reshape(
+                    1, 1, 1, 2
+                )
+                start = nn.Dense(2 * k, name="layer_start")(content).reshape(n, 1, k, 2)
+                offsets = offsets + room / 2 * (1 + jnp.tanh(start))
+            masks = translate_maps(masks[..., None], offsets, _OUTSIDE_LOGIT / gain, (h, w))
+            masks = masks[..., 0]
+            masks = masks.reshape(n * t, h, w, k)
+            if mapped:
+                background = jnp.repeat(maps[:, :, :, :1], t, axis=0)  # still: [N * T, ...]
+                layer_maps = translate_maps(maps[:, :, :, 1:], offsets, 0.0)
+                layer_maps = layer_maps.reshape(n * t, h, w, mapped - 1, c)
+                maps = jnp.concatenate([background, layer_maps], axis=3)
+            else:
+                maps = maps.reshape(n * t, h, w, 0, c)
+        # Each layer's presence in the clip, from its content (and class): a low one hides the
+        # whole layer in every frame, so that a clip with fewer objects than layers need not
+        # hide one by darkening its colour or emptying its masks.
+        presence = nn.Dense(k, name="layer_presence")(content)  # [N, K]
+        masks = masks + jnp.repeat(presence, t, axis=0)[:, None, None, :]
+        if mapped < k + 1:
+            # One colour per clip for each layer not drawn per pixel, from the clip's content
+            # (and class) alone, so it cannot change from frame to frame; the masks carry shape
+            # and motion.
+            flat_layers = k + 1 - mapped
+            if self.layer_palette:
+                # Each flat layer picks one colour of a learned palette (straight-through: the
+                # pick is one-hot forward, the softmax's gradient backward), so that no layer
+                # is a blend of the colours the palette has learned.
+                picks = nn.Dense(flat_layers * self.layer_palette, name="layer_colours")(content)
+                picks = picks.reshape(n, flat_layers, self.layer_palette)
+                soft = jax.nn.softmax(picks, axis=-1)
+                one_hot = jax.nn.one_hot(jnp.argmax(picks, axis=-1), self.layer_palette)
+                picks = soft + jax.lax.stop_gradient(one_hot - soft)
+                palette = self.param(
+                    "layer_palette",
+                    nn.initializers.normal(1.0),
+                    (self.layer_palette, c),
+                    jnp.float32,
+                )
+                flat = tanh_output(jnp.einsum("nkp,pc->nkc", picks, palette), self.output_gain)
+            else:
+                flat = nn.Dense(flat_layers * c, name="layer_colours")(content)
+                flat = tanh_output(flat, self.output_gain)
+            flat = jnp.repeat(flat.reshape(n, flat_layers * c), t, axis=0)
+            flat = flat.reshape(n * t, 1, 1, k + 1 - mapped, c)
+            if mapped:  # joined to per-pixel maps: broadcast to their size
+                flat = jnp.broadcast_to(flat, (n * t, h, w, k + 1 - mapped, c))
                 maps = jnp.concatenate([maps, flat], axis=3)
-            frames = composite_layers(masks, maps, self.mask_gain or self.output_gain)
+            else:
+                maps = flat
+        frames = composite_layers(masks, maps, gain, self.hard_masks)
         return frames.reshape(n, t, h, w, c)
 
 
@@ -435,7 +577,10 @@ def g_config() -> config_dict.ConfigDict:
     conv (the last ones; 0: none), the masked layers painted over a background (0: none, the
     frames drawn directly) and their colours ("flat": one per layer and clip; "flat_objects":
     the same, the background per pixel; "map": all per pixel), the masks' gain (0: the output
-    gain). Defaults fit 8x32x32 clips."""
+    gain), how the layers change from frame to frame ("drawn" per frame; "translate" or
+    "inertial": drawn once per clip and moved), masks of 0 or 1 (straight-through), and how
+    many times smaller than the frame moved layers are drawn (1: frame-sized). Defaults fit
+    8x32x32 clips."""
     return config_dict.ConfigDict(
         {
             "content_dim": 64,
@@ -452,6 +597,10 @@ def g_config() -> config_dict.ConfigDict:
             "layers": 0,
             "layer_colours": "flat",
             "mask_gain": 0.0,
+            "layer_motion": "drawn",
+            "hard_masks": False,
+            "sprite_scale": 1,
+            "layer_palette": 0,
         }
     )
 
@@ -516,6 +665,47 @@ def validate_g(g_cfg: config_dict.ConfigDict, spec: DataSpec) -> None:
         check.one_of("layer_colours", LAYER_COLOURS)
     if "mask_gain" in g_cfg:
         check.number("mask_gain", 0.0)
+    if "layer_motion" in g_cfg:
+        motion = check.one_of("layer_motion", LAYER_MOTIONS)
+        if motion != "drawn" and not g_cfg.get("layers", 0):
+            raise ConfigError(
+                f"g.layer_motion={motion!r} moves G's masked layers, but g.layers=0 draws none; "
+                "set g.layers to 1 or more or g.layer_motion='drawn'"
+            )
+    if "sprite_scale" in g_cfg:
+        scale = check.integer("sprite_scale", 1)
+        motion, colours = g_cfg.get("layer_motion", "drawn"), g_cfg.get("layer_colours", "flat")
+        if scale > 1 and (motion == "drawn" or colours != "flat" or not g_cfg.get("layers", 0)):
+            raise ConfigError(
+                f"g.sprite_scale={scale} draws G's moved layers smaller than the frame, but "
+                f"g.layers={g_cfg.get('layers', 0)}, g.layer_motion={motion!r}, "
+                f"g.layer_colours={colours!r}; set g.layers >= 1, g.layer_motion='translate' "
+                "or 'inertial' and g.layer_colours='flat', or g.sprite_scale=1"
+            )
+        _, height, width, _ = spec.sample_shape
+        size = scale * 2**g_cfg.depth
+        if height % size or width % size:
+            raise ConfigError(
+                f"g.sprite_scale={scale} draws sprites of {height}/{scale} x {width}/{scale} "
+                f"pixels, which g.depth={g_cfg.depth} needs divisible by {2**g_cfg.depth}; "
+                "choose a smaller g.sprite_scale or g.depth"
+            )
+    if "layer_palette" in g_cfg:
+        size = check.integer("layer_palette", 0)
+        colours = g_cfg.get("layer_colours", "flat")
+        if size and (colours == "map" or not g_cfg.get("layers", 0)):
+            raise ConfigError(
+                f"g.layer_palette={size} gives G's flat layers colours from a learned palette, "
+                f"but g.layers={g_cfg.get('layers', 0)}, g.layer_colours={colours!r}; set "
+                "g.layers >= 1 and g.layer_colours='flat' or 'flat_objects', or "
+                "g.layer_palette=0"
+            )
+    if "hard_masks" in g_cfg:
+        if check.boolean("hard_masks") and not g_cfg.get("layers", 0):
+            raise ConfigError(
+                "g.hard_masks=True makes the masks of G's layers 0 or 1, but g.layers=0 draws "
+                "none; set g.layers to 1 or more or g.hard_masks=False"
+            )
 
 
 def validate_d(d_cfg: config_dict.ConfigDict, spec: DataSpec) -> None:
@@ -566,6 +756,10 @@ def make_generator(g_cfg: config_dict.ConfigDict, spec: DataSpec) -> MoCoGenerat
         layers=int(g_cfg.get("layers", 0)),
         layer_colours=str(g_cfg.get("layer_colours", "flat")),
         mask_gain=float(g_cfg.get("mask_gain", 0.0)),
+        layer_motion=str(g_cfg.get("layer_motion", "drawn")),
+        hard_masks=bool(g_cfg.get("hard_masks", False)),
+        sprite_scale=int(g_cfg.get("sprite_scale", 1)),
+        layer_palette=int(g_cfg.get("layer_palette", 0)),
     )
 
 
