@@ -77,15 +77,18 @@ def run_main_job(workdir, *overrides: str) -> dict:
 
 def assert_main_job_marks(results: dict, steps: int) -> None:
     """What the main job reaches on every CPU measured, with room for their rounding: samples
-    that move about as much as real clips, FSD under 16, fewer than 95 % of the generated
-    pixels off the palette and half of the clips without a frozen object."""
+    that move about as much as real clips, FSD under 8, a tenth of the clips passing the
+    physics check, fewer than half of the generated pixels off the palette and a fifth of the
+    clips with a frozen object at most. (G drawing sprites, Intel Xeon, seed 0: FSD 3.4, 30.5 %
+    passing, 20 % off the palette, 2 % frozen; in bf16 3.3, 28.7 %, 20 %, 3 %.)"""
     assert results["step"] == steps
     assert 0.5 < results["video_stats/motion_ratio"] < 2.0, results
     assert results["video_stats/mean_gap"] < 0.25, results  # MoCoGAN's 1250 steps: 0.17
-    assert results["shapes_fd/fsd"] < 16.0, results  # the 3-D DCGAN's 1500 steps: 16.4 to 21
+    assert results["shapes_fd/fsd"] < 8.0, results  # G drawing every frame: 6.2 to 7.1
     assert results["shapes_physics/real_pass"] == 1.0, results
-    assert results["shapes_physics/fake_off_palette"] < 0.95, results
-    assert results["shapes_physics/fake_frozen"] < 0.5, results
+    assert results["shapes_physics/fake_pass"] > 0.1, results  # G drawing every frame: 0
+    assert results["shapes_physics/fake_off_palette"] < 0.5, results
+    assert results["shapes_physics/fake_frozen"] < 0.2, results
 
 
 def tiny_video_models(norm: str = "batch", spectral_norm: bool = False, clip=TINY_CLIP):

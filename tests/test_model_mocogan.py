@@ -307,11 +307,7 @@ def test_translate_maps_moves_each_map_by_its_offset_and_fills_what_it_leaves():
 
 @pytest.mark.parametrize(
     "motion, step_layer, sprite_scale",
-    [
-        ("translate", "layer_motion", 1),
-        ("inertial", "layer_velocity", 1),
-        ("inertial", "layer_velocity", 2),
-    ],
+    [("translate", "step", 1), ("inertial", "velocity", 1), ("steered", "velocity", 2)],
 )
 def test_moved_layers_are_one_drawing_moved_from_frame_to_frame(motion, step_layer, sprite_scale):
     """With moved layers (`layer_motion` "translate" or "inertial") each layer is drawn once per
@@ -338,13 +334,15 @@ def test_moved_layers_are_one_drawing_moved_from_frame_to_frame(motion, step_lay
     params = dict(variables["params"])
     params["layer_presence"] = jax.tree.map(jnp.zeros_like, params["layer_presence"])
     # Every frame, layer 0 moves 1 pixel down and layer 1 2 pixels left.
-    # (Inertial: the first step, and the zero-initialised acceleration keeps it.)
-    params[step_layer] = {
-        "kernel": jnp.zeros_like(params[step_layer]["kernel"]),
+    # (Inertial and steered: the first step, and the zero-initialised acceleration keeps it.)
+    offsets = dict(params["offsets"])
+    offsets[step_layer] = {
+        "kernel": jnp.zeros_like(offsets[step_layer]["kernel"]),
         "bias": jnp.asarray([1.0, 0.0, 0.0, -2.0]),
     }
     if sprite_scale > 1:  # both sprites start at (4, 4): (16 - 8) / 2 x (1 + tanh(0))
-        params["layer_start"] = jax.tree.map(jnp.zeros_like, params["layer_start"])
+        offsets["start"] = jax.tree.map(jnp.zeros_like, offsets["start"])
+    params["offsets"] = offsets
     variables = {**variables, "params": params}
     run = jax.jit(
         lambda v, z, g: g.apply(v, z, train=True, mutable=["batch_stats"])[0], static_argnums=2
@@ -375,42 +373,6 @@ def test_moved_layers_are_one_drawing_moved_from_frame_to_frame(motion, step_lay
     long = np.asarray(run(variables, _latents(jax.random.key(4), 3, 32), g32))
     assert long.shape == (3, 32, 16, 16, 3)
     np.testing.assert_array_equal(long[:, 0], clips[:, 0])
-
-
-def test_a_layer_palette_gives_every_layer_one_of_its_learned_colours():
-    """With `layer_palette` = P, every flat layer and the background take one of P learned
-    colours (straight-through): with hard masks every pixel of every clip is one of them, and
-    the gradient reaches both the palette and the picks."""
-    g = MoCoGenerator(
-        clip_shape=(4, *FRAME),
-        **G_SIZES,
-        layers=2,
-        layer_motion="inertial",
-        hard_masks=True,
-        output_gain=6,
-        layer_palette=5,
-    )
-    variables = jax.jit(lambda k: g.init(k, zero_latents(g.latent_shapes, 2), train=False))(
-        jax.random.key(5)
-    )
-    params = variables["params"]
-    assert params["layer_palette"].shape == (5, 3)
-    assert params["layer_colours"]["kernel"].shape == (G_SIZES["content_dim"], 3 * 5)
-    palette = np.tanh(6 * np.asarray(params["layer_palette"], np.float64))
-    latents = _latents(jax.random.key(6), 16, 4)
-
-    def clips_of(p):
-        return g.apply({**variables, "params": p}, latents, train=True, mutable=["batch_stats"])[0]
-
-    clips = np.asarray(jax.jit(clips_of)(params), np.float64)
-    distance = np.abs(clips.reshape(-1, 1, 3) - palette[None]).max(-1).min(-1)
-    assert distance.max() < 1e-5
-    assert len(np.unique(clips.reshape(-1, 3).round(5), axis=0)) >= 3  # more than one pick
-    grads = jax.grad(
-        lambda p: jnp.sum(clips_of(p) * latents["content"][:, 0, None, None, None, None])
-    )(params)
-    assert float(jnp.abs(grads["layer_palette"]).max()) > 0
-    assert float(jnp.abs(grads["layer_colours"]["kernel"]).max()) > 0
 
 
 def test_content_is_one_code_per_clip_and_motion_codes_are_causal(apply_g):
@@ -645,7 +607,6 @@ def test_a_layered_g_trains_and_its_layer_colours_learn(tmp_path):
         ("g.layer_motion", "translate", "g.layer_motion='translate' moves G's masked layers, b"),
         ("g.hard_masks", True, "g.hard_masks=True makes the masks of G's layers 0 or 1, but"),
         ("g.hard_masks", 1, "g.hard_masks must be bool, got 1"),
-        ("g.layer_palette", 8, "g.layer_palette=8 gives G's flat layers colours from a learned"),
         ("g.sprite_scale", 0, "g.sprite_scale must be >= 1, got 0"),
         ("g.sprite_scale", 2, "g.sprite_scale=2 draws G's moved layers smaller than the frame"),
         ("g.norm", "layer", "g.norm='layer' is not allowed; choose one of ['batch', 'none']"),
@@ -679,7 +640,6 @@ def test_bad_config_values_name_the_key(key, value, message):
         ("g", "layer_motion", "translate", make_generator, "drawn"),
         ("g", "hard_masks", True, make_generator, False),
         ("g", "sprite_scale", 2, make_generator, 1),
-        ("g", "layer_palette", 8, make_generator, 0),
         ("d", "pixel_stem", 8, make_discriminator, 0),
     ],
 )

@@ -334,11 +334,11 @@ def test_a_second_sigterm_aborts_without_saving(tmp_path, runs):
 def test_main_job_learns_moving_shapes(tmp_path):
     """The README's main-job command, run as a user runs it (`conftest.run_main_job`: one CPU
     device; in this process's 8 fake devices the same recipe rounds differently and one run
-    ended at FSD 24), reaches what the main job measured (seeds 0, 1, 2 on an Intel Xeon: FSD
-    6.2 / 7.1 / 6.9, off-palette 28 / 30 / 31 %, frozen objects 5 / 8 / 10 %; without G's output
-    gain: 9.8 / 7.1 / 8.4, 40 / 38 / 39 %, 10 / 10 / 7 %; with Adam 5e-4 and betas (0.5, 0.999)
-    before that: 15.2 / 15.0 / 10.0, 68 / 72 / 67 %, 33 / 20 / 22 %), with
-    room for other CPUs' rounding. The issue's targets (half the clips passing, FSD 5) are not
-    reached yet."""
+    ended at FSD 24), reaches what the main job measured (seeds 0, 1, 2 on an Intel Xeon, G
+    drawing sprites: FSD 3.4 / 3.1 / 2.9, 30.5 / 30.5 / 37.5 % of clips passing the physics
+    check, off-palette 20 / 20 / 19 %, frozen objects 2 / 4 / 3 %; G drawing every frame
+    before: FSD 6.2 / 7.1 / 6.9, no clip passing, off-palette 28 / 30 / 31 %, frozen objects 5 /
+    8 / 10 %), with room for other CPUs' rounding. Of the issue's targets (FSD at most 5, half
+    the clips passing) the second is not reached yet."""
     cfg = config.load_config_file(ROOT / "experiments" / "configs" / "bouncing_shapes.py")
     assert_main_job_marks(run_main_job(tmp_path), cfg.steps)

@@ -41,19 +41,20 @@ G, for `depth` = d and `base_width` = w:
      `hard_masks` makes every opacity 0 or 1 (logit > 0) with the sigmoid's gradient (a
      straight-through estimator): edges as sharp as the data's at any gain. `layer_motion` says how
      the layers change from frame to frame: "drawn", the frame generator draws every frame from its
-     content and motion codes; "translate" and "inertial" (sprites), it draws each clip's layers
-     once, from the content (and class) code alone, on N codes instead of N x T, and every layer
-     moves by its own offset per frame (`translate_maps`: bilinear, on the logits before the
+     content and motion codes; "translate", "inertial" and "steered" (sprites), it draws each clip's
+     layers once, from the content (and class) code alone, on N codes instead of N x T, and every
+     layer moves by its own offset per frame (`translate_maps`: bilinear, on the logits before the
      sigmoid, so a moved edge is as sharp as a drawn one; outside its map a layer is transparent).
-     The offsets add up per-frame steps: "translate", a Dense of each frame's motion code
-     (`layer_motion`); "inertial", the first step a Dense of the motion code (`layer_velocity`) and
-     every later one the last plus an acceleration, a zero-initialised Dense of the motion code
-     (`layer_acceleration`), so that an untrained G moves each layer at a constant velocity. A layer
-     then keeps its shape and colour through the clip by construction. `sprite_scale` = s > 1 draws
-     the layers on maps s times smaller than the frame, placed at a start anywhere that holds them
-     whole (H - H / s) / 2 x (1 + tanh(a Dense of the content code, `layer_start`)): a layer cannot
-     draw two objects farther apart than its map is wide. What these did on bouncing shapes is in
-     experiments/configs/bouncing_shapes.py.
+     The offsets (`LayerOffsets`, parameters under `offsets/`) add up per-frame steps: "translate",
+     a Dense of each frame's motion code; "inertial", the first step a Dense of the motion code and
+     every later one the last plus an acceleration, a zero-initialised Dense of the motion code, so
+     that an untrained G moves each layer at a constant velocity; "steered" (the main job's), the
+     acceleration a zero-initialised MLP of the layer's position and velocity, so that a layer can
+     turn where it is, at a wall. A layer then keeps its shape and colour through the clip by
+     construction. `sprite_scale` = s > 1 draws the layers on maps s times smaller than the frame,
+     placed at a start anywhere that holds them whole, (H - H / s) / 2 x (1 + tanh(a Dense of the
+     content code)): a layer cannot draw two objects farther apart than its map is wide. What these
+     did on bouncing shapes is in experiments/configs/bouncing_shapes.py.
   No parameter depends on T (the GRU is scanned, the frame generator sees one frame at a
   time or one clip's sprites, the steps are per frame), so a G built for 32 frames takes the
   parameters of a G trained on 8.
@@ -205,7 +206,7 @@ class FrameGenerator(nn.Module):
 
 
 LAYER_COLOURS = ("flat", "flat_objects", "map")
-LAYER_MOTIONS = ("drawn", "translate", "inertial")
+LAYER_MOTIONS = ("drawn", "translate", "inertial", "steered")
 # Where a translated mask leaves its map, its logit times the gain: sigmoid(-10) = 4.5e-5.
 _OUTSIDE_LOGIT = -10.0
 
@@ -264,6 +265,73 @@ def translate_maps(
     return moved + fill * (1.0 - inside)
 
 
+class LayerOffsets(nn.Module):
+    """Motion codes `[N, T, D]` and content codes `[N, Dc]` -> each of K layers' offset per
+    frame `[N, T, K, 2]` ((dy, dx) pixels): a start, then the sum of per-frame steps.
+
+    The start is 0 where `room` is (0, 0) (maps as large as the frame); otherwise anywhere in
+    [0, room], (room / 2) (1 + tanh(a Dense of the content code, `start`)), so that a map
+    smaller than the frame starts whole inside it. The steps (`mode`):
+      "translate": a Dense of each later frame's motion code (`step`);
+      "inertial": the first step a Dense of the motion code (`velocity`), every later one the
+        last plus an acceleration, a zero-initialised Dense of the motion code
+        (`acceleration`): an untrained G moves each layer at a constant velocity;
+      "steered": as "inertial", the acceleration an MLP (`steer_hidden`, ReLU, then the
+        zero-initialised `steer`) of the layer's position (over the frame size) and velocity,
+        so that a layer can turn where it is, at a wall. It reads no later motion code: with
+        the per-frame noise in it too, the main job's paths wobbled (fewer clips moved as the
+        data does; experiments/configs/bouncing_shapes.py).
+    Every parameter exists whatever T (the steering is built on T < 3 too)."""
+
+    layers: int
+    mode: str
+    frame_size: tuple[int, int]  # (H, W)
+    room: tuple[int, int] = (0, 0)  # (H - h, W - w) for maps of h x w
+    steer_width: int = 32
+
+    @nn.compact
+    def __call__(self, motion: jax.Array, content: jax.Array) -> jax.Array:
+        n, t, _ = motion.shape
+        k = self.layers
+        start = jnp.zeros((n, k, 2), jnp.float32)
+        if any(self.room):
+            room = jnp.asarray(self.room, jnp.float32).reshape(1, 1, 2)
+            start = nn.Dense(2 * k, name="start")(content).reshape(n, k, 2)
+            start = room / 2 * (1 + jnp.tanh(start))
+        zeros = nn.initializers.zeros
+        if self.mode == "translate":
+            steps = nn.Dense(2 * k, name="step")(motion[:, 1:]).reshape(n, t - 1, k, 2)
+        elif self.mode == "inertial":
+            velocity = nn.Dense(2 * k, name="velocity")(motion[:, 1:2])
+            acceleration = nn.Dense(2 * k, kernel_init=zeros, name="acceleration")(motion[:, 2:])
+            steps = velocity + jnp.cumsum(
+                jnp.concatenate([jnp.zeros_like(velocity), acceleration], axis=1), axis=1
+            )
+            steps = steps.reshape(n, t - 1, k, 2)
+        elif self.mode == "steered":
+            hidden = nn.Dense(self.steer_width, name="steer_hidden")
+            steer = nn.Dense(2 * k, kernel_init=zeros, name="steer")
+            scale = jnp.asarray(self.frame_size, jnp.float32).reshape(1, 1, 2)
+
+            def turn(code: jax.Array, position: jax.Array, velocity: jax.Array) -> jax.Array:
+                state = [(position / scale).reshape(n, 2 * k), velocity.reshape(n, 2 * k)]
+                return steer(nn.relu(hidden(jnp.concatenate(state, axis=-1)))).reshape(n, k, 2)
+
+            velocity = nn.Dense(2 * k, name="velocity")(motion[:, 1:2]).reshape(n, -1, k, 2)
+            if t < 3:  # no turn to take; built all the same, so that no parameter needs T
+                turn(motion[:, 0], start, start)
+            steps = [velocity[:, i] for i in range(velocity.shape[1])]
+            position = start + sum(steps, jnp.zeros_like(start))
+            for i in range(2, t):
+                steps.append(steps[-1] + turn(motion[:, i], position, steps[-1]))
+                position = position + steps[-1]
+            steps = jnp.stack(steps, axis=1) if steps else jnp.zeros((n, 0, k, 2))
+        else:
+            raise ValueError(f"LayerOffsets: mode={self.mode!r} is not one of {LAYER_MOTIONS[1:]}.")
+        offsets = jnp.concatenate([jnp.zeros((n, 1, k, 2)), jnp.cumsum(steps, axis=1)], axis=1)
+        return offsets + start[:, None]
+
+
 class MoCoGenerator(nn.Module):
     """latents `{"content": [N, content_dim], "motion": [N, T, noise_dim]}` -> clips
     `[N, T, H, W, C]` in [-1, 1]; T is `clip_shape[0]`, and no parameter depends on it."""
@@ -287,7 +355,6 @@ class MoCoGenerator(nn.Module):
     layer_motion: str = "drawn"  # "translate": layers drawn once per clip, moved per frame
     hard_masks: bool = False  # opacities 0 or 1, the sigmoid's gradient (straight-through)
     sprite_scale: int = 1  # > 1: moved layers drawn on maps this many times smaller than frames
-    layer_palette: int = 0  # > 0: flat layers pick their colours from this many learned ones
 
     @property
     def latent_shapes(self) -> dict[str, tuple[int, ...]]:
@@ -369,35 +436,12 @@ class MoCoGenerator(nn.Module):
         maps = tanh_output(frames[..., k:], self.output_gain)
         maps = maps.reshape(frames.shape[0], h, w, mapped, c)
         if moved:
-            # Each layer moves by its own offset per frame: frame 0 as drawn, then the sum of
-            # per-frame steps read from the motion codes (a constant velocity is a constant
-            # step). The logits move before the sigmoid, so a moved edge stays as sharp as the
-            # drawn one at any sub-pixel offset; outside its map a layer is transparent.
-            if self.layer_motion == "translate":
-                steps = nn.Dense(2 * k, name="layer_motion")(motion[:, 1:])
-            else:
-                # Inertial: the first step from the motion codes, then each step the last plus
-                # an acceleration that starts at zero (its Dense zero-initialised), so that an
-                # untrained G moves every layer at a constant velocity and learns the changes.
-                velocity = nn.Dense(2 * k, name="layer_velocity")(motion[:, 1:2])
-                acceleration = nn.Dense(
-                    2 * k, kernel_init=nn.initializers.zeros, name="layer_acceleration"
-                )(motion[:, 2:])
-                steps = velocity + jnp.cumsum(
-                    jnp.concatenate([jnp.zeros_like(velocity), acceleration], axis=1), axis=1
-                )
-            steps = steps.reshape(n, t - 1, k, 2)
-            offsets = jnp.concatenate(
-                [jnp.zeros((n, 1, k, 2), steps.dtype), jnp.cumsum(steps, axis=1)], axis=1
-            )
-            if scale > 1:
-                # Sprites smaller than the frame start anywhere that holds them whole: a
-                # layer cannot draw objects farther apart than its sprite is wide.
-                room = jnp.asarray([h - h // scale, w - w // scale], jnp.float32).reshape(
-                    1, 1, 1, 2
-                )
-                start = nn.Dense(2 * k, name="layer_start")(content).reshape(n, 1, k, 2)
-                offsets = offsets + room / 2 * (1 + jnp.tanh(start))
+            # Each layer moves by its own offset per frame (`LayerOffsets`). The logits move
+            # before the sigmoid, so a moved edge stays as sharp as the drawn one at any
+            # sub-pixel offset; outside its map a layer is transparent.
+            offsets = LayerOffsets(
+                k, self.layer_motion, (h, w), (h - h // scale, w - w // scale), name="offsets"
+            )(motion, content)
             masks = translate_maps(masks[..., None], offsets, _OUTSIDE_LOGIT / gain, (h, w))
             masks = masks[..., 0]
             masks = masks.reshape(n * t, h, w, k)
@@ -418,25 +462,8 @@ class MoCoGenerator(nn.Module):
             # (and class) alone, so it cannot change from frame to frame; the masks carry shape
             # and motion.
             flat_layers = k + 1 - mapped
-            if self.layer_palette:
-                # Each flat layer picks one colour of a learned palette (straight-through: the
-                # pick is one-hot forward, the softmax's gradient backward), so that no layer
-                # is a blend of the colours the palette has learned.
-                picks = nn.Dense(flat_layers * self.layer_palette, name="layer_colours")(content)
-                picks = picks.reshape(n, flat_layers, self.layer_palette)
-                soft = jax.nn.softmax(picks, axis=-1)
-                one_hot = jax.nn.one_hot(jnp.argmax(picks, axis=-1), self.layer_palette)
-                picks = soft + jax.lax.stop_gradient(one_hot - soft)
-                palette = self.param(
-                    "layer_palette",
-                    nn.initializers.normal(1.0),
-                    (self.layer_palette, c),
-                    jnp.float32,
-                )
-                flat = tanh_output(jnp.einsum("nkp,pc->nkc", picks, palette), self.output_gain)
-            else:
-                flat = nn.Dense(flat_layers * c, name="layer_colours")(content)
-                flat = tanh_output(flat, self.output_gain)
+            flat = nn.Dense(flat_layers * c, name="layer_colours")(content)
+            flat = tanh_output(flat, self.output_gain)
             flat = jnp.repeat(flat.reshape(n, flat_layers * c), t, axis=0)
             flat = flat.reshape(n * t, 1, 1, k + 1 - mapped, c)
             if mapped:  # joined to per-pixel maps: broadcast to their size
@@ -600,7 +627,6 @@ def g_config() -> config_dict.ConfigDict:
             "layer_motion": "drawn",
             "hard_masks": False,
             "sprite_scale": 1,
-            "layer_palette": 0,
         }
     )
 
@@ -690,22 +716,11 @@ def validate_g(g_cfg: config_dict.ConfigDict, spec: DataSpec) -> None:
                 f"pixels, which g.depth={g_cfg.depth} needs divisible by {2**g_cfg.depth}; "
                 "choose a smaller g.sprite_scale or g.depth"
             )
-    if "layer_palette" in g_cfg:
-        size = check.integer("layer_palette", 0)
-        colours = g_cfg.get("layer_colours", "flat")
-        if size and (colours == "map" or not g_cfg.get("layers", 0)):
-            raise ConfigError(
-                f"g.layer_palette={size} gives G's flat layers colours from a learned palette, "
-                f"but g.layers={g_cfg.get('layers', 0)}, g.layer_colours={colours!r}; set "
-                "g.layers >= 1 and g.layer_colours='flat' or 'flat_objects', or "
-                "g.layer_palette=0"
-            )
-    if "hard_masks" in g_cfg:
-        if check.boolean("hard_masks") and not g_cfg.get("layers", 0):
-            raise ConfigError(
-                "g.hard_masks=True makes the masks of G's layers 0 or 1, but g.layers=0 draws "
-                "none; set g.layers to 1 or more or g.hard_masks=False"
-            )
+    if "hard_masks" in g_cfg and check.boolean("hard_masks") and not g_cfg.get("layers", 0):
+        raise ConfigError(
+            "g.hard_masks=True makes the masks of G's layers 0 or 1, but g.layers=0 draws none; "
+            "set g.layers to 1 or more or g.hard_masks=False"
+        )
 
 
 def validate_d(d_cfg: config_dict.ConfigDict, spec: DataSpec) -> None:
@@ -759,7 +774,6 @@ def make_generator(g_cfg: config_dict.ConfigDict, spec: DataSpec) -> MoCoGenerat
         layer_motion=str(g_cfg.get("layer_motion", "drawn")),
         hard_masks=bool(g_cfg.get("hard_masks", False)),
         sprite_scale=int(g_cfg.get("sprite_scale", 1)),
-        layer_palette=int(g_cfg.get("layer_palette", 0)),
     )
 
 
