@@ -313,17 +313,17 @@ class LayerOffsets(nn.Module):
             steer = nn.Dense(2 * k, kernel_init=zeros, name="steer")
             scale = jnp.asarray(self.frame_size, jnp.float32).reshape(1, 1, 2)
 
-            def turn(code: jax.Array, position: jax.Array, velocity: jax.Array) -> jax.Array:
+            def turn(position: jax.Array, velocity: jax.Array) -> jax.Array:
                 state = [(position / scale).reshape(n, 2 * k), velocity.reshape(n, 2 * k)]
                 return steer(nn.relu(hidden(jnp.concatenate(state, axis=-1)))).reshape(n, k, 2)
 
             velocity = nn.Dense(2 * k, name="velocity")(motion[:, 1:2]).reshape(n, -1, k, 2)
             if t < 3:  # no turn to take; built all the same, so that no parameter needs T
-                turn(motion[:, 0], start, start)
+                turn(start, start)
             steps = [velocity[:, i] for i in range(velocity.shape[1])]
             position = start + sum(steps, jnp.zeros_like(start))
-            for i in range(2, t):
-                steps.append(steps[-1] + turn(motion[:, i], position, steps[-1]))
+            for _ in range(2, t):  # one turn per later frame
+                steps.append(steps[-1] + turn(position, steps[-1]))
                 position = position + steps[-1]
             steps = jnp.stack(steps, axis=1) if steps else jnp.zeros((n, 0, k, 2))
         else:
@@ -352,7 +352,7 @@ class MoCoGenerator(nn.Module):
     layers: int = 0  # > 0: frames painted as this many masked layers over a background
     layer_colours: str = "flat"  # per layer and clip; "flat_objects": background per pixel
     mask_gain: float = 0.0  # > 0: opacities sigmoid(mask_gain x logit); 0: output_gain's
-    layer_motion: str = "drawn"  # "translate": layers drawn once per clip, moved per frame
+    layer_motion: str = "drawn"  # or "translate" / "inertial" / "steered": sprites, moved
     hard_masks: bool = False  # opacities 0 or 1, the sigmoid's gradient (straight-through)
     sprite_scale: int = 1  # > 1: moved layers drawn on maps this many times smaller than frames
 
