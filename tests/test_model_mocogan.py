@@ -21,6 +21,7 @@ from gan_jax.models.mocogan import (
     FrameGenerator,
     ImageDiscriminator,
     ImageVideoDiscriminator,
+    LayerOffsets,
     MoCoGenerator,
     composite_layers,
     layer_opacity,
@@ -373,6 +374,47 @@ def test_moved_layers_are_one_drawing_moved_from_frame_to_frame(motion, step_lay
     long = np.asarray(run(variables, _latents(jax.random.key(4), 3, 32), g32))
     assert long.shape == (3, 32, 16, 16, 3)
     np.testing.assert_array_equal(long[:, 0], clips[:, 0])
+
+
+@pytest.mark.parametrize("mode", ["translate", "inertial", "steered"])
+def test_layer_offsets_start_whole_inside_and_only_steering_reads_the_position(mode):
+    """`LayerOffsets`: frame 0 sits at the start, inside [0, room]; the parameters are the same
+    for 1, 2 and 8 frames; and the steered turns depend on where a layer is, so moving the
+    start (the content code) changes its later steps, where inertial and translated steps do
+    not change."""
+    module = LayerOffsets(2, mode, (16, 16), room=(8, 8))
+    motion = jax.random.normal(jax.random.key(0), (3, 8, 5))
+    content = jax.random.normal(jax.random.key(1), (3, 6))
+    variables = module.init(jax.random.key(2), motion, content)
+    for t in (1, 2):
+        short = module.init(jax.random.key(2), motion[:, :t], content)
+        assert _shapes(short) == _shapes(variables)
+    params = dict(variables["params"])
+    if mode != "translate":  # a turn to read: the zero-initialised last layer made nonzero
+        name = "steer" if mode == "steered" else "acceleration"
+        params[name] = {**params[name], "kernel": jnp.ones_like(params[name]["kernel"])}
+
+    def offsets_of(c):
+        return np.asarray(module.apply({"params": params}, motion, c))
+
+    offsets = offsets_of(content)
+    assert offsets.shape == (3, 8, 2, 2)
+    assert offsets[:, 0].min() >= 0.0 and offsets[:, 0].max() <= 8.0
+    moved = offsets_of(content + 1.0)
+    steps, moved_steps = np.diff(offsets, axis=1), np.diff(moved, axis=1)
+    assert not np.allclose(moved[:, 0], offsets[:, 0])  # another start
+    np.testing.assert_allclose(moved_steps[:, 0], steps[:, 0], atol=1e-6)  # same velocity
+    if mode == "steered":
+        assert np.abs(moved_steps[:, 1:] - steps[:, 1:]).max() > 1e-3
+    else:
+        np.testing.assert_allclose(moved_steps, steps, atol=1e-5)
+
+
+def test_sprites_must_divide_into_the_frame_generators_blocks():
+    cfg = _tiny_config()  # 8x8 frames, G of depth 2
+    cfg.g.layers, cfg.g.layer_motion, cfg.g.sprite_scale = 2, "steered", 4
+    with pytest.raises(ConfigError, match=r"^g\.sprite_scale=4 draws sprites of 8/4 x 8/4"):
+        train.validate(cfg)
 
 
 def test_content_is_one_code_per_clip_and_motion_codes_are_causal(apply_g):

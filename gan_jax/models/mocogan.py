@@ -433,8 +433,9 @@ class MoCoGenerator(nn.Module):
             return frames.reshape(n, t, h, w, c)
         gain = self.mask_gain or self.output_gain
         masks = frames[..., :k]
-        maps = tanh_output(frames[..., k:], self.output_gain)
-        maps = maps.reshape(frames.shape[0], h, w, mapped, c)
+        if mapped:  # colours drawn per pixel (sprites have none: `sprite_scale` is 1 here)
+            maps = tanh_output(frames[..., k:], self.output_gain)
+            maps = maps.reshape(frames.shape[0], h, w, mapped, c)
         if moved:
             # Each layer moves by its own offset per frame (`LayerOffsets`). The logits move
             # before the sigmoid, so a moved edge stays as sharp as the drawn one at any
@@ -450,8 +451,6 @@ class MoCoGenerator(nn.Module):
                 layer_maps = translate_maps(maps[:, :, :, 1:], offsets, 0.0)
                 layer_maps = layer_maps.reshape(n * t, h, w, mapped - 1, c)
                 maps = jnp.concatenate([background, layer_maps], axis=3)
-            else:
-                maps = maps.reshape(n * t, h, w, 0, c)
         # Each layer's presence in the clip, from its content (and class): a low one hides the
         # whole layer in every frame, so that a clip with fewer objects than layers need not
         # hide one by darkening its colour or emptying its masks.
@@ -465,9 +464,9 @@ class MoCoGenerator(nn.Module):
             flat = nn.Dense(flat_layers * c, name="layer_colours")(content)
             flat = tanh_output(flat, self.output_gain)
             flat = jnp.repeat(flat.reshape(n, flat_layers * c), t, axis=0)
-            flat = flat.reshape(n * t, 1, 1, k + 1 - mapped, c)
+            flat = flat.reshape(n * t, 1, 1, flat_layers, c)
             if mapped:  # joined to per-pixel maps: broadcast to their size
-                flat = jnp.broadcast_to(flat, (n * t, h, w, k + 1 - mapped, c))
+                flat = jnp.broadcast_to(flat, (n * t, h, w, flat_layers, c))
                 maps = jnp.concatenate([maps, flat], axis=3)
             else:
                 maps = flat
@@ -604,10 +603,10 @@ def g_config() -> config_dict.ConfigDict:
     conv (the last ones; 0: none), the masked layers painted over a background (0: none, the
     frames drawn directly) and their colours ("flat": one per layer and clip; "flat_objects":
     the same, the background per pixel; "map": all per pixel), the masks' gain (0: the output
-    gain), how the layers change from frame to frame ("drawn" per frame; "translate" or
-    "inertial": drawn once per clip and moved), masks of 0 or 1 (straight-through), and how
-    many times smaller than the frame moved layers are drawn (1: frame-sized). Defaults fit
-    8x32x32 clips."""
+    gain), how the layers change from frame to frame ("drawn" per frame; "translate",
+    "inertial" or "steered": drawn once per clip and moved), masks of 0 or 1
+    (straight-through), and how many times smaller than the frame moved layers are drawn (1:
+    frame-sized). Defaults fit 8x32x32 clips."""
     return config_dict.ConfigDict(
         {
             "content_dim": 64,
