@@ -398,8 +398,8 @@ def test_main_job_is_what_the_readme_promises():
     spec = train.validate(cfg)
     # "a MoCoGAN whose G draws sprites (G: a GRU [...] next to one content code per clip; from
     # the content code a 2-D DCGAN draws two sprites on 16x16 maps, masks of 0 or 1 [...] each
-    # sprite starts anywhere in the frame and moves at a velocity from the motion code, turned
-    # [...] by a small network of its position and velocity [...]; D: an image head on frames
+    # sprite starts anywhere in the frame and glides at one velocity from the motion code,
+    # bouncing off the frame's edges where its object meets them [...]; D: an image head on frames
     # and a 3-D video head on the clip [...]; depth 3, base width 16, batch norm [...]) on
     # 8-frame 32x32 clips [...] for 1250 steps of batch 16, and evaluates the EMA generator at
     # step 0 and at the end with `video_stats`, the Fréchet Shapes Distance (`shapes_fd`
@@ -407,7 +407,7 @@ def test_main_job_is_what_the_readme_promises():
     assert spec.sample_shape == (8, 32, 32, 3)
     assert cfg.g.name == cfg.d.name == "mocogan"
     assert (cfg.g.layers, cfg.g.sprite_scale, cfg.g.hard_masks) == (2, 2, True)
-    assert cfg.g.layer_motion == "steered"
+    assert (cfg.g.layer_motion, cfg.g.layer_walls, cfg.g.colour_levels) == ("glide", "reflect", 3)
     assert cfg.g.depth == cfg.d.depth == 3
     assert cfg.g.base_width == cfg.d.base_width == 16
     assert cfg.g.norm == cfg.d.norm == "batch"

@@ -27,6 +27,9 @@ from gan_jax.models.mocogan import (
     layer_opacity,
     make_discriminator,
     make_generator,
+    object_bounds,
+    quantise_colours,
+    reflect_offsets,
     translate_maps,
 )
 from gan_jax.workdir import abstract_state, load_run
@@ -306,6 +309,83 @@ def test_translate_maps_moves_each_map_by_its_offset_and_fills_what_it_leaves():
     assert float(grad[0, 2, 0, 0]) == pytest.approx(1.0)
 
 
+def test_object_bounds_are_where_the_objects_edges_meet_the_frames():
+    logits = -np.ones((2, 8, 8, 2), np.float32)
+    logits[0, 2:5, 1:7, 0] = 1.0  # rows 2-4, columns 1-6
+    logits[0, 7, 0, 1] = 1.0  # one pixel in the last row, first column
+    # clip 1, layer 0 empty: bounded by its whole map; layer 1 fills its map
+    logits[1, :, :, 1] = 1.0
+    bounds = np.asarray(object_bounds(jnp.asarray(logits), (16, 12)))
+    assert bounds.shape == (2, 2, 2, 2)  # [N, K, axis, (low, high)]
+    np.testing.assert_array_equal(bounds[0, 0], [[-2, 16 - 1 - 4], [-1, 12 - 1 - 6]])
+    np.testing.assert_array_equal(bounds[0, 1], [[-7, 16 - 1 - 7], [0, 12 - 1]])
+    np.testing.assert_array_equal(bounds[1, 0], [[0, 8], [0, 4]])
+    np.testing.assert_array_equal(bounds[1, 1], [[0, 8], [0, 4]])
+
+
+def test_reflect_offsets_bounce_off_the_bounds_as_a_ball_off_walls():
+    # One layer, axis 0 within [0, 4], axis 1 within [-2, -2] (no room: pinned at -2).
+    bounds = jnp.asarray([[[[0.0, 4.0], [-2.0, -2.0]]]])
+    path = jnp.arange(12, dtype=jnp.float32) * 1.5 - 1.0  # a straight path, 1.5 px per frame
+    offsets = jnp.stack([path, path], axis=-1).reshape(1, 12, 1, 2)
+    folded = np.asarray(reflect_offsets(offsets, bounds))
+    # -1 reflects off 0 to 1; 5 off 4 to 3; 9.5 -> -1.5 off 4 then 0 -> 1.5 ...
+    want = [1.0, 0.5, 2.0, 3.5, 3.0, 1.5, 0.0, 1.5, 3.0, 3.5, 2.0, 0.5]
+    np.testing.assert_allclose(folded[0, :, 0, 0], want, atol=1e-5)
+    np.testing.assert_array_equal(folded[0, :, 0, 1], np.full(12, -2.0))
+    # The gradient is the velocity's sign on the folded path: +1 going up, -1 coming back.
+    grad = jax.grad(lambda o: reflect_offsets(o, bounds)[0, :, 0, 0].sum())(offsets)
+    want_grad = [-1, 1, 1, 1, -1, -1, 1, 1, 1, -1, -1, -1]
+    np.testing.assert_array_equal(grad[0, :, 0, 0], want_grad)
+    np.testing.assert_array_equal(grad[0, :, 0, 1], np.zeros(12))
+
+
+def test_reflected_sprites_bounce_where_the_object_not_its_map_meets_the_wall():
+    """`layer_walls="reflect"`: a sprite moving right 2 px per frame turns back when its
+    object's right edge reaches the frame's last column, runs left at the same speed until its
+    left edge reaches the first, and so on; the object keeps its shape in every frame of 32."""
+    g = MoCoGenerator(
+        clip_shape=(32, 16, 16, 3),
+        **G_SIZES,
+        layers=1,
+        layer_motion="inertial",
+        hard_masks=True,
+        mask_gain=12,
+        output_gain=6,
+        sprite_scale=2,
+        layer_walls="reflect",
+    )
+    variables = jax.jit(lambda k: g.init(k, zero_latents(g.latent_shapes, 2), train=False))(
+        jax.random.key(3)
+    )
+    params = dict(variables["params"])
+    params["layer_presence"] = jax.tree.map(jnp.zeros_like, params["layer_presence"])
+    offsets = dict(params["offsets"])
+    offsets["velocity"] = {
+        "kernel": jnp.zeros_like(offsets["velocity"]["kernel"]),
+        "bias": jnp.asarray([0.0, 2.0]),
+    }
+    offsets["start"] = jax.tree.map(jnp.zeros_like, offsets["start"])  # the map at (4, 4)
+    params["offsets"] = offsets
+    clips, _ = jax.jit(lambda v, z: g.apply(v, z, train=True, mutable=["batch_stats"]))(
+        {**variables, "params": params}, _latents(jax.random.key(4), 3, 32)
+    )
+    clips = np.asarray(clips)
+    background = clips[:, :, :1, :1]  # the corner is background in every frame
+    cols = (np.abs(clips - background).max(-1) > 1e-3).any(axis=2)  # [N, T, W]: object columns
+    assert cols.any(axis=2).all()  # the object shows in every frame
+    left = cols.argmax(axis=2)
+    right = 15 - cols[:, :, ::-1].argmax(axis=2)
+    for clip_left, clip_right in zip(left, right, strict=True):
+        first, last = clip_left[0] - 4, clip_right[0] - 4  # the object's columns on its map
+        low, high = -first, 15 - last  # where the map may sit: the object whole in the frame
+        path = 4 + 2 * np.arange(32) - low
+        offset = low + (high - low) - np.abs(np.mod(path, 2 * (high - low)) - (high - low))
+        np.testing.assert_array_equal(clip_left, offset + first)
+        np.testing.assert_array_equal(clip_right - clip_left, last - first)  # one shape
+        assert clip_right.max() == 15 and clip_left.min() == 0  # met both walls
+
+
 @pytest.mark.parametrize(
     "motion, step_layer, sprite_scale",
     [("translate", "step", 1), ("inertial", "velocity", 1), ("steered", "velocity", 2)],
@@ -376,7 +456,7 @@ def test_moved_layers_are_one_drawing_moved_from_frame_to_frame(motion, step_lay
     np.testing.assert_array_equal(long[:, 0], clips[:, 0])
 
 
-@pytest.mark.parametrize("mode", ["translate", "inertial", "steered"])
+@pytest.mark.parametrize("mode", ["translate", "inertial", "steered", "glide"])
 def test_layer_offsets_start_whole_inside_and_only_steering_reads_the_position(mode):
     """`LayerOffsets`: frame 0 sits at the start, inside [0, room]; the parameters are the same
     for 1, 2 and 8 frames; and the steered turns depend on where a layer is, so moving the
@@ -390,7 +470,7 @@ def test_layer_offsets_start_whole_inside_and_only_steering_reads_the_position(m
         short = module.init(jax.random.key(2), motion[:, :t], content)
         assert _shapes(short) == _shapes(variables)
     params = dict(variables["params"])
-    if mode != "translate":  # a turn to read: the zero-initialised last layer made nonzero
+    if mode in ("inertial", "steered"):  # a turn to read: the zero-initialised layer nonzero
         name = "steer" if mode == "steered" else "acceleration"
         params[name] = {**params[name], "kernel": jnp.ones_like(params[name]["kernel"])}
 
@@ -408,6 +488,36 @@ def test_layer_offsets_start_whole_inside_and_only_steering_reads_the_position(m
         assert np.abs(moved_steps[:, 1:] - steps[:, 1:]).max() > 1e-3
     else:
         np.testing.assert_allclose(moved_steps, steps, atol=1e-5)
+
+
+def test_gliding_layers_keep_one_velocity_of_the_learned_speed():
+    """`"glide"`: every step of a layer is the same, its length softplus(`speed`) of the motion
+    code of frame 1 and its direction a unit vector; a Gaussian code points every way."""
+    module = LayerOffsets(2, "glide", (16, 16), room=(8, 8))
+    motion = jax.random.normal(jax.random.key(0), (256, 8, 5))
+    content = jax.random.normal(jax.random.key(1), (256, 6))
+    variables = module.init(jax.random.key(2), motion, content)
+    steps = np.diff(np.asarray(module.apply(variables, motion, content)), axis=1)  # [N, 7, K, 2]
+    np.testing.assert_allclose(steps, np.broadcast_to(steps[:, :1], steps.shape), atol=1e-5)
+    speed = variables["params"]["speed"]
+    code = np.asarray(motion[:, 1])
+    want = np.log1p(np.exp(code @ np.asarray(speed["kernel"]) + np.asarray(speed["bias"])))
+    np.testing.assert_allclose(np.hypot(*np.moveaxis(steps[:, 0], -1, 0)), want, atol=2e-3)
+    angles = np.arctan2(steps[:, 0, :, 0], steps[:, 0, :, 1])
+    assert np.histogram(angles, bins=4, range=(-np.pi, np.pi))[0].min() > 50  # of 512
+    one_frame = module.init(jax.random.key(2), motion[:, :1], content)
+    assert _shapes(one_frame) == _shapes(variables)
+
+
+def test_quantised_colours_round_each_channel_and_pass_the_gradient_through():
+    colours = jnp.asarray([-1.0, -0.6, -0.2, 0.2, 0.45, 0.55, 1.0])
+    np.testing.assert_array_equal(quantise_colours(colours, 2), [-1, -1, -1, 1, 1, 1, 1])
+    np.testing.assert_array_equal(quantise_colours(colours, 3), [-1, -1, 0, 0, 0, 1, 1])
+    np.testing.assert_array_equal(quantise_colours(colours, 0), colours)
+    grad = jax.grad(lambda c: (quantise_colours(c, 3) * jnp.arange(7.0)).sum())(colours)
+    np.testing.assert_array_equal(grad, np.arange(7.0))
+    with pytest.raises(ValueError, match="levels=1 must be 0"):
+        quantise_colours(colours, 1)
 
 
 def test_sprites_must_divide_into_the_frame_generators_blocks():
@@ -651,6 +761,10 @@ def test_a_layered_g_trains_and_its_layer_colours_learn(tmp_path):
         ("g.hard_masks", 1, "g.hard_masks must be bool, got 1"),
         ("g.sprite_scale", 0, "g.sprite_scale must be >= 1, got 0"),
         ("g.sprite_scale", 2, "g.sprite_scale=2 draws G's moved layers smaller than the frame"),
+        ("g.layer_walls", "wrap", "g.layer_walls='wrap' is not allowed; choose one of ['open'"),
+        ("g.layer_walls", "reflect", "g.layer_walls='reflect' makes G's moved layers bounce off"),
+        ("g.colour_levels", 1, "g.colour_levels=1 rounds the flat colours of G's layers, but"),
+        ("g.colour_levels", -2, "g.colour_levels must be >= 0, got -2"),
         ("g.norm", "layer", "g.norm='layer' is not allowed; choose one of ['batch', 'none']"),
         ("g.depth", 4, "data.height=8 and data.width=8 must be divisible by 2**g.depth=16"),
         ("d.depth", 0, "d.depth must be >= 1, got 0"),
@@ -682,13 +796,15 @@ def test_bad_config_values_name_the_key(key, value, message):
         ("g", "layer_motion", "translate", make_generator, "drawn"),
         ("g", "hard_masks", True, make_generator, False),
         ("g", "sprite_scale", 2, make_generator, 1),
+        ("g", "layer_walls", "reflect", make_generator, "open"),
+        ("g", "colour_levels", 3, make_generator, 0),
         ("d", "pixel_stem", 8, make_discriminator, 0),
     ],
 )
 def test_settings_reach_the_net_and_old_configs_build_without_them(net, key, value, make, default):
     cfg = _tiny_config()
     cfg.g.layers = 2  # the layer settings need layers; "layers" itself is checked alone
-    if key == "sprite_scale":  # sprites are moved layers
+    if key in ("sprite_scale", "layer_walls"):  # settings of moved layers
         cfg.g.layer_motion = "inertial"
     cfg[net][key] = value
     assert getattr(make(cfg[net], train.validate(cfg)), key) == value

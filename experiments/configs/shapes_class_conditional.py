@@ -300,7 +300,16 @@ from gan_jax.config import load_config_file
 from gan_jax.objectives import class_conditional
 from gan_jax.train import default_config
 
-_SPRITES = ("layers", "layer_motion", "sprite_scale", "hard_masks", "mask_gain", "output_gain")
+_SPRITES = (
+    "layers",
+    "layer_motion",
+    "layer_walls",
+    "colour_levels",
+    "sprite_scale",
+    "hard_masks",
+    "mask_gain",
+    "output_gain",
+)
 
 
 def get_config():

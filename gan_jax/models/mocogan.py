@@ -27,34 +27,39 @@ G, for `depth` = d and `base_width` = w:
      64, 32, 32 instead of 64, 32, 16): width where the frames are drawn, at the cost of the
      largest maps only.
   layers: `layers` = K > 0 paints each frame as K masked layers over a background (LR-GAN's
-     compositing, Yang et al. 2017; `composite_layers`): the frame generator's last
-     convolution draws K mask logits instead of the frame, each layer's logits shifted by its
-     presence in the clip (a Dense of the clip's content code, `layer_presence`: a clip can
-     hide a layer in every frame at once), its opacity sigmoid(gain x logit) with the gain
-     `mask_gain` (0: `output_gain`). The colours come from `layer_colours`: "flat", one colour
-     per layer and clip and one for the background, tanh(`output_gain` x a Dense of the
-     clip's content code, `layer_colours`), so that every object is one colour that cannot
-     change from frame to frame; "flat_objects", the same for the K layers, the background
-     drawn per pixel by the frame generator (C more output channels); "map", every layer's
-     colours per pixel (C (K + 1) more channels). A pixel is a convex mix of the colours at
-     it. The class embedding, where conditional, joins the content code before both Dense layers.
-     `hard_masks` makes every opacity 0 or 1 (logit > 0) with the sigmoid's gradient (a
-     straight-through estimator): edges as sharp as the data's at any gain. `layer_motion` says how
-     the layers change from frame to frame: "drawn", the frame generator draws every frame from its
-     content and motion codes; "translate", "inertial" and "steered" (sprites), it draws each clip's
-     layers once, from the content (and class) code alone, on N codes instead of N x T, and every
-     layer moves by its own offset per frame (`translate_maps`: bilinear, on the logits before the
-     sigmoid, so a moved edge is as sharp as a drawn one; outside its map a layer is transparent).
-     The offsets (`LayerOffsets`, parameters under `offsets/`) add up per-frame steps: "translate",
-     a Dense of each frame's motion code; "inertial", the first step a Dense of the motion code and
-     every later one the last plus an acceleration, a zero-initialised Dense of the motion code, so
-     that an untrained G moves each layer at a constant velocity; "steered" (the main job's), the
-     acceleration a zero-initialised MLP of the layer's position and velocity, so that a layer can
-     turn where it is, at a wall. A layer then keeps its shape and colour through the clip by
-     construction. `sprite_scale` = s > 1 draws the layers on maps s times smaller than the frame,
-     placed at a start anywhere that holds them whole, (H - H / s) / 2 x (1 + tanh(a Dense of the
-     content code)): a layer cannot draw two objects farther apart than its map is wide. What these
-     did on bouncing shapes is in experiments/configs/bouncing_shapes.py.
+     compositing, Yang et al. 2017; `composite_layers`): the frame generator's last convolution
+     draws K mask logits instead of the frame, each layer's logits shifted by its presence in the
+     clip (a Dense of the clip's content code, `layer_presence`: a clip can hide a layer in every
+     frame at once), its opacity sigmoid(gain x logit) with the gain `mask_gain` (0: `output_gain`).
+     The colours come from `layer_colours`: "flat", one colour per layer and clip and one for the
+     background, tanh(`output_gain` x a Dense of the clip's content code, `layer_colours`), so that
+     every object is one colour that cannot change from frame to frame; "flat_objects", the same for
+     the K layers, the background drawn per pixel by the frame generator (C more output channels);
+     "map", every layer's colours per pixel (C (K + 1) more channels). A pixel is a convex mix of
+     the colours at it. The class embedding, where conditional, joins the content code before both
+     Dense layers. `hard_masks` makes every opacity 0 or 1 (logit > 0) with the sigmoid's gradient
+     (a straight-through estimator): edges as sharp as the data's at any gain. `layer_motion` says
+     how the layers change from frame to frame: "drawn", the frame generator draws every frame from
+     its content and motion codes; "translate", "inertial", "steered" and "glide" (sprites), it
+     draws each clip's layers once, from the content (and class) code alone, on N codes instead of N
+     x T, and every layer moves by its own offset per frame (`translate_maps`: bilinear, on the
+     logits before the sigmoid, so a moved edge is as sharp as a drawn one; outside its map a layer
+     is transparent). The offsets (`LayerOffsets`, parameters under `offsets/`) add up per-frame
+     steps: "translate", a Dense of each frame's motion code; "inertial", the first step a Dense of
+     the motion code and every later one the last plus an acceleration, a zero-initialised Dense of
+     the motion code, so that an untrained G moves each layer at a constant velocity; "steered" (the
+     main job's before), the acceleration a zero-initialised MLP of the layer's position and
+     velocity, so that a layer can turn where it is, at a wall; "glide" (the main job's), one
+     velocity per layer and clip, a learned speed times a unit direction. `layer_walls = "reflect"`
+     folds every path back into the frame as a ball bounces off walls, turning where the layer's
+     object (its pixels shown), not its map, meets the frame's edge (`object_bounds`,
+     `reflect_offsets`). A layer then keeps its shape and colour through the clip by construction.
+     `colour_levels` = L >= 2 rounds each channel of the flat colours to one of L levels (3: -1, 0,
+     1) forward, straight-through backward, so that a colour is either exact or visibly another.
+     `sprite_scale` = s > 1 draws the layers on maps s times smaller than the frame, placed at a
+     start anywhere that holds them whole, (H - H / s) / 2 x (1 + tanh(a Dense of the content
+     code)): a layer cannot draw two objects farther apart than its map is wide. What these did on
+     bouncing shapes is in experiments/configs/bouncing_shapes.py.
   No parameter depends on T (the GRU is scanned, the frame generator sees one frame at a
   time or one clip's sprites, the steps are per frame), so a G built for 32 frames takes the
   parameters of a G trained on 8.
@@ -206,7 +211,8 @@ class FrameGenerator(nn.Module):
 
 
 LAYER_COLOURS = ("flat", "flat_objects", "map")
-LAYER_MOTIONS = ("drawn", "translate", "inertial", "steered")
+LAYER_MOTIONS = ("drawn", "translate", "inertial", "steered", "glide")
+LAYER_WALLS = ("open", "reflect")
 # Where a translated mask leaves its map, its logit times the gain: sigmoid(-10) = 4.5e-5.
 _OUTSIDE_LOGIT = -10.0
 
@@ -218,6 +224,19 @@ def layer_opacity(mask_logits: jax.Array, gain: float, hard: bool = False) -> ja
     if not hard:
         return soft
     return soft + jax.lax.stop_gradient((mask_logits > 0).astype(soft.dtype) - soft)
+
+
+def quantise_colours(colours: jax.Array, levels: int) -> jax.Array:
+    """Colours in [-1, 1] (any shape) -> each channel the nearest of `levels` evenly spaced
+    values from -1 to 1 forward (2: -1 or 1; 3: -1, 0 or 1), with the identity's gradient
+    backward (straight-through, as `layer_opacity`'s hard masks); `levels` 0: unchanged."""
+    if not levels:
+        return colours
+    if levels < 2:
+        raise ValueError(f"quantise_colours: levels={levels} must be 0 (off) or >= 2.")
+    half = (levels - 1) / 2.0
+    hard = jnp.round((colours + 1.0) * half) / half - 1.0
+    return colours + jax.lax.stop_gradient(hard - colours)
 
 
 def composite_layers(
@@ -265,6 +284,38 @@ def translate_maps(
     return moved + fill * (1.0 - inside)
 
 
+def object_bounds(mask_logits: jax.Array, frame_size: tuple[int, int]) -> jax.Array:
+    """Mask logits `[N, h, w, K]` of K layers on maps of h x w -> the offsets `[N, K, 2, 2]`
+    ([..., axis, (low, high)], pixels) at which each layer's object, its pixels of logit > 0,
+    lies whole inside a frame of `frame_size` (H, W): [-first row, H - 1 - last row], and the
+    same for columns. A layer with no such pixel is bounded by its whole map. No gradient
+    flows: the bounds are where the object's edges are, not how sharp they are."""
+    occupied = jax.lax.stop_gradient(mask_logits) > 0
+
+    def axis_bounds(any_along: jax.Array, frame: int) -> jax.Array:
+        # any_along [N, m, K]: the object has a pixel in row (or column) i of its map
+        size = any_along.shape[1]
+        first = jnp.argmax(any_along, axis=1)
+        last = size - 1 - jnp.argmax(any_along[:, ::-1], axis=1)  # size - 1 where empty
+        return jnp.stack([-first, frame - 1 - last], axis=-1).astype(jnp.float32)  # [N, K, 2]
+
+    rows = axis_bounds(occupied.any(axis=2), frame_size[0])
+    cols = axis_bounds(occupied.any(axis=1), frame_size[1])
+    return jnp.stack([rows, cols], axis=2)
+
+
+def reflect_offsets(offsets: jax.Array, bounds: jax.Array) -> jax.Array:
+    """Offsets `[N, T, K, 2]` folded into bounds `[N, K, 2, 2]` ((low, high) per axis) as a
+    ball bounces off walls: a path that runs past `high` comes back by as much, with its
+    velocity reversed (a triangle wave of period 2 (high - low)); where high <= low, low.
+    The gradient in the offsets is +-1, the velocity's sign on the folded path."""
+    low, high = bounds[:, None, ..., 0], bounds[:, None, ..., 1]  # [N, 1, K, 2]
+    span = jnp.maximum(high - low, 0.0)
+    safe = jnp.where(span > 0, span, 1.0)
+    phase = jnp.mod(offsets - low, 2.0 * safe)
+    return jnp.where(span > 0, low + safe - jnp.abs(phase - safe), low)
+
+
 class LayerOffsets(nn.Module):
     """Motion codes `[N, T, D]` and content codes `[N, Dc]` -> each of K layers' offset per
     frame `[N, T, K, 2]` ((dy, dx) pixels): a start, then the sum of per-frame steps.
@@ -281,6 +332,10 @@ class LayerOffsets(nn.Module):
         so that a layer can turn where it is, at a wall. It reads no later motion code: with
         the per-frame noise in it too, the main job's paths wobbled (fewer clips moved as the
         data does; experiments/configs/bouncing_shapes.py).
+      "glide": one constant velocity per layer and clip from the motion code of frame 1, a
+        speed softplus(`speed`) times a unit direction (`direction`, normalised): a Gaussian
+        code gives directions uniform in angle and speeds a learned distribution that need not
+        crowd near 0, as a 2-D Dense of the code's (the inertial first step) does.
     Every parameter exists whatever T (the steering is built on T < 3 too)."""
 
     layers: int
@@ -326,6 +381,12 @@ class LayerOffsets(nn.Module):
                 steps.append(steps[-1] + turn(position, steps[-1]))
                 position = position + steps[-1]
             steps = jnp.stack(steps, axis=1) if steps else jnp.zeros((n, 0, k, 2))
+        elif self.mode == "glide":
+            code = motion[:, 1:2] if t > 1 else jnp.zeros_like(motion[:, :1])  # params at T = 1
+            direction = nn.Dense(2 * k, name="direction")(code).reshape(n, 1, k, 2)
+            direction = direction * jax.lax.rsqrt(jnp.sum(direction**2, -1, keepdims=True) + 1e-6)
+            speed = nn.softplus(nn.Dense(k, name="speed")(code)).reshape(n, 1, k, 1)
+            steps = jnp.broadcast_to(speed * direction, (n, t - 1, k, 2))
         else:
             raise ValueError(f"LayerOffsets: mode={self.mode!r} is not one of {LAYER_MOTIONS[1:]}.")
         offsets = jnp.concatenate([jnp.zeros((n, 1, k, 2)), jnp.cumsum(steps, axis=1)], axis=1)
@@ -355,6 +416,8 @@ class MoCoGenerator(nn.Module):
     layer_motion: str = "drawn"  # or "translate" / "inertial" / "steered": sprites, moved
     hard_masks: bool = False  # opacities 0 or 1, the sigmoid's gradient (straight-through)
     sprite_scale: int = 1  # > 1: moved layers drawn on maps this many times smaller than frames
+    layer_walls: str = "open"  # "reflect": moved layers bounce off the frame's edges
+    colour_levels: int = 0  # >= 2: flat colours' channels rounded to this many levels
 
     @property
     def latent_shapes(self) -> dict[str, tuple[int, ...]]:
@@ -396,6 +459,12 @@ class MoCoGenerator(nn.Module):
                 f"{LAYER_MOTIONS}, and moving layers needs layers > 0 (got {k})."
             )
         moved = k and self.layer_motion != "drawn"
+        if self.layer_walls not in LAYER_WALLS or (self.layer_walls != "open" and not moved):
+            raise ValueError(
+                f"MoCoGenerator: layer_walls={self.layer_walls!r} must be one of {LAYER_WALLS}, "
+                f"and 'reflect' needs moved layers (layer_motion={self.layer_motion!r}, "
+                f"layers={k})."
+            )
         scale = self.sprite_scale
         if scale != 1 and not (moved and self.layer_colours == "flat" and scale > 1):
             raise ValueError(
@@ -433,6 +502,10 @@ class MoCoGenerator(nn.Module):
             return frames.reshape(n, t, h, w, c)
         gain = self.mask_gain or self.output_gain
         masks = frames[..., :k]
+        # Each layer's presence in the clip, from its content (and class): a low one hides the
+        # whole layer in every frame, so that a clip with fewer objects than layers need not
+        # hide one by darkening its colour or emptying its masks.
+        presence = nn.Dense(k, name="layer_presence")(content)  # [N, K]
         if mapped:  # colours drawn per pixel (sprites have none: `sprite_scale` is 1 here)
             maps = tanh_output(frames[..., k:], self.output_gain)
             maps = maps.reshape(frames.shape[0], h, w, mapped, c)
@@ -443,6 +516,11 @@ class MoCoGenerator(nn.Module):
             offsets = LayerOffsets(
                 k, self.layer_motion, (h, w), (h - h // scale, w - w // scale), name="offsets"
             )(motion, content)
+            if self.layer_walls == "reflect":
+                # Each object turns back where its own edge, not its map's, meets the frame's:
+                # its pixels shown (logit + presence > 0).
+                shown = masks + presence[:, None, None, :]
+                offsets = reflect_offsets(offsets, object_bounds(shown, (h, w)))
             masks = translate_maps(masks[..., None], offsets, _OUTSIDE_LOGIT / gain, (h, w))
             masks = masks[..., 0]
             masks = masks.reshape(n * t, h, w, k)
@@ -451,10 +529,6 @@ class MoCoGenerator(nn.Module):
                 layer_maps = translate_maps(maps[:, :, :, 1:], offsets, 0.0)
                 layer_maps = layer_maps.reshape(n * t, h, w, mapped - 1, c)
                 maps = jnp.concatenate([background, layer_maps], axis=3)
-        # Each layer's presence in the clip, from its content (and class): a low one hides the
-        # whole layer in every frame, so that a clip with fewer objects than layers need not
-        # hide one by darkening its colour or emptying its masks.
-        presence = nn.Dense(k, name="layer_presence")(content)  # [N, K]
         masks = masks + jnp.repeat(presence, t, axis=0)[:, None, None, :]
         if mapped < k + 1:
             # One colour per clip for each layer not drawn per pixel, from the clip's content
@@ -462,7 +536,7 @@ class MoCoGenerator(nn.Module):
             # and motion.
             flat_layers = k + 1 - mapped
             flat = nn.Dense(flat_layers * c, name="layer_colours")(content)
-            flat = tanh_output(flat, self.output_gain)
+            flat = quantise_colours(tanh_output(flat, self.output_gain), self.colour_levels)
             flat = jnp.repeat(flat.reshape(n, flat_layers * c), t, axis=0)
             flat = flat.reshape(n * t, 1, 1, flat_layers, c)
             if mapped:  # joined to per-pixel maps: broadcast to their size
@@ -626,6 +700,8 @@ def g_config() -> config_dict.ConfigDict:
             "layer_motion": "drawn",
             "hard_masks": False,
             "sprite_scale": 1,
+            "layer_walls": "open",
+            "colour_levels": 0,
         }
     )
 
@@ -704,8 +780,8 @@ def validate_g(g_cfg: config_dict.ConfigDict, spec: DataSpec) -> None:
             raise ConfigError(
                 f"g.sprite_scale={scale} draws G's moved layers smaller than the frame, but "
                 f"g.layers={g_cfg.get('layers', 0)}, g.layer_motion={motion!r}, "
-                f"g.layer_colours={colours!r}; set g.layers >= 1, g.layer_motion='translate' "
-                "or 'inertial' and g.layer_colours='flat', or g.sprite_scale=1"
+                f"g.layer_colours={colours!r}; set g.layers >= 1, a moving g.layer_motion (one "
+                f"of {list(LAYER_MOTIONS[1:])}) and g.layer_colours='flat', or g.sprite_scale=1"
             )
         _, height, width, _ = spec.sample_shape
         size = scale * 2**g_cfg.depth
@@ -714,6 +790,25 @@ def validate_g(g_cfg: config_dict.ConfigDict, spec: DataSpec) -> None:
                 f"g.sprite_scale={scale} draws sprites of {height}/{scale} x {width}/{scale} "
                 f"pixels, which g.depth={g_cfg.depth} needs divisible by {2**g_cfg.depth}; "
                 "choose a smaller g.sprite_scale or g.depth"
+            )
+    if "layer_walls" in g_cfg:
+        walls, motion = check.one_of("layer_walls", LAYER_WALLS), g_cfg.get("layer_motion", "drawn")
+        if walls != "open" and (motion == "drawn" or not g_cfg.get("layers", 0)):
+            raise ConfigError(
+                f"g.layer_walls={walls!r} makes G's moved layers bounce off the frame's edges, "
+                f"but g.layers={g_cfg.get('layers', 0)}, g.layer_motion={motion!r} moves none; "
+                f"set g.layers >= 1 and a moving g.layer_motion (one of "
+                f"{list(LAYER_MOTIONS[1:])}), or g.layer_walls='open'"
+            )
+    if "colour_levels" in g_cfg:
+        levels = check.integer("colour_levels", 0)
+        colours = g_cfg.get("layer_colours", "flat")
+        if levels == 1 or (levels and (not g_cfg.get("layers", 0) or colours == "map")):
+            raise ConfigError(
+                f"g.colour_levels={levels} rounds the flat colours of G's layers, but must be 0 "
+                f"(off) or >= 2, with g.layers >= 1 (got {g_cfg.get('layers', 0)}) and flat "
+                f"colours (g.layer_colours={colours!r}); set g.colour_levels=0, or 2 or 3 with "
+                "g.layers >= 1 and g.layer_colours='flat' or 'flat_objects'"
             )
     if "hard_masks" in g_cfg and check.boolean("hard_masks") and not g_cfg.get("layers", 0):
         raise ConfigError(
@@ -773,6 +868,8 @@ def make_generator(g_cfg: config_dict.ConfigDict, spec: DataSpec) -> MoCoGenerat
         layer_motion=str(g_cfg.get("layer_motion", "drawn")),
         hard_masks=bool(g_cfg.get("hard_masks", False)),
         sprite_scale=int(g_cfg.get("sprite_scale", 1)),
+        layer_walls=str(g_cfg.get("layer_walls", "open")),
+        colour_levels=int(g_cfg.get("colour_levels", 0)),
     )
 
 
