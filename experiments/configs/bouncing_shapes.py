@@ -72,24 +72,24 @@ objects 0.98-2.47 px per frame, median 1.68); areas alone 2.3 %; count alone 1.0
 only objects are off the palette fails both.
 
 Gliding, the walls and the colour levels are the latest change (same Xeon and seeds), at no more
-cost: two runs side by side took 3 min 17 s to 3 min 43 s each, the steered sprites' 3 min 51 s to 4
-min 13 s. The steered sprites (the recipe before, below) ended at FSD 3.4 / 3.1 / 2.9 with 30.5 /
-30.5 / 37.5 % passing and motion 53-59 %, their objects too slow or running into a wall. One change
-at a time: the steered sprites bouncing off the walls (`g.layer_walls = "reflect"`), FSD 2.7 / 3.2 /
-3.2 and 45.9 / 41.4 / 49.8 % passing, motion 71-81 % (with the trained steering zeroed, seed 0,
-about 7 % of the objects strayed more than 0.75 px from the fitted bounce instead of about a
-quarter, but 14 % were slower than the data: the steering had learnt to mend the speeds, and bent
-the paths doing it); the inertial steps bouncing, FSD 2.9 and 40.0 % (seed 0); gliding at one
-velocity of learned speed and direction, bouncing, FSD 2.8 / 2.8 and 59.4 / 55.5 % (seeds 0 / 1),
-motion 91 / 88 %; then each colour channel rounded to -1, 0 or 1 (this recipe), crisp 75-79 %
-instead of 70-72 % and 62-63 % passing. Not kept: rounded to -1 or 1 (`g.colour_levels = 2`, seed
-0), every object on the palette (crisp 100 %, 76.2 % passing) but none can be orange (255, 128, 0),
-and the FSD rose to 5.3; a 0/1 gate per sprite and clip in place of the presence added to its logits
-(a patch; seed 0), off-palette 12 % and crisp 83 %, but colours kept in 83 % of clips and 48.6 %
-passing; D's image head with a per-pixel first layer of 16 channels (`d.pixel_stem = 16`), FSD 3.2 /
-6.8 / 1.9 and 66.8 / 51.8 / 61.1 % passing, crisp 74-80 %: no better over the seeds, and dearer.
-Most off-palette objects have a channel at the middle level, which orange needs and D does not learn
-to refuse elsewhere.
+cost: two runs side by side took 3 min 17 s to 3 min 43 s each, the steered and inertial sprites
+bouncing off the walls 3 min 51 s to 4 min 13 s. The steered sprites (the recipe before, below)
+ended at FSD 3.4 / 3.1 / 2.9 with 30.5 / 30.5 / 37.5 % passing and motion 53-59 %, their objects too
+slow or running into a wall. One change at a time: the steered sprites bouncing off the walls
+(`g.layer_walls = "reflect"`), FSD 2.7 / 3.2 / 3.2 and 45.9 / 41.4 / 49.8 % passing, motion 71-81 %
+(with the trained steering zeroed, seed 0, about 7 % of the objects strayed more than 0.75 px from
+the fitted bounce instead of about a quarter, but 14 % were slower than the data: the steering had
+learnt to mend the speeds, and bent the paths doing it); the inertial steps bouncing, FSD 2.9 and
+40.0 % (seed 0); gliding at one velocity of learned speed and direction, bouncing, FSD 2.8 / 2.8 and
+59.4 / 55.5 % (seeds 0 / 1), motion 91 / 88 %; then each colour channel rounded to -1, 0 or 1 (this
+recipe), crisp 75-79 % instead of 70-72 % and 62-63 % passing. Not kept: rounded to -1 or 1
+(`g.colour_levels = 2`, seed 0), every object on the palette (crisp 100 %, 76.2 % passing) but none
+can be orange (255, 128, 0), and the FSD rose to 5.3; a 0/1 gate per sprite and clip in place of the
+presence added to its logits (a patch; seed 0), off-palette 12 % and crisp 83 %, but colours kept in
+83 % of clips and 48.6 % passing; D's image head with a per-pixel first layer of 16 channels
+(`d.pixel_stem = 16`), FSD 3.2 / 6.8 / 1.9 and 66.8 / 51.8 / 61.1 % passing, crisp 74-80 %: no
+better over the seeds, and dearer. Most off-palette objects have a channel at the middle level,
+which orange needs and D does not learn to refuse elsewhere.
 
 The sprites were the change before (same Xeon and seeds), at about the same cost: 3 min 07 s alone
 against the recipe before's 3 min 02 s on a slower host of this Xeon kind than the one of the times
