@@ -343,7 +343,8 @@ def test_reflect_offsets_bounce_off_the_bounds_as_a_ball_off_walls():
 def test_reflected_sprites_bounce_where_the_object_not_its_map_meets_the_wall():
     """`layer_walls="reflect"`: a sprite moving right 2 px per frame turns back when its
     object's right edge reaches the frame's last column, runs left at the same speed until its
-    left edge reaches the first, and so on; the object keeps its shape in every frame of 32."""
+    left edge reaches the first, and so on; the object keeps its shape in every frame of 32.
+    With `colour_levels=3` every channel of every pixel is -1, 0 or 1."""
     g = MoCoGenerator(
         clip_shape=(32, 16, 16, 3),
         **G_SIZES,
@@ -354,6 +355,7 @@ def test_reflected_sprites_bounce_where_the_object_not_its_map_meets_the_wall():
         output_gain=6,
         sprite_scale=2,
         layer_walls="reflect",
+        colour_levels=3,
     )
     variables = jax.jit(lambda k: g.init(k, zero_latents(g.latent_shapes, 2), train=False))(
         jax.random.key(3)
@@ -367,10 +369,18 @@ def test_reflected_sprites_bounce_where_the_object_not_its_map_meets_the_wall():
     }
     offsets["start"] = jax.tree.map(jnp.zeros_like, offsets["start"])  # the map at (4, 4)
     params["offsets"] = offsets
+    # Background tanh(6 x -1) per channel, the sprite tanh(6 x (1, 0.02, -1)) = (1, 0.12, -1):
+    # rounded to 3 levels, black and orange (1, 0, -1).
+    params["layer_colours"] = {
+        "kernel": jnp.zeros_like(params["layer_colours"]["kernel"]),
+        "bias": jnp.asarray([-1.0, -1.0, -1.0, 1.0, 0.02, -1.0]),
+    }
     clips, _ = jax.jit(lambda v, z: g.apply(v, z, train=True, mutable=["batch_stats"]))(
         {**variables, "params": params}, _latents(jax.random.key(4), 3, 32)
     )
     clips = np.asarray(clips)
+    colours = np.unique(clips.reshape(-1, 3), axis=0)
+    np.testing.assert_array_equal(colours, [[-1, -1, -1], [1, 0, -1]])  # rounded to 3 levels
     background = clips[:, :, :1, :1]  # the corner is background in every frame
     cols = (np.abs(clips - background).max(-1) > 1e-3).any(axis=2)  # [N, T, W]: object columns
     assert cols.any(axis=2).all()  # the object shows in every frame
@@ -727,12 +737,23 @@ def test_sample_32_frames_from_a_run_trained_on_8(mocogan_run, tmp_path, capsys)
     assert "argument --num-frames: must be at least 1, got 0" in capsys.readouterr().err
 
 
-def test_a_layered_g_trains_and_its_layer_colours_learn(tmp_path):
+# The main job's sprites (experiments/configs/bouncing_shapes.py) on the tiny config's G.
+_MAIN_JOB_SPRITES = """
+    cfg.g.layer_motion, cfg.g.layer_walls, cfg.g.colour_levels = "glide", "reflect", 3
+    cfg.g.sprite_scale, cfg.g.hard_masks, cfg.g.mask_gain = 2, True, 12.0
+"""
+
+
+@pytest.mark.parametrize("sprites", [False, True], ids=["drawn", "main_job_sprites"])
+def test_a_layered_g_trains_and_its_layer_colours_learn(tmp_path, sprites):
     """Two layers with flat colours, their colour head at 5 times G's learning rate, through
     `gan-jax train`: finite losses, and Adam's second update moves the colour head by about 5
-    times G's learning rate (at most 1.06 times its own, as in the test above)."""
+    times G's learning rate (at most 1.06 times its own, as in the test above). With the main
+    job's sprites (gliding, bouncing off the walls, colours rounded straight-through) the colour
+    head learns the same, and the speed and direction heads learn through the fold."""
     config_file = tmp_path / "layered.py"
     extra = "    cfg.g.layers = 2\n    cfg.g.lr_multipliers.layer_colours = 5.0\n"
+    extra += _MAIN_JOB_SPRITES.lstrip("\n") if sprites else ""
     config_file.write_text(CONFIG_TEXT.replace("    return cfg", extra + "    return cfg"))
     workdir = tmp_path / "run"
     assert main(["train", "--config", str(config_file), "--workdir", str(workdir)]) == 0
@@ -743,6 +764,10 @@ def test_a_layered_g_trains_and_its_layer_colours_learn(tmp_path):
     colours = _max_change(step2.g_params["layer_colours"], step1.g_params["layer_colours"])
     assert 2.5 * cfg.g.lr < colours < 5.3 * cfg.g.lr, colours / cfg.g.lr
     assert _max_change(step2.g_params["frames"], step1.g_params["frames"]) < 1.06 * cfg.g.lr
+    if sprites:
+        for head in ("speed", "direction"):
+            moved = _max_change(step2.g_params["offsets"][head], step1.g_params["offsets"][head])
+            assert 0.5 * cfg.g.lr < moved < 1.06 * cfg.g.lr, (head, moved / cfg.g.lr)
 
 
 @pytest.mark.parametrize(

@@ -413,7 +413,7 @@ class MoCoGenerator(nn.Module):
     layers: int = 0  # > 0: frames painted as this many masked layers over a background
     layer_colours: str = "flat"  # per layer and clip; "flat_objects": background per pixel
     mask_gain: float = 0.0  # > 0: opacities sigmoid(mask_gain x logit); 0: output_gain's
-    layer_motion: str = "drawn"  # or "translate" / "inertial" / "steered": sprites, moved
+    layer_motion: str = "drawn"  # or one of LAYER_MOTIONS[1:]: sprites drawn once, moved
     hard_masks: bool = False  # opacities 0 or 1, the sigmoid's gradient (straight-through)
     sprite_scale: int = 1  # > 1: moved layers drawn on maps this many times smaller than frames
     layer_walls: str = "open"  # "reflect": moved layers bounce off the frame's edges
@@ -464,6 +464,11 @@ class MoCoGenerator(nn.Module):
                 f"MoCoGenerator: layer_walls={self.layer_walls!r} must be one of {LAYER_WALLS}, "
                 f"and 'reflect' needs moved layers (layer_motion={self.layer_motion!r}, "
                 f"layers={k})."
+            )
+        if self.colour_levels and (not k or self.layer_colours == "map"):
+            raise ValueError(
+                f"MoCoGenerator: colour_levels={self.colour_levels} rounds flat layer colours, "
+                f"but layers={k}, layer_colours={self.layer_colours!r} draws none."
             )
         scale = self.sprite_scale
         if scale != 1 and not (moved and self.layer_colours == "flat" and scale > 1):
@@ -678,9 +683,11 @@ def g_config() -> config_dict.ConfigDict:
     frames drawn directly) and their colours ("flat": one per layer and clip; "flat_objects":
     the same, the background per pixel; "map": all per pixel), the masks' gain (0: the output
     gain), how the layers change from frame to frame ("drawn" per frame; "translate",
-    "inertial" or "steered": drawn once per clip and moved), masks of 0 or 1
-    (straight-through), and how many times smaller than the frame moved layers are drawn (1:
-    frame-sized). Defaults fit 8x32x32 clips."""
+    "inertial", "steered" or "glide": drawn once per clip and moved), masks of 0 or 1
+    (straight-through), how many times smaller than the frame moved layers are drawn (1:
+    frame-sized), whether moved layers bounce off the frame's edges ("reflect") or pass them
+    ("open"), and how many levels each channel of the flat colours is rounded to (0: none).
+    Defaults fit 8x32x32 clips."""
     return config_dict.ConfigDict(
         {
             "content_dim": 64,
