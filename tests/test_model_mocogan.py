@@ -28,6 +28,7 @@ from gan_jax.models.mocogan import (
     make_discriminator,
     make_generator,
     object_bounds,
+    pick_levels,
     quantise_colours,
     reflect_offsets,
     translate_maps,
@@ -338,6 +339,48 @@ def test_reflect_offsets_bounce_off_the_bounds_as_a_ball_off_walls():
     want_grad = [-1, 1, 1, 1, -1, -1, 1, 1, 1, -1, -1, -1]
     np.testing.assert_array_equal(grad[0, :, 0, 0], want_grad)
     np.testing.assert_array_equal(grad[0, :, 0, 1], np.zeros(12))
+
+
+def test_pick_levels_is_the_highest_logits_level_with_the_softmax_gradient():
+    logits = jnp.asarray([[3.0, 1.0, 0.0], [0.0, 0.0, 5.0], [0.0, 2.0, 1.0], [1.0, 0.0, 4.0]])
+    np.testing.assert_array_equal(pick_levels(logits, 3), [-1.0, 1.0, 0.0, 1.0])
+    np.testing.assert_array_equal(pick_levels(logits[:, :2], 2), [-1.0, -1.0, 1.0, -1.0])
+    # Backward: the softmax-weighted mean of the levels, (p_high - p_low) for 3 levels.
+    weights = jnp.asarray([1.0, -2.0, 0.5, 3.0])
+    grad = jax.grad(lambda x: jnp.sum(weights * pick_levels(x, 3)))(logits)
+    soft = jax.nn.softmax(logits, axis=-1)
+    levels = jnp.asarray([-1.0, 0.0, 1.0])
+    want = jax.grad(lambda x: jnp.sum(weights * (jax.nn.softmax(x, -1) @ levels)))(logits)
+    np.testing.assert_allclose(grad, want, rtol=1e-6)
+    assert np.abs(np.asarray(grad)).min() > 0 and float(soft[1, 2]) > 0.98
+
+
+def test_a_g_with_level_logits_paints_only_the_levels():
+    """`level_logits`: each channel of each flat colour is the level of the highest of its
+    own logits, so with hard masks every pixel of every frame is -1, 0 or 1 per channel, from
+    a colour head of one output per layer, channel and level."""
+    g = MoCoGenerator(
+        clip_shape=(4, 16, 16, 3),
+        **G_SIZES,
+        layers=2,
+        layer_motion="glide",
+        layer_walls="reflect",
+        hard_masks=True,
+        mask_gain=12,
+        output_gain=6,
+        sprite_scale=2,
+        colour_levels=3,
+        level_logits=True,
+    )
+    latents = _latents(jax.random.key(4), 16, 4)
+    variables = g.init(jax.random.key(3), latents, train=False)
+    assert variables["params"]["layer_colours"]["kernel"].shape == (G_SIZES["content_dim"], 27)
+    clips = np.asarray(g.apply(variables, latents, train=False))
+    assert clips.shape == (16, 4, 16, 16, 3)
+    assert set(np.unique(clips)) == {-1.0, 0.0, 1.0}
+    assert len(np.unique(clips.reshape(-1, 3), axis=0)) > 8  # the logits reach many colours
+    with pytest.raises(ValueError, match="level_logits=True picks each flat colour channel"):
+        g.clone(colour_levels=0).init(jax.random.key(3), latents, train=False)
 
 
 def test_reflected_sprites_bounce_where_the_object_not_its_map_meets_the_wall():
@@ -744,16 +787,22 @@ _MAIN_JOB_SPRITES = """
 """
 
 
-@pytest.mark.parametrize("sprites", [False, True], ids=["drawn", "main_job_sprites"])
-def test_a_layered_g_trains_and_its_layer_colours_learn(tmp_path, sprites):
+@pytest.mark.parametrize(
+    "sprites, level_logits",
+    [(False, False), (True, False), (True, True)],
+    ids=["drawn", "main_job_sprites", "sprites_level_logits"],
+)
+def test_a_layered_g_trains_and_its_layer_colours_learn(tmp_path, sprites, level_logits):
     """Two layers with flat colours, their colour head at 5 times G's learning rate, through
     `gan-jax train`: finite losses, and Adam's second update moves the colour head by about 5
     times G's learning rate (at most 1.06 times its own, as in the test above). With the main
     job's sprites (gliding, bouncing off the walls, colours rounded straight-through) the colour
-    head learns the same, and the speed and direction heads learn through the fold."""
+    head learns the same, and the speed and direction heads learn through the fold; so does a
+    colour head of one logit per level (`level_logits`, the long config's)."""
     config_file = tmp_path / "layered.py"
     extra = "    cfg.g.layers = 2\n    cfg.g.lr_multipliers.layer_colours = 5.0\n"
     extra += _MAIN_JOB_SPRITES.lstrip("\n") if sprites else ""
+    extra += "    cfg.g.level_logits = True\n" if level_logits else ""
     config_file.write_text(CONFIG_TEXT.replace("    return cfg", extra + "    return cfg"))
     workdir = tmp_path / "run"
     assert main(["train", "--config", str(config_file), "--workdir", str(workdir)]) == 0
@@ -790,6 +839,8 @@ def test_a_layered_g_trains_and_its_layer_colours_learn(tmp_path, sprites):
         ("g.layer_walls", "reflect", "g.layer_walls='reflect' makes G's moved layers bounce off"),
         ("g.colour_levels", 1, "g.colour_levels=1 rounds the flat colours of G's layers, but"),
         ("g.colour_levels", -2, "g.colour_levels must be >= 0, got -2"),
+        ("g.level_logits", True, "g.level_logits=True picks each channel of G's flat colours"),
+        ("g.level_logits", 1, "g.level_logits must be bool, got 1"),
         ("g.norm", "layer", "g.norm='layer' is not allowed; choose one of ['batch', 'none']"),
         ("g.depth", 4, "data.height=8 and data.width=8 must be divisible by 2**g.depth=16"),
         ("d.depth", 0, "d.depth must be >= 1, got 0"),
@@ -823,6 +874,7 @@ def test_bad_config_values_name_the_key(key, value, message):
         ("g", "sprite_scale", 2, make_generator, 1),
         ("g", "layer_walls", "reflect", make_generator, "open"),
         ("g", "colour_levels", 3, make_generator, 0),
+        ("g", "level_logits", True, make_generator, False),
         ("d", "pixel_stem", 8, make_discriminator, 0),
     ],
 )
@@ -831,6 +883,8 @@ def test_settings_reach_the_net_and_old_configs_build_without_them(net, key, val
     cfg.g.layers = 2  # the layer settings need layers; "layers" itself is checked alone
     if key in ("sprite_scale", "layer_walls"):  # settings of moved layers
         cfg.g.layer_motion = "inertial"
+    if key == "level_logits":  # picks among the levels
+        cfg.g.colour_levels = 3
     cfg[net][key] = value
     assert getattr(make(cfg[net], train.validate(cfg)), key) == value
     del cfg[net][key]  # a config saved before the key existed

@@ -55,7 +55,10 @@ G, for `depth` = d and `base_width` = w:
      object (its pixels shown), not its map, meets the frame's edge (`object_bounds`,
      `reflect_offsets`). A layer then keeps its shape and colour through the clip by construction.
      `colour_levels` = L >= 2 rounds each channel of the flat colours to one of L levels (3: -1, 0,
-     1) forward, straight-through backward, so that a colour is either exact or visibly another.
+     1) forward, straight-through backward, so that a colour is either exact or visibly another;
+     `level_logits` picks each channel's level as the highest of one logit per level instead
+     (`pick_levels`), so that no band of content codes lies on the middle level between the
+     outer two.
      `sprite_scale` = s > 1 draws the layers on maps s times smaller than the frame, placed at a
      start anywhere that holds them whole, (H - H / s) / 2 x (1 + tanh(a Dense of the content
      code)): a layer cannot draw two objects farther apart than its map is wide. What these did on
@@ -239,6 +242,19 @@ def quantise_colours(colours: jax.Array, levels: int) -> jax.Array:
     return colours + jax.lax.stop_gradient(hard - colours)
 
 
+def pick_levels(logits: jax.Array, levels: int) -> jax.Array:
+    """Logits `[..., levels]`, one per level -> values `[...]`: the level of the highest logit
+    forward (of `levels` evenly spaced values from -1 to 1), the softmax-weighted mean of the
+    levels backward (straight-through, as `quantise_colours`). Rounding one value to 3 levels
+    puts the middle level between the outer two, so every content code moving a channel from
+    -1 to 1 passes a band of codes drawn at 0; with a logit per level that band can shrink to
+    nothing, and the middle level stay for the colours that need it."""
+    values = jnp.linspace(-1.0, 1.0, levels, dtype=jnp.float32)
+    soft = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
+    hard = jax.nn.one_hot(jnp.argmax(logits, axis=-1), levels, dtype=soft.dtype)
+    return (soft + jax.lax.stop_gradient(hard - soft)) @ values
+
+
 def composite_layers(
     mask_logits: jax.Array, colours: jax.Array, gain: float, hard: bool = False
 ) -> jax.Array:
@@ -418,6 +434,7 @@ class MoCoGenerator(nn.Module):
     sprite_scale: int = 1  # > 1: moved layers drawn on maps this many times smaller than frames
     layer_walls: str = "open"  # "reflect": moved layers bounce off the frame's edges
     colour_levels: int = 0  # >= 2: flat colours' channels rounded to this many levels
+    level_logits: bool = False  # each level picked by the highest of a logit per level
 
     @property
     def latent_shapes(self) -> dict[str, tuple[int, ...]]:
@@ -469,6 +486,11 @@ class MoCoGenerator(nn.Module):
             raise ValueError(
                 f"MoCoGenerator: colour_levels={self.colour_levels} rounds flat layer colours, "
                 f"but layers={k}, layer_colours={self.layer_colours!r} draws none."
+            )
+        if self.level_logits and not self.colour_levels:
+            raise ValueError(
+                "MoCoGenerator: level_logits=True picks each flat colour channel's level from "
+                "one logit per level, but colour_levels=0 sets none."
             )
         scale = self.sprite_scale
         if scale != 1 and not (moved and self.layer_colours == "flat" and scale > 1):
@@ -540,8 +562,13 @@ class MoCoGenerator(nn.Module):
             # (and class) alone, so it cannot change from frame to frame; the masks carry shape
             # and motion.
             flat_layers = k + 1 - mapped
-            flat = nn.Dense(flat_layers * c, name="layer_colours")(content)
-            flat = quantise_colours(tanh_output(flat, self.output_gain), self.colour_levels)
+            if self.level_logits:
+                levels = self.colour_levels
+                flat = nn.Dense(flat_layers * c * levels, name="layer_colours")(content)
+                flat = pick_levels(flat.reshape(n, flat_layers * c, levels), levels)
+            else:
+                flat = nn.Dense(flat_layers * c, name="layer_colours")(content)
+                flat = quantise_colours(tanh_output(flat, self.output_gain), self.colour_levels)
             flat = jnp.repeat(flat.reshape(n, flat_layers * c), t, axis=0)
             flat = flat.reshape(n * t, 1, 1, flat_layers, c)
             if mapped:  # joined to per-pixel maps: broadcast to their size
@@ -686,8 +713,9 @@ def g_config() -> config_dict.ConfigDict:
     "inertial", "steered" or "glide": drawn once per clip and moved), masks of 0 or 1
     (straight-through), how many times smaller than the frame moved layers are drawn (1:
     frame-sized), whether moved layers bounce off the frame's edges ("reflect") or pass them
-    ("open"), and how many levels each channel of the flat colours is rounded to (0: none).
-    Defaults fit 8x32x32 clips."""
+    ("open"), how many levels each channel of the flat colours is rounded to (0: none), and
+    whether each channel's level is instead the highest of one logit per level. Defaults fit
+    8x32x32 clips."""
     return config_dict.ConfigDict(
         {
             "content_dim": 64,
@@ -709,6 +737,7 @@ def g_config() -> config_dict.ConfigDict:
             "sprite_scale": 1,
             "layer_walls": "open",
             "colour_levels": 0,
+            "level_logits": False,
         }
     )
 
@@ -817,6 +846,13 @@ def validate_g(g_cfg: config_dict.ConfigDict, spec: DataSpec) -> None:
                 f"colours (g.layer_colours={colours!r}); set g.colour_levels=0, or 2 or 3 with "
                 "g.layers >= 1 and g.layer_colours='flat' or 'flat_objects'"
             )
+    if "level_logits" in g_cfg and check.boolean("level_logits"):
+        if not g_cfg.get("colour_levels", 0):
+            raise ConfigError(
+                "g.level_logits=True picks each channel of G's flat colours from one logit per "
+                "level, but g.colour_levels=0 sets no levels; set g.colour_levels (e.g. 3) or "
+                "g.level_logits=False"
+            )
     if "hard_masks" in g_cfg and check.boolean("hard_masks") and not g_cfg.get("layers", 0):
         raise ConfigError(
             "g.hard_masks=True makes the masks of G's layers 0 or 1, but g.layers=0 draws none; "
@@ -877,6 +913,7 @@ def make_generator(g_cfg: config_dict.ConfigDict, spec: DataSpec) -> MoCoGenerat
         sprite_scale=int(g_cfg.get("sprite_scale", 1)),
         layer_walls=str(g_cfg.get("layer_walls", "open")),
         colour_levels=int(g_cfg.get("colour_levels", 0)),
+        level_logits=bool(g_cfg.get("level_logits", False)),
     )
 
 
