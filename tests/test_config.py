@@ -408,6 +408,7 @@ def test_main_job_is_what_the_readme_promises():
     assert cfg.g.name == cfg.d.name == "mocogan"
     assert (cfg.g.layers, cfg.g.sprite_scale, cfg.g.hard_masks) == (2, 2, True)
     assert (cfg.g.layer_motion, cfg.g.layer_walls, cfg.g.colour_levels) == ("glide", "reflect", 3)
+    assert (cfg.g.level_logits, cfg.penalty.r1) == (True, 1.0)
     assert cfg.g.depth == cfg.d.depth == 3
     assert cfg.g.base_width == cfg.d.base_width == 16
     assert cfg.g.norm == cfg.d.norm == "batch"
