@@ -780,7 +780,8 @@ def test_sample_32_frames_from_a_run_trained_on_8(mocogan_run, tmp_path, capsys)
     assert "argument --num-frames: must be at least 1, got 0" in capsys.readouterr().err
 
 
-# The main job's sprites (experiments/configs/bouncing_shapes.py) on the tiny config's G.
+# The main job's sprites (experiments/configs/bouncing_shapes.py) on the tiny config's G, with
+# rounded colours (the recipe before its level logits, which a case below adds).
 _MAIN_JOB_SPRITES = """
     cfg.g.layer_motion, cfg.g.layer_walls, cfg.g.colour_levels = "glide", "reflect", 3
     cfg.g.sprite_scale, cfg.g.hard_masks, cfg.g.mask_gain = 2, True, 12.0
@@ -798,7 +799,7 @@ def test_a_layered_g_trains_and_its_layer_colours_learn(tmp_path, sprites, level
     times G's learning rate (at most 1.06 times its own, as in the test above). With the main
     job's sprites (gliding, bouncing off the walls, colours rounded straight-through) the colour
     head learns the same, and the speed and direction heads learn through the fold; so does a
-    colour head of one logit per level (`level_logits`, the long config's)."""
+    colour head of one logit per level (`level_logits`, the main job's)."""
     config_file = tmp_path / "layered.py"
     extra = "    cfg.g.layers = 2\n    cfg.g.lr_multipliers.layer_colours = 5.0\n"
     extra += _MAIN_JOB_SPRITES.lstrip("\n") if sprites else ""
