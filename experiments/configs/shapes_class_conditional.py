@@ -61,6 +61,11 @@ walls where their objects meet them (`--config.g.layer_walls=reflect`, the rest 
 94.9 / 93.2 / 95.3 % at step 3000 for seeds 0 / 1 / 2 (FSD 3.7 / 3.5 / 3.1), label 2 93.8 / 87.9 /
 92.2 %: a mean of 94.5 % against this config's 93.8 %, within the noise of 256 clips per class, so
 not adopted.
+The main job's sprites of session 41 (gliding, bouncing, each colour channel's level from one logit
+per level; this Xeon, seeds 1 and 2, stopped at step 1500): 80.9 / 70.1 % at step 1500 (label 2
+63.7 / 40.6 %, FSD 13.7 / 8.2), where this config read 83.4 / 78.9 % at step 1000; with the main
+job's R1 too (gamma 1, every 32nd D update), 75.2 / 70.1 % (label 2 50.8 / 40.6 %, FSD 8.8 / 7.5):
+G drew one object for either label, so neither was kept.
 
 The recipe before the sprites (G: bouncing_shapes_dcgan.py's `video_dcgan` G, depth 3, base width
 16, batch norm, 64-d noise, with a class embedding beside its noise and class-conditional norms; all
