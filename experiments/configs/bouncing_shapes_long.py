@@ -33,12 +33,15 @@ white ones), each keeping its colour and shape as it glides; the outlines are ro
 data's squares and discs, and the last clip's two objects share a colour, which the data's never do.
 
 Past step 1000 the batch-32 runs lost clips: at step 2000 seeds 0 / 1 passed 79.1 / 80.1 % (FSD 2.7
-/ 2.5), areas kept 89 / 93 %: so the config stops at 1000. At batch 16 (the main job's) for 2000
-steps, seeds 0 / 1 / 2 passed 79.3 / 78.1 / 73.2 % at step 1000 and 77.1 / 82.6 / 78.1 % at step
-2000, FSD 3.7 / 3.9 / 2.0 and 2.5 / 1.7 / 4.1 (crisp 93-96 %, areas kept 90-96 %, colours kept 93-99
-% at step 2000); 4 min 02 s for seed 2 alone, seeds 0 and 1 side by side 6 min 41 s and 6 min 34 s.
-Its samples/step_002000.png of seed 0: orange objects in three clips of eight (the data: one object
-in eight), green and orange, a red square passing under a white disc, a small magenta speck beside a
+/ 2.5), areas kept 89 / 93 %: so the config stops at 1000. At half the learning rate (5e-4 for both
+nets, batch 32, 2000 steps, seeds 0 / 1: 9 min 42 s each side by side, 4 evaluations) they passed
+63.7 / 73.4 % at step 1000, 78.1 / 80.1 % at 1500 and 79.9 / 79.3 % at 2000 (FSD 4.0 / 6.0, 3.4 /
+2.7, 5.3 / 2.4): slower, and no higher. At batch 16 (the main job's) for 2000 steps, seeds 0 / 1 / 2
+passed 79.3 / 78.1 / 73.2 % at step 1000 and 77.1 / 82.6 / 78.1 % at step 2000, FSD 3.7 / 3.9 / 2.0
+and 2.5 / 1.7 / 4.1 (crisp 93-96 %, areas kept 90-96 %, colours kept 93-99 % at step 2000); 4 min 02
+s for seed 2 alone, seeds 0 and 1 side by side 6 min 41 s and 6 min 34 s. Its
+samples/step_002000.png of seed 0: orange objects in three clips of eight (the data: one object in
+eight), green and orange, a red square passing under a white disc, a small magenta speck beside a
 white square (the speck under the data's smallest size: areas fail), white over magenta, red over
 green.
 
