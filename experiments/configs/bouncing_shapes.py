@@ -252,15 +252,15 @@ s before R1, about 4 min 50 s with it) past 5 minutes. Stopped at 1000 steps to 
 it scores no better than this recipe (FSD 11.8 / 16.7 / 9.7); checkpoints and samples every
 625 steps instead of 250 saved about 5 s, and no evaluation at step 0 (`eval.at_start =
 False`) about 3 s.
-Choices, from experiments/shapes_ablation.py (README, "Video GANs on bouncing shapes"): at
-equal wall-clock (180 s on the 2-core AMD EPYC) MoCoGAN's split of content and motion reached
-the lowest FSD of the three families (12.6 with NS + R1, against 29.7 for the 3-D DCGAN and 131
-for the residual R3GAN-style nets, which collapsed to empty frames); RpGAN + R1 + R2 and
-augmentation lost with this family. The main job takes R1 lazily (not in that table): R1 on
-every update costs a double backward pass each step, and without it 1250 steps fit in the
-budget (FSD 10.4 at the end on the EPYC, against the table's 12.6); every 32nd update costs
-6 % of the run. Batch norm in D learned fastest (see bouncing_shapes_dcgan.py); EMA 0.99, since
-a 0.999 average over a run this short is mostly early, grey generators.
+Choices, from experiments/shapes_ablation.py (README, "Video GANs on bouncing shapes"; this
+recipe as its `mocogan` rows, 180 s per run on one core of the Intel Xeon, seeds 0, 1 and 2): only
+the content/motion family passes any clip (this recipe 74 ± 6 % at FSD 3.0 ± 0.8, against no clip
+and FSD 38 for the 3-D DCGAN with NS + R1 and 132-440 for the residual R3GAN-style nets, which
+collapsed); with this family hinge collapsed on one seed of three, and RpGAN + R1 + R2 (63 %) and
+augmentation (58 %) passed fewer clips. R1 is taken lazily: on every update it costs a double
+backward pass each step; every 32nd update costs 6 % of the run. Batch norm in D learned fastest
+(see bouncing_shapes_dcgan.py); EMA 0.99, since a 0.999 average over a run this short is mostly
+early, grey generators.
 """
 
 from gan_jax.train import default_config

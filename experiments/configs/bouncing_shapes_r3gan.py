@@ -16,8 +16,9 @@ jobs, 9 min 54 s wall): the Fréchet Shapes Distance (eval/shapes_fd/fsd) goes 1
 frames, most of them empty, with dotted coloured pixels along the top and left borders. gamma 1
 instead of 0.1 was worse (FSD 1086 at step 500: a dotted pixel grid over every frame).
 
-At equal wall-clock with the other families (experiments/shapes_ablation.py, 180 s on 2 cores)
-it collapsed to black or empty frames with every loss tried.
+At equal wall-clock with the other families (experiments/shapes_ablation.py, 180 s per run on one
+core of an Intel Xeon, seeds 0, 1 and 2) it collapsed with every loss and seed (FSD 97 to 1042):
+black frames, a faint dotted grid, or frames filled with a purple and green texture.
 
 Choices: R3GAN's objective (loss rpgan, penalty.r1 = penalty.r2 = gamma) and optimiser
 (Adam 2e-4 with b1 = 0, b2 = 0.99; no normalisation anywhere); the family's default widths,
