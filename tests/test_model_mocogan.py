@@ -27,6 +27,7 @@ from gan_jax.models.mocogan import (
     layer_opacity,
     make_discriminator,
     make_generator,
+    move_maps,
     object_bounds,
     pick_levels,
     quantise_colours,
@@ -37,6 +38,18 @@ from gan_jax.workdir import abstract_state, load_run
 
 FRAME = (8, 8, 3)  # (H, W, C) of every clip here
 G_SIZES = {"content_dim": 6, "motion_dim": 4, "noise_dim": 3, "base_width": 4, "depth": 2}
+# The main job's sprites (experiments/configs/bouncing_shapes.py): G's settings beside its sizes.
+MAIN_JOB_SPRITES = {
+    "layers": 2,
+    "layer_motion": "glide",
+    "layer_walls": "reflect",
+    "hard_masks": True,
+    "mask_gain": 12,
+    "output_gain": 6,
+    "sprite_scale": 2,
+    "colour_levels": 3,
+    "level_logits": True,
+}
 
 
 @pytest.fixture(autouse=True)
@@ -359,19 +372,7 @@ def test_a_g_with_level_logits_paints_only_the_levels():
     """`level_logits`: each channel of each flat colour is the level of the highest of its
     own logits, so with hard masks every pixel of every frame is -1, 0 or 1 per channel, from
     a colour head of one output per layer, channel and level."""
-    g = MoCoGenerator(
-        clip_shape=(4, 16, 16, 3),
-        **G_SIZES,
-        layers=2,
-        layer_motion="glide",
-        layer_walls="reflect",
-        hard_masks=True,
-        mask_gain=12,
-        output_gain=6,
-        sprite_scale=2,
-        colour_levels=3,
-        level_logits=True,
-    )
+    g = MoCoGenerator(clip_shape=(4, 16, 16, 3), **G_SIZES, **MAIN_JOB_SPRITES)
     latents = _latents(jax.random.key(4), 16, 4)
     variables = g.init(jax.random.key(3), latents, train=False)
     assert variables["params"]["layer_colours"]["kernel"].shape == (G_SIZES["content_dim"], 27)
@@ -381,6 +382,55 @@ def test_a_g_with_level_logits_paints_only_the_levels():
     assert len(np.unique(clips.reshape(-1, 3), axis=0)) > 8  # the logits reach many colours
     with pytest.raises(ValueError, match="level_logits=True picks each flat colour channel"):
         g.clone(colour_levels=0).init(jax.random.key(3), latents, train=False)
+
+
+def test_whole_pixel_moves_copy_the_map_forward_and_keep_the_sub_pixel_gradient():
+    """`move_maps(..., whole_pixels=True)`: forward, the move by the rounded offsets (each
+    frame an exact, shifted copy of the map); backward, the sub-pixel move's gradient."""
+    maps = jax.random.normal(jax.random.key(0), (2, 6, 6, 1, 1))
+    offsets = jnp.asarray([[0.3, 1.6], [2.49, -0.7], [3.5001, 0.1]]).reshape(1, 3, 1, 2)
+    offsets = jnp.concatenate([offsets, offsets + 0.25], axis=0)  # [2, 3, 1, 2]
+    moved = move_maps(maps, offsets, -5.0, (10, 10), whole_pixels=True)
+    np.testing.assert_array_equal(moved, translate_maps(maps, jnp.round(offsets), -5.0, (10, 10)))
+    # Clip 0, frame 1 sits at (2, -1): the map's pixel (r, c) is at (r + 2, c - 1).
+    np.testing.assert_array_equal(moved[0, 1, 2:8, 0:5, 0, 0], maps[0, :, 1:, 0, 0])
+    np.testing.assert_array_equal(moved[0, 1, :2, :, 0, 0], np.full((2, 10), -5.0))
+    weights = jax.random.normal(jax.random.key(1), moved.shape)
+
+    def loss(o, whole):
+        return jnp.sum(weights * move_maps(maps, o, -5.0, (10, 10), whole))
+
+    grad = jax.grad(loss)(offsets, True)
+    np.testing.assert_allclose(grad, jax.grad(loss)(offsets, False), rtol=1e-6)
+    assert np.abs(np.asarray(grad)).min() > 0
+    unrounded = move_maps(maps, offsets, -5.0, (10, 10))
+    assert not np.allclose(unrounded, moved)  # sub-pixel offsets blend neighbouring pixels
+
+
+def test_a_g_with_whole_pixel_moves_keeps_each_objects_pixels_in_every_frame():
+    """`whole_pixels`: a sprite moves by whole pixels, so with hard masks each frame of a
+    clip shows the same number of pixels of every colour (one layer, bouncing inside the
+    frame); moved by fractions of a pixel, its outline changes from frame to frame."""
+    sprites = {**MAIN_JOB_SPRITES, "layers": 1, "whole_pixels": True}
+    g = MoCoGenerator(clip_shape=(6, 16, 16, 3), **G_SIZES, **sprites)
+    latents = _latents(jax.random.key(5), 64, 6)
+    variables = g.init(jax.random.key(2), latents, train=False)
+
+    def colour_counts(clips):
+        codes = np.asarray(clips).round().astype(int) + 1  # -1, 0, 1 -> 0, 1, 2 per channel
+        codes = codes[..., 0] * 9 + codes[..., 1] * 3 + codes[..., 2]  # [N, T, H, W]
+        return np.stack([[np.bincount(f.ravel(), minlength=27) for f in clip] for clip in codes])
+
+    whole = colour_counts(g.apply(variables, latents, train=False))  # [N, T, 27]
+    two_colours = (whole[:, 0] > 0).sum(-1) == 2
+    assert two_colours.sum() >= 4  # an object on a background of another colour
+    np.testing.assert_array_equal(whole, np.repeat(whole[:, :1], 6, axis=1))
+    sub_pixel = colour_counts(g.clone(whole_pixels=False).apply(variables, latents, train=False))
+    assert (sub_pixel != sub_pixel[:, :1]).any(axis=(1, 2))[two_colours].any()
+    with pytest.raises(ValueError, match="whole_pixels=True rounds the offsets of moved layers"):
+        g.clone(layer_motion="drawn", layer_walls="open").init(
+            jax.random.key(3), latents, train=False
+        )
 
 
 def test_reflected_sprites_bounce_where_the_object_not_its_map_meets_the_wall():
@@ -842,6 +892,8 @@ def test_a_layered_g_trains_and_its_layer_colours_learn(tmp_path, sprites, level
         ("g.colour_levels", -2, "g.colour_levels must be >= 0, got -2"),
         ("g.level_logits", True, "g.level_logits=True picks each channel of G's flat colours"),
         ("g.level_logits", 1, "g.level_logits must be bool, got 1"),
+        ("g.whole_pixels", True, "g.whole_pixels=True places G's moved layers at whole pixels"),
+        ("g.whole_pixels", 1, "g.whole_pixels must be bool, got 1"),
         ("g.norm", "layer", "g.norm='layer' is not allowed; choose one of ['batch', 'none']"),
         ("g.depth", 4, "data.height=8 and data.width=8 must be divisible by 2**g.depth=16"),
         ("d.depth", 0, "d.depth must be >= 1, got 0"),
@@ -876,13 +928,14 @@ def test_bad_config_values_name_the_key(key, value, message):
         ("g", "layer_walls", "reflect", make_generator, "open"),
         ("g", "colour_levels", 3, make_generator, 0),
         ("g", "level_logits", True, make_generator, False),
+        ("g", "whole_pixels", True, make_generator, False),
         ("d", "pixel_stem", 8, make_discriminator, 0),
     ],
 )
 def test_settings_reach_the_net_and_old_configs_build_without_them(net, key, value, make, default):
     cfg = _tiny_config()
     cfg.g.layers = 2  # the layer settings need layers; "layers" itself is checked alone
-    if key in ("sprite_scale", "layer_walls"):  # settings of moved layers
+    if key in ("sprite_scale", "layer_walls", "whole_pixels"):  # settings of moved layers
         cfg.g.layer_motion = "inertial"
     if key == "level_logits":  # picks among the levels
         cfg.g.colour_levels = 3

@@ -300,6 +300,25 @@ def translate_maps(
     return moved + fill * (1.0 - inside)
 
 
+def move_maps(
+    maps: jax.Array,
+    offsets: jax.Array,
+    fill: float,
+    size: tuple[int, int] | None = None,
+    whole_pixels: bool = False,
+) -> jax.Array:
+    """`translate_maps`, and with `whole_pixels` its straight-through form: forward, the maps
+    moved by the offsets rounded to whole pixels, an exact copy of each map per frame (so a
+    hard mask's outline, and its object's area, cannot change as it moves); backward, the
+    gradient of the sub-pixel move (at a whole offset the bilinear tents have none)."""
+    moved = translate_maps(maps, offsets, fill, size)
+    if not whole_pixels:
+        return moved
+    whole = translate_maps(maps, jnp.round(jax.lax.stop_gradient(offsets)), fill, size)
+    # moved - moved is exactly 0 forward, so the output is bitwise the whole-pixel move.
+    return whole + (moved - jax.lax.stop_gradient(moved))
+
+
 def object_bounds(mask_logits: jax.Array, frame_size: tuple[int, int]) -> jax.Array:
     """Mask logits `[N, h, w, K]` of K layers on maps of h x w -> the offsets `[N, K, 2, 2]`
     ([..., axis, (low, high)], pixels) at which each layer's object, its pixels of logit > 0,
@@ -435,6 +454,7 @@ class MoCoGenerator(nn.Module):
     layer_walls: str = "open"  # "reflect": moved layers bounce off the frame's edges
     colour_levels: int = 0  # >= 2: flat colours' channels rounded to this many levels
     level_logits: bool = False  # each level picked by the highest of a logit per level
+    whole_pixels: bool = False  # moved layers placed at whole-pixel offsets (straight-through)
 
     @property
     def latent_shapes(self) -> dict[str, tuple[int, ...]]:
@@ -486,6 +506,11 @@ class MoCoGenerator(nn.Module):
             raise ValueError(
                 f"MoCoGenerator: colour_levels={self.colour_levels} rounds flat layer colours, "
                 f"but layers={k}, layer_colours={self.layer_colours!r} draws none."
+            )
+        if self.whole_pixels and not moved:
+            raise ValueError(
+                f"MoCoGenerator: whole_pixels=True rounds the offsets of moved layers, but "
+                f"layer_motion={self.layer_motion!r}, layers={k} moves none."
             )
         if self.level_logits and not self.colour_levels:
             raise ValueError(
@@ -548,12 +573,14 @@ class MoCoGenerator(nn.Module):
                 # its pixels shown (logit + presence > 0).
                 shown = masks + presence[:, None, None, :]
                 offsets = reflect_offsets(offsets, object_bounds(shown, (h, w)))
-            masks = translate_maps(masks[..., None], offsets, _OUTSIDE_LOGIT / gain, (h, w))
+            masks = move_maps(
+                masks[..., None], offsets, _OUTSIDE_LOGIT / gain, (h, w), self.whole_pixels
+            )
             masks = masks[..., 0]
             masks = masks.reshape(n * t, h, w, k)
             if mapped:
                 background = jnp.repeat(maps[:, :, :, :1], t, axis=0)  # still: [N * T, ...]
-                layer_maps = translate_maps(maps[:, :, :, 1:], offsets, 0.0)
+                layer_maps = move_maps(maps[:, :, :, 1:], offsets, 0.0, None, self.whole_pixels)
                 layer_maps = layer_maps.reshape(n * t, h, w, mapped - 1, c)
                 maps = jnp.concatenate([background, layer_maps], axis=3)
         masks = masks + jnp.repeat(presence, t, axis=0)[:, None, None, :]
@@ -713,9 +740,9 @@ def g_config() -> config_dict.ConfigDict:
     "inertial", "steered" or "glide": drawn once per clip and moved), masks of 0 or 1
     (straight-through), how many times smaller than the frame moved layers are drawn (1:
     frame-sized), whether moved layers bounce off the frame's edges ("reflect") or pass them
-    ("open"), how many levels each channel of the flat colours is rounded to (0: none), and
-    whether each channel's level is instead the highest of one logit per level. Defaults fit
-    8x32x32 clips."""
+    ("open"), how many levels each channel of the flat colours is rounded to (0: none),
+    whether each channel's level is instead the highest of one logit per level, and whether
+    moved layers are placed at whole pixels (straight-through). Defaults fit 8x32x32 clips."""
     return config_dict.ConfigDict(
         {
             "content_dim": 64,
@@ -738,6 +765,7 @@ def g_config() -> config_dict.ConfigDict:
             "layer_walls": "open",
             "colour_levels": 0,
             "level_logits": False,
+            "whole_pixels": False,
         }
     )
 
@@ -853,6 +881,15 @@ def validate_g(g_cfg: config_dict.ConfigDict, spec: DataSpec) -> None:
                 "level, but g.colour_levels=0 sets no levels; set g.colour_levels (e.g. 3) or "
                 "g.level_logits=False"
             )
+    if "whole_pixels" in g_cfg and check.boolean("whole_pixels"):
+        motion = g_cfg.get("layer_motion", "drawn")
+        if motion == "drawn" or not g_cfg.get("layers", 0):
+            raise ConfigError(
+                f"g.whole_pixels=True places G's moved layers at whole pixels, but "
+                f"g.layers={g_cfg.get('layers', 0)}, g.layer_motion={motion!r} moves none; set "
+                f"g.layers >= 1 and a moving g.layer_motion (one of {list(LAYER_MOTIONS[1:])}), "
+                "or g.whole_pixels=False"
+            )
     if "hard_masks" in g_cfg and check.boolean("hard_masks") and not g_cfg.get("layers", 0):
         raise ConfigError(
             "g.hard_masks=True makes the masks of G's layers 0 or 1, but g.layers=0 draws none; "
@@ -914,6 +951,7 @@ def make_generator(g_cfg: config_dict.ConfigDict, spec: DataSpec) -> MoCoGenerat
         layer_walls=str(g_cfg.get("layer_walls", "open")),
         colour_levels=int(g_cfg.get("colour_levels", 0)),
         level_logits=bool(g_cfg.get("level_logits", False)),
+        whole_pixels=bool(g_cfg.get("whole_pixels", False)),
     )
 
 
