@@ -52,6 +52,17 @@ continues as one 4000-step run would): 79.3 / 78.7 % passing at step 3000 (FSD 2
 2.3, where with R1 at 0.1 D pulled ahead from about step 2000 (below). The 30 minutes the issue
 allows this config are not what it lacks.
 
+Each sprite placed at whole pixels (`--config.g.whole_pixels=True`: its offsets rounded forward,
+the sub-pixel move's gradient backward, so that an outline cannot change as its object moves; same
+Xeon and seeds, 6 min 16 s each for seeds 0 and 1 side by side): 85.5 / 82.4 / 85.7 % passing at
+FSD 2.1 / 5.0 / 2.1, areas kept 95 / 95 / 95 %, motion 96 / 93 / 96 %: no better than sub-pixel
+moves on any seed, so not kept.
+
+G's frame generator twice as wide (`--config.g.base_width=32`; seeds 0 / 1 side by side, 6 min
+each): 84.2 / 85.5 % passing at FSD 2.9 / 2.6, crisp 92 / 92 %: within the seeds' spread, not kept.
+D's heads twice as wide (`--config.d.base_width=32`; seeds 0 / 1 side by side, 7 min 15 s each):
+83.2 / 86.1 % at FSD 2.2 / 2.7, areas kept 95 / 98 %: the same, not kept.
+
 The colour logits alone, with R1 at gamma 0.1 (the main job's change before its R1; same Xeon):
 77.3 / 80.5 / 18.4 % passing at step 2000, FSD 2.1 / 2.7 / 27.8: on seed 2 D pulled away from G at
 about step 1100 and G's sprites grew into large overlapping squares.
