@@ -148,7 +148,7 @@ def run_cell(args, model: str, loss: str, augment: str, seed: int, core: int | N
         "augment": augment,
         "seed": seed,
         "gamma": gamma,
-        "cores": 1 if core is not None else os.cpu_count(),
+        "cores": 1 if core is not None else len(usable_cores()),
         "workers": args.workers,
         "step": results["step"],
         "seconds": round(seconds, 1),
@@ -250,12 +250,16 @@ def main():
         for cell in itertools.product(args.seeds, args.models, args.losses, args.augment)
         if (cell[1], cell[2], cell[3], cell[0]) not in done
     ]
-    if args.workers > os.cpu_count():
-        parser.error(f"--workers {args.workers} exceeds this machine's {os.cpu_count()} cores")
+    usable = usable_cores()
+    if not 1 <= args.workers <= len(usable):
+        parser.error(
+            f"--workers {args.workers}: give 1 to {len(usable)}, the cores this process may use "
+            f"({', '.join(map(str, usable))})"
+        )
     if args.workers > 1 and shutil.which("taskset") is None:
         parser.error("--workers > 1 pins each run to a core with taskset (util-linux); install it")
     warm_feature_network(args.out / "shapes_features")
-    cores = list(range(args.workers)) if args.workers > 1 else [None]
+    cores = usable[: args.workers] if args.workers > 1 else [None]
     free_cores = list(cores)
     lock = threading.Lock()
 
@@ -278,6 +282,13 @@ def main():
         for future in [pool.submit(run_and_record, cell) for cell in todo]:
             future.result()
     print(write_table(args, rows))
+
+
+def usable_cores() -> list[int]:
+    """The CPU ids this process may run on (its affinity mask, which a container may narrow)."""
+    if hasattr(os, "sched_getaffinity"):
+        return sorted(os.sched_getaffinity(0))
+    return list(range(os.cpu_count() or 1))
 
 
 def warm_feature_network(cache_dir: pathlib.Path) -> None:

@@ -107,7 +107,7 @@ def test_runner_parallel_on_distinct_cores_and_resumes(ablation, tmp_path, monke
     warmed = []
     monkeypatch.setattr(ablation, "run_cell", fake_cell)
     monkeypatch.setattr(ablation, "warm_feature_network", warmed.append)
-    monkeypatch.setattr(ablation.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(ablation, "usable_cores", lambda: [3, 5])
     monkeypatch.setattr(ablation.shutil, "which", lambda name: "/usr/bin/" + name)
     argv = ["shapes_ablation.py", "--workers", "2", "--seeds", "0", "1", "--out", str(tmp_path)]
     argv += ["--models", "mocogan", "r3gan", "--augment", "off"]
@@ -122,7 +122,7 @@ def test_runner_parallel_on_distinct_cores_and_resumes(ablation, tmp_path, monke
         for loss in ablation.LOSSES
         for s in (0, 1)
     )
-    assert set(seen) <= {0, 1} and len(seen) == 12
+    assert set(seen) <= {3, 5} and len(seen) == 12  # the cores the affinity mask allows
     assert warmed == [tmp_path / "shapes_features"]
     assert {r["gamma"] for r in rows if r["model"] == "mocogan"} == {1.0}
 
@@ -134,11 +134,17 @@ def test_runner_parallel_on_distinct_cores_and_resumes(ablation, tmp_path, monke
     assert len((tmp_path / "results.jsonl").read_text().splitlines()) == 12
 
 
-def test_runner_refuses_more_workers_than_cores(ablation, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(ablation.os, "cpu_count", lambda: 2)
+@pytest.mark.parametrize("workers", [3, 0])
+def test_runner_refuses_workers_beyond_the_usable_cores(
+    ablation, tmp_path, monkeypatch, capsys, workers
+):
+    monkeypatch.setattr(ablation, "usable_cores", lambda: [0, 1])
     monkeypatch.setattr(
-        sys, "argv", ["shapes_ablation.py", "--workers", "3", "--out", str(tmp_path)]
+        sys, "argv", ["shapes_ablation.py", "--workers", str(workers), "--out", str(tmp_path)]
     )
     with pytest.raises(SystemExit):
         ablation.main()
-    assert "--workers 3 exceeds this machine's 2 cores" in capsys.readouterr().err
+    assert f"--workers {workers}: give 1 to 2, the cores this process may use (0, 1)" in (
+        capsys.readouterr().err
+    )
+    assert not (tmp_path / "results.jsonl").exists()
