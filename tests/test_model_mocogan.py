@@ -23,12 +23,14 @@ from gan_jax.models.mocogan import (
     ImageVideoDiscriminator,
     LayerOffsets,
     MoCoGenerator,
+    brighten_colours,
     composite_layers,
     layer_opacity,
     make_discriminator,
     make_generator,
     move_maps,
     object_bounds,
+    open_masks,
     pick_levels,
     quantise_colours,
     reflect_offsets,
@@ -382,6 +384,129 @@ def test_a_g_with_level_logits_paints_only_the_levels():
     assert len(np.unique(clips.reshape(-1, 3), axis=0)) > 8  # the logits reach many colours
     with pytest.raises(ValueError, match="level_logits=True picks each flat colour channel"):
         g.clone(colour_levels=0).init(jax.random.key(3), latents, train=False)
+
+
+def test_brightened_colours_keep_their_hue_with_a_full_channel():
+    """`brighten_colours`: in [0, 1] terms each colour over its brightest channel, so the
+    palette's colours stay as they are, a dim one becomes its bright self, and a grey (black
+    included) becomes white; the gradient reaches every channel."""
+    colours = jnp.asarray(
+        [[1.0, -1.0, -1.0], [1.0, 0.0, -1.0], [0.0, -1.0, -1.0], [-0.5, -0.5, 0.0], [-1.0] * 3]
+    )
+    want = [[1.0, -1.0, -1.0], [1.0, 0.0, -1.0], [1.0, -1.0, -1.0], [0.0, 0.0, 1.0]]
+    np.testing.assert_allclose(brighten_colours(colours), [*want, [1.0] * 3], atol=1e-6)
+    np.testing.assert_array_equal(brighten_colours(colours[:3]), want[:3])  # exact levels
+    dim = jnp.asarray([-0.6, -0.2, -0.9])
+    grad = jax.grad(lambda c: jnp.sum(brighten_colours(c) * jnp.asarray([1.0, 2.0, 3.0])))(dim)
+    assert np.all(np.isfinite(grad)) and np.abs(np.asarray(grad)).min() > 0
+
+
+def test_a_g_with_bright_colours_never_paints_an_object_dark():
+    """`bright_colours`: with hard masks every pixel of every frame is the background's colour
+    or an object's with a full channel, the hue it has without the setting; the background's
+    own flat colour is not brightened (it may be black)."""
+    sprites = {**MAIN_JOB_SPRITES, "colour_levels": 0, "level_logits": False}
+    g = MoCoGenerator(clip_shape=(4, 16, 16, 3), **G_SIZES, **sprites, bright_colours=True)
+    latents = _latents(jax.random.key(4), 32, 4)
+    variables = g.init(jax.random.key(3), latents, train=False)
+    bright = np.asarray(g.apply(variables, latents, train=False)).reshape(32, -1, 3)
+    plain = np.asarray(g.clone(bright_colours=False).apply(variables, latents, train=False))
+    plain = plain.reshape(32, -1, 3)
+    same = np.all(bright == plain, axis=-1)  # the background, and objects already bright
+    np.testing.assert_allclose(bright[~same], brighten_colours(plain[~same]), atol=1e-5)
+    np.testing.assert_allclose(bright[~same].max(-1), 1.0, atol=1e-5)
+    assert (~same).any()  # some objects were dim, and are bright now
+    assert (same & (plain.max(-1) < 0.9)).any()  # a dim background stays as it is
+    with pytest.raises(ValueError, match="bright_colours=True brightens flat layer colours"):
+        g.clone(layer_colours="map").init(jax.random.key(3), latents, train=False)
+
+
+def test_opened_masks_keep_wide_shapes_and_lose_specks_and_thin_lines():
+    """`open_masks`: a 5x5 square and a disc 8 pixels across keep every shown pixel; a speck,
+    a line 2 pixels wide and a line along the map's edge are gone (radius 1: a 3x3 square);
+    the gradient reaches the logits the minima and maxima picked, and radius 0 is the
+    identity."""
+    logits = np.full((1, 20, 20, 2), -1.0, np.float32)
+    logits[0, 2:7, 2:7, 0] = 2.0  # a square, 5 wide
+    logits[0, 10, 3, 0] = 6.0  # a speck
+    logits[0, 13:15, 1:12, 0] = 4.0  # a line 2 wide
+    logits[0, 0, :, 0] = 3.0  # a line along the edge
+    rows, cols = np.mgrid[:20, :20]
+    disc = (rows - 9.5) ** 2 + (cols - 9.5) ** 2 < 16  # 8 pixels across
+    logits[0, ..., 1] = np.where(disc, 1.5, -2.0)
+    opened = np.asarray(open_masks(jnp.asarray(logits), 1, -10.0))
+    square = np.zeros((20, 20), bool)
+    square[2:7, 2:7] = True
+    np.testing.assert_array_equal(opened[0, ..., 0] > 0, square)
+    np.testing.assert_array_equal(opened[0, ..., 1] > 0, disc)
+    np.testing.assert_array_equal(opened[0, 2:7, 2:7, 0], 2.0)
+    grad = jax.grad(lambda x: open_masks(x, 1, -10.0)[0, 4, 4, 0])(jnp.asarray(logits))
+    assert float(grad.sum()) == 1.0 and float(grad[0, 2:7, 2:7, 0].sum()) == 1.0  # a tie's pick
+    np.testing.assert_array_equal(open_masks(jnp.asarray(logits), 0, -10.0), logits)
+
+
+def test_a_g_with_opened_masks_draws_no_object_narrower_than_the_square():
+    """`mask_opening`: with hard masks, every pixel a layer shows lies in a 3x3 block that
+    layer shows whole (radius 1), in every frame; without it, a G of jittered weights draws
+    specks."""
+    sprites = {**MAIN_JOB_SPRITES, "layers": 1, "whole_pixels": True}
+    g = MoCoGenerator(clip_shape=(3, 16, 16, 3), **G_SIZES, **sprites, mask_opening=1)
+    latents = _latents(jax.random.key(6), 32, 3)
+    variables = g.init(jax.random.key(2), latents, train=False)
+    # The frame generator's weights jittered, so that the masks are no longer smooth, and
+    # every presence 0, so that no map's outside (a logit of -10 / gain) is shown.
+    leaves, tree = jax.tree.flatten(variables["params"]["frames"])
+    keys = jax.random.split(jax.random.key(7), len(leaves))
+    jittered = [x + 0.2 * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys)]
+    params = {**variables["params"], "frames": jax.tree.unflatten(tree, jittered)}
+    params["layer_presence"] = jax.tree.map(jnp.zeros_like, params["layer_presence"])
+    variables = {**variables, "params": params}
+
+    def thin_pixels(clips):
+        clips = np.asarray(clips)
+        shown = np.any(clips != clips[:, :, :1, :1], axis=-1)  # not the corner's background
+        padded = np.pad(shown, ((0, 0), (0, 0), (1, 1), (1, 1)))
+        whole = np.zeros_like(padded)  # pixels inside a 3x3 block shown whole
+        for r in range(1, 17):
+            for c in range(1, 17):
+                block = padded[:, :, r - 1 : r + 2, c - 1 : c + 2].all(axis=(2, 3))
+                whole[:, :, r - 1 : r + 2, c - 1 : c + 2] |= block[:, :, None, None]
+        return int((shown & ~whole[:, :, 1:-1, 1:-1]).sum())
+
+    opened = g.apply(variables, latents, train=False)
+    assert thin_pixels(opened) == 0
+    assert np.any(opened != opened[:, :, :1, :1])  # objects are shown
+    assert thin_pixels(g.clone(mask_opening=0).apply(variables, latents, train=False)) > 0
+    with pytest.raises(ValueError, match="mask_opening=-1 opens the masks of layers"):
+        g.clone(mask_opening=-1).init(jax.random.key(3), latents, train=False)
+
+
+def test_hidden_outside_keeps_a_present_layer_inside_its_map():
+    """`hidden_outside`: with every presence high (+3), a moved layer still shows at most its
+    8x8 map's pixels in each 16x16 frame (9x9 at a sub-pixel offset); added after the move,
+    that presence shows the layer over the whole frame outside its map too (the logit there is
+    -10 / gain)."""
+    sprites = {**MAIN_JOB_SPRITES, "layers": 1}
+    g = MoCoGenerator(clip_shape=(3, 16, 16, 3), **G_SIZES, **sprites, hidden_outside=True)
+    latents = _latents(jax.random.key(8), 16, 3)
+    variables = g.init(jax.random.key(2), latents, train=False)
+
+    def with_presence(bias):
+        params = dict(variables["params"])
+        presence = jax.tree.map(jnp.zeros_like, params["layer_presence"])
+        params["layer_presence"] = {**presence, "bias": presence["bias"] + bias}
+        return {**variables, "params": params}
+
+    background = np.asarray(g.apply(with_presence(-100.0), latents, train=False))
+    for hidden, most in ((True, 81), (False, 256)):
+        clips = g.clone(hidden_outside=hidden).apply(with_presence(3.0), latents, train=False)
+        shown = np.any(np.asarray(clips) != background, axis=-1).sum(axis=(2, 3))  # [N, T]
+        assert shown.max() <= most and shown.min() > 0
+    assert shown.min() > 81  # without it: the map's outside is shown too
+    with pytest.raises(ValueError, match="hidden_outside=True keeps the outside of moved"):
+        g.clone(layer_motion="drawn", layer_walls="open").init(
+            jax.random.key(3), latents, train=False
+        )
 
 
 def test_whole_pixel_moves_copy_the_map_forward_and_keep_the_sub_pixel_gradient():
@@ -894,6 +1019,11 @@ def test_a_layered_g_trains_and_its_layer_colours_learn(tmp_path, sprites, level
         ("g.level_logits", 1, "g.level_logits must be bool, got 1"),
         ("g.whole_pixels", True, "g.whole_pixels=True places G's moved layers at whole pixels"),
         ("g.whole_pixels", 1, "g.whole_pixels must be bool, got 1"),
+        ("g.bright_colours", True, "g.bright_colours=True gives the flat colours of G's layers"),
+        ("g.bright_colours", 1, "g.bright_colours must be bool, got 1"),
+        ("g.mask_opening", 1, "g.mask_opening=1 opens the masks of G's layers, but g.layers=0"),
+        ("g.mask_opening", -1, "g.mask_opening must be >= 0, got -1"),
+        ("g.hidden_outside", True, "g.hidden_outside=True keeps the outside of G's moved layers"),
         ("g.norm", "layer", "g.norm='layer' is not allowed; choose one of ['batch', 'none']"),
         ("g.depth", 4, "data.height=8 and data.width=8 must be divisible by 2**g.depth=16"),
         ("d.depth", 0, "d.depth must be >= 1, got 0"),
@@ -929,13 +1059,16 @@ def test_bad_config_values_name_the_key(key, value, message):
         ("g", "colour_levels", 3, make_generator, 0),
         ("g", "level_logits", True, make_generator, False),
         ("g", "whole_pixels", True, make_generator, False),
+        ("g", "bright_colours", True, make_generator, False),
+        ("g", "mask_opening", 1, make_generator, 0),
+        ("g", "hidden_outside", True, make_generator, False),
         ("d", "pixel_stem", 8, make_discriminator, 0),
     ],
 )
 def test_settings_reach_the_net_and_old_configs_build_without_them(net, key, value, make, default):
     cfg = _tiny_config()
     cfg.g.layers = 2  # the layer settings need layers; "layers" itself is checked alone
-    if key in ("sprite_scale", "layer_walls", "whole_pixels"):  # settings of moved layers
+    if key in ("sprite_scale", "layer_walls", "whole_pixels", "hidden_outside"):  # moved layers
         cfg.g.layer_motion = "inertial"
     if key == "level_logits":  # picks among the levels
         cfg.g.colour_levels = 3

@@ -62,6 +62,13 @@ G's frame generator twice as wide (`--config.g.base_width=32`; seeds 0 / 1 side 
 each): 84.2 / 85.5 % passing at FSD 2.9 / 2.6, crisp 92 / 92 %: within the seeds' spread, not kept.
 D's heads twice as wide (`--config.d.base_width=32`; seeds 0 / 1 side by side, 7 min 15 s each):
 83.2 / 86.1 % at FSD 2.2 / 2.7, areas kept 95 / 98 %: the same, not kept.
+Each sprite's mask opened by a 3x3 square before it moves (`--config.g.mask_opening=1`: no speck
+or line thinner than 3 pixels; seed 0, 3 min 56 s beside another run): 78.7 % at FSD 2.2, crisp
+90 %, areas kept 94 %. Each sprite's colour brightened to a full channel
+(`--config.g.bright_colours=True`, which lifted the class-conditional config's label accuracy;
+seeds 0 / 1 side by side): 72.5 / 59.6 % at FSD 2.5 / 2.9, colours kept 91 / 88 %, off-palette 8 /
+15 %: the dim level-logit colours it turns bright (black to white, half red to red) are not the
+ones G meant. Neither kept.
 
 The colour logits alone, with R1 at gamma 0.1 (the main job's change before its R1; same Xeon):
 77.3 / 80.5 / 18.4 % passing at step 2000, FSD 2.1 / 2.7 / 27.8: on seed 2 D pulled away from G at

@@ -58,7 +58,14 @@ G, for `depth` = d and `base_width` = w:
      1) forward, straight-through backward, so that a colour is either exact or visibly another;
      `level_logits` picks each channel's level as the highest of one logit per level instead
      (`pick_levels`), so that no band of content codes lies on the middle level between the
-     outer two.
+     outer two. `bright_colours` scales each object layer's flat colour so that its brightest
+     channel is full (`brighten_colours`), as every palette colour's is: G cannot hide an object
+     by darkening it into the background. `mask_opening` = r > 0 opens every layer's mask logits
+     by a square of side 2 r + 1 before it moves (`open_masks`): no layer can show a speck or a
+     line thinner than the square, as the data holds none. Beyond its map a moved layer's logit
+     is -10 / gain and its presence is added after the move, so a presence over 10 / gain shows
+     the layer everywhere outside its map; `hidden_outside` adds the presence before the move, so
+     that the outside stays hidden at any presence.
      `sprite_scale` = s > 1 draws the layers on maps s times smaller than the frame, placed at a
      start anywhere that holds them whole, (H - H / s) / 2 x (1 + tanh(a Dense of the content
      code)): a layer cannot draw two objects farther apart than its map is wide. What these did on
@@ -240,6 +247,44 @@ def quantise_colours(colours: jax.Array, levels: int) -> jax.Array:
     half = (levels - 1) / 2.0
     hard = jnp.round((colours + 1.0) * half) / half - 1.0
     return colours + jax.lax.stop_gradient(hard - colours)
+
+
+def open_masks(mask_logits: jax.Array, radius: int, hidden: jax.Array | float) -> jax.Array:
+    """Mask logits `[M, H, W, K]` -> their morphological opening by a square of side 2 *
+    `radius` + 1: the minimum over each pixel's square (erosion), then the maximum over the
+    same (dilation), with `hidden` (a logit that hides a pixel: a scalar or `[M, 1, 1, K]`), or
+    the map's lowest logit where lower, beyond the map's edges, so that the edges erode. A shape
+    wider than the square in every direction keeps its logits where it is shown; a speck or a
+    line narrower than the square is gone. The gradient reaches the pixels each minimum and
+    maximum picked."""
+    if radius < 1:
+        return mask_logits
+    side = 2 * radius + 1
+    pad = ((0, 0), (radius, radius), (radius, radius), (0, 0))
+    lowest = jnp.min(mask_logits, axis=(1, 2), keepdims=True)
+    low = jax.lax.stop_gradient(jnp.minimum(lowest, hidden))
+
+    inside = jnp.pad(jnp.ones(mask_logits.shape, bool), pad)
+
+    def pooled(x: jax.Array, pick, init: float) -> jax.Array:
+        padded = jnp.where(inside, jnp.pad(x, pad), low)
+        return jax.lax.reduce_window(padded, init, pick, (1, side, side, 1), (1,) * 4, "VALID")
+
+    eroded = pooled(mask_logits, jax.lax.min, jnp.inf)
+    return pooled(eroded, jax.lax.max, -jnp.inf)
+
+
+def brighten_colours(colours: jax.Array) -> jax.Array:
+    """Colours `[..., C]` in [-1, 1] -> the same hue with its brightest channel full: in [0, 1]
+    terms c / max(c) per colour (a grey, black included, becomes white). Every colour of the
+    bouncing-shapes palette has a full channel; a layer with these colours cannot fade into the
+    black background, so a clip shows fewer objects only by its masks or presence."""
+    unit = (colours + 1.0) / 2.0
+    peak = jnp.max(unit, axis=-1, keepdims=True)
+    # A full channel stays exactly full and an empty one exactly empty; a black colour (no
+    # channel above 1e-6) has no hue, and becomes white.
+    scaled = unit / jnp.maximum(peak, 1e-6)
+    return 2.0 * jnp.where(peak > 1e-6, scaled, 1.0) - 1.0
 
 
 def pick_levels(logits: jax.Array, levels: int) -> jax.Array:
@@ -455,6 +500,9 @@ class MoCoGenerator(nn.Module):
     colour_levels: int = 0  # >= 2: flat colours' channels rounded to this many levels
     level_logits: bool = False  # each level picked by the highest of a logit per level
     whole_pixels: bool = False  # moved layers placed at whole-pixel offsets (straight-through)
+    bright_colours: bool = False  # flat object colours with their brightest channel full
+    mask_opening: int = 0  # > 0: masks opened by a square of side 2 r + 1 (no specks, lines)
+    hidden_outside: bool = False  # presence added before the move: a map's outside stays hidden
 
     @property
     def latent_shapes(self) -> dict[str, tuple[int, ...]]:
@@ -512,6 +560,21 @@ class MoCoGenerator(nn.Module):
                 f"MoCoGenerator: whole_pixels=True rounds the offsets of moved layers, but "
                 f"layer_motion={self.layer_motion!r}, layers={k} moves none."
             )
+        if self.bright_colours and (not k or self.layer_colours == "map"):
+            raise ValueError(
+                f"MoCoGenerator: bright_colours=True brightens flat layer colours, but layers={k}, "
+                f"layer_colours={self.layer_colours!r} draws none."
+            )
+        if self.mask_opening < 0 or (self.mask_opening and not k):
+            raise ValueError(
+                f"MoCoGenerator: mask_opening={self.mask_opening} opens the masks of layers; it "
+                f"must be >= 0, and > 0 needs layers > 0 (got {k})."
+            )
+        if self.hidden_outside and not moved:
+            raise ValueError(
+                f"MoCoGenerator: hidden_outside=True keeps the outside of moved layers' maps "
+                f"hidden, but layer_motion={self.layer_motion!r}, layers={k} moves none."
+            )
         if self.level_logits and not self.colour_levels:
             raise ValueError(
                 "MoCoGenerator: level_logits=True picks each flat colour channel's level from "
@@ -553,11 +616,17 @@ class MoCoGenerator(nn.Module):
         if not k:
             return frames.reshape(n, t, h, w, c)
         gain = self.mask_gain or self.output_gain
-        masks = frames[..., :k]
         # Each layer's presence in the clip, from its content (and class): a low one hides the
         # whole layer in every frame, so that a clip with fewer objects than layers need not
         # hide one by darkening its colour or emptying its masks.
         presence = nn.Dense(k, name="layer_presence")(content)  # [N, K]
+        masks = frames[..., :k]
+        if self.mask_opening:
+            # Opened before they move (a moved speck is still a speck), with the map's edges
+            # hidden at any presence.
+            rows = presence if moved else jnp.repeat(presence, t, axis=0)
+            hidden = _OUTSIDE_LOGIT / gain - rows[:, None, None, :]
+            masks = open_masks(masks, self.mask_opening, hidden)
         if mapped:  # colours drawn per pixel (sprites have none: `sprite_scale` is 1 here)
             maps = tanh_output(frames[..., k:], self.output_gain)
             maps = maps.reshape(frames.shape[0], h, w, mapped, c)
@@ -573,6 +642,11 @@ class MoCoGenerator(nn.Module):
                 # its pixels shown (logit + presence > 0).
                 shown = masks + presence[:, None, None, :]
                 offsets = reflect_offsets(offsets, object_bounds(shown, (h, w)))
+            if self.hidden_outside:
+                # The presence joins the logits before the move, so that the logit beyond the
+                # map (-10 / gain) stays hidden at any presence; added after it, a presence
+                # over 10 / gain paints the layer's colour over the whole frame outside its map.
+                masks = masks + presence[:, None, None, :]
             masks = move_maps(
                 masks[..., None], offsets, _OUTSIDE_LOGIT / gain, (h, w), self.whole_pixels
             )
@@ -583,7 +657,8 @@ class MoCoGenerator(nn.Module):
                 layer_maps = move_maps(maps[:, :, :, 1:], offsets, 0.0, None, self.whole_pixels)
                 layer_maps = layer_maps.reshape(n * t, h, w, mapped - 1, c)
                 maps = jnp.concatenate([background, layer_maps], axis=3)
-        masks = masks + jnp.repeat(presence, t, axis=0)[:, None, None, :]
+        if not (moved and self.hidden_outside):
+            masks = masks + jnp.repeat(presence, t, axis=0)[:, None, None, :]
         if mapped < k + 1:
             # One colour per clip for each layer not drawn per pixel, from the clip's content
             # (and class) alone, so it cannot change from frame to frame; the masks carry shape
@@ -596,6 +671,10 @@ class MoCoGenerator(nn.Module):
             else:
                 flat = nn.Dense(flat_layers * c, name="layer_colours")(content)
                 flat = quantise_colours(tanh_output(flat, self.output_gain), self.colour_levels)
+            if self.bright_colours:  # the objects' colours (the last k), not the background's
+                flat = flat.reshape(n, flat_layers, c)
+                objects = brighten_colours(flat[:, flat_layers - k :])
+                flat = jnp.concatenate([flat[:, : flat_layers - k], objects], axis=1)
             flat = jnp.repeat(flat.reshape(n, flat_layers * c), t, axis=0)
             flat = flat.reshape(n * t, 1, 1, flat_layers, c)
             if mapped:  # joined to per-pixel maps: broadcast to their size
@@ -741,8 +820,11 @@ def g_config() -> config_dict.ConfigDict:
     (straight-through), how many times smaller than the frame moved layers are drawn (1:
     frame-sized), whether moved layers bounce off the frame's edges ("reflect") or pass them
     ("open"), how many levels each channel of the flat colours is rounded to (0: none),
-    whether each channel's level is instead the highest of one logit per level, and whether
-    moved layers are placed at whole pixels (straight-through). Defaults fit 8x32x32 clips."""
+    whether each channel's level is instead the highest of one logit per level, whether
+    moved layers are placed at whole pixels (straight-through), whether the objects' flat
+    colours have a full channel, the radius of the square the masks are opened by (0: none),
+    and whether the outside of a moved layer's map stays hidden at any presence. Defaults fit
+    8x32x32 clips."""
     return config_dict.ConfigDict(
         {
             "content_dim": 64,
@@ -766,6 +848,9 @@ def g_config() -> config_dict.ConfigDict:
             "colour_levels": 0,
             "level_logits": False,
             "whole_pixels": False,
+            "bright_colours": False,
+            "mask_opening": 0,
+            "hidden_outside": False,
         }
     )
 
@@ -890,6 +975,29 @@ def validate_g(g_cfg: config_dict.ConfigDict, spec: DataSpec) -> None:
                 f"g.layers >= 1 and a moving g.layer_motion (one of {list(LAYER_MOTIONS[1:])}), "
                 "or g.whole_pixels=False"
             )
+    if "bright_colours" in g_cfg and check.boolean("bright_colours"):
+        colours = g_cfg.get("layer_colours", "flat")
+        if not g_cfg.get("layers", 0) or colours == "map":
+            raise ConfigError(
+                f"g.bright_colours=True gives the flat colours of G's layers a full channel, but "
+                f"g.layers={g_cfg.get('layers', 0)}, g.layer_colours={colours!r} draws none; set "
+                "g.layers >= 1 and g.layer_colours='flat' or 'flat_objects', or "
+                "g.bright_colours=False"
+            )
+    if "mask_opening" in g_cfg and check.integer("mask_opening", 0) and not g_cfg.get("layers", 0):
+        raise ConfigError(
+            f"g.mask_opening={g_cfg.mask_opening} opens the masks of G's layers, but g.layers=0 "
+            "draws none; set g.layers to 1 or more or g.mask_opening=0"
+        )
+    if "hidden_outside" in g_cfg and check.boolean("hidden_outside"):
+        motion = g_cfg.get("layer_motion", "drawn")
+        if motion == "drawn" or not g_cfg.get("layers", 0):
+            raise ConfigError(
+                f"g.hidden_outside=True keeps the outside of G's moved layers hidden, but "
+                f"g.layers={g_cfg.get('layers', 0)}, g.layer_motion={motion!r} moves none; set "
+                f"g.layers >= 1 and a moving g.layer_motion (one of {list(LAYER_MOTIONS[1:])}), "
+                "or g.hidden_outside=False"
+            )
     if "hard_masks" in g_cfg and check.boolean("hard_masks") and not g_cfg.get("layers", 0):
         raise ConfigError(
             "g.hard_masks=True makes the masks of G's layers 0 or 1, but g.layers=0 draws none; "
@@ -952,6 +1060,9 @@ def make_generator(g_cfg: config_dict.ConfigDict, spec: DataSpec) -> MoCoGenerat
         colour_levels=int(g_cfg.get("colour_levels", 0)),
         level_logits=bool(g_cfg.get("level_logits", False)),
         whole_pixels=bool(g_cfg.get("whole_pixels", False)),
+        bright_colours=bool(g_cfg.get("bright_colours", False)),
+        mask_opening=int(g_cfg.get("mask_opening", 0)),
+        hidden_outside=bool(g_cfg.get("hidden_outside", False)),
     )
 
 
