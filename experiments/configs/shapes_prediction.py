@@ -36,6 +36,24 @@ metrics.jsonl at step 5000, 256 clips of the eval order, one sample per clip unl
     SSIM, regression                  0.83   0.76   0.69   0.60   0.72
     SSIM, copy last                   0.76   0.67   0.63   0.59   0.66
 
+The same two runs on an Intel Xeon with AVX-512 and AMX (side by side on its 2 cores: 18 min 18 s
+each, 5.4 steps/s; peak host memory 1.9 and 1.8 GB), which rounds differently:
+
+    future frame                      t=1    t=2    t=3    t=4    mean
+    centroid error, px, adversarial   0.76   1.11   1.53   2.16   1.39
+    centroid error, px, regression    0.58   0.87   1.33   1.81   1.15
+    centroid error, px, copy last     1.79   3.41   4.83   6.16   4.05
+    PSNR dB, adversarial              20.0   18.5   17.2   16.0   17.9 (best of 4: 18.0)
+    PSNR dB, regression               22.3   21.0   19.8   18.7   20.5
+    PSNR dB, copy last                15.9   13.3   12.0   11.2   13.1
+    SSIM, adversarial                 0.81   0.76   0.69   0.66   0.73
+    SSIM, regression                  0.83   0.78   0.71   0.62   0.73
+    SSIM, copy last                   0.76   0.67   0.63   0.59   0.66
+
+(off-palette 12.1 and 44.1 %, objects found in 98.4 and 99.0 % of the predicted frames; its grids
+look as those below do: solid squares and discs against soft blobs that fade, and overlapping pairs
+garbled in the adversarial model's later frames).
+
 Off-palette share of the predicted frames' object pixels (0 = crisp palette colours, as the
 true frames): adversarial 12.9 %, regression 45.3 %. Objects found in the predicted frames:
 98.4 % and 98.7 %. The grids (samples/step_005000.png; copies in experiments/results/
