@@ -555,11 +555,15 @@ class MoCoGenerator(nn.Module):
                 f"MoCoGenerator: colour_levels={self.colour_levels} rounds flat layer colours, "
                 f"but layers={k}, layer_colours={self.layer_colours!r} draws none."
             )
-        if self.whole_pixels and not moved:
-            raise ValueError(
-                f"MoCoGenerator: whole_pixels=True rounds the offsets of moved layers, but "
-                f"layer_motion={self.layer_motion!r}, layers={k} moves none."
-            )
+        for name, does in (
+            ("whole_pixels", "rounds the offsets of moved layers"),
+            ("hidden_outside", "keeps the outside of moved layers' maps hidden"),
+        ):
+            if getattr(self, name) and not moved:
+                raise ValueError(
+                    f"MoCoGenerator: {name}=True {does}, but layer_motion={self.layer_motion!r}, "
+                    f"layers={k} moves none."
+                )
         if self.bright_colours and (not k or self.layer_colours == "map"):
             raise ValueError(
                 f"MoCoGenerator: bright_colours=True brightens flat layer colours, but layers={k}, "
@@ -569,11 +573,6 @@ class MoCoGenerator(nn.Module):
             raise ValueError(
                 f"MoCoGenerator: mask_opening={self.mask_opening} opens the masks of layers; it "
                 f"must be >= 0, and > 0 needs layers > 0 (got {k})."
-            )
-        if self.hidden_outside and not moved:
-            raise ValueError(
-                f"MoCoGenerator: hidden_outside=True keeps the outside of moved layers' maps "
-                f"hidden, but layer_motion={self.layer_motion!r}, layers={k} moves none."
             )
         if self.level_logits and not self.colour_levels:
             raise ValueError(
@@ -966,14 +965,17 @@ def validate_g(g_cfg: config_dict.ConfigDict, spec: DataSpec) -> None:
                 "level, but g.colour_levels=0 sets no levels; set g.colour_levels (e.g. 3) or "
                 "g.level_logits=False"
             )
-    if "whole_pixels" in g_cfg and check.boolean("whole_pixels"):
-        motion = g_cfg.get("layer_motion", "drawn")
-        if motion == "drawn" or not g_cfg.get("layers", 0):
+    # Settings of moved layers (sprites): each needs layers that move.
+    motion = g_cfg.get("layer_motion", "drawn")
+    for key, does in (
+        ("whole_pixels", "places G's moved layers at whole pixels"),
+        ("hidden_outside", "keeps the outside of G's moved layers hidden"),
+    ):
+        if key in g_cfg and check.boolean(key) and (motion == "drawn" or not g_cfg.get("layers")):
             raise ConfigError(
-                f"g.whole_pixels=True places G's moved layers at whole pixels, but "
-                f"g.layers={g_cfg.get('layers', 0)}, g.layer_motion={motion!r} moves none; set "
-                f"g.layers >= 1 and a moving g.layer_motion (one of {list(LAYER_MOTIONS[1:])}), "
-                "or g.whole_pixels=False"
+                f"g.{key}=True {does}, but g.layers={g_cfg.get('layers', 0)}, "
+                f"g.layer_motion={motion!r} moves none; set g.layers >= 1 and a moving "
+                f"g.layer_motion (one of {list(LAYER_MOTIONS[1:])}), or g.{key}=False"
             )
     if "bright_colours" in g_cfg and check.boolean("bright_colours"):
         colours = g_cfg.get("layer_colours", "flat")
@@ -989,15 +991,6 @@ def validate_g(g_cfg: config_dict.ConfigDict, spec: DataSpec) -> None:
             f"g.mask_opening={g_cfg.mask_opening} opens the masks of G's layers, but g.layers=0 "
             "draws none; set g.layers to 1 or more or g.mask_opening=0"
         )
-    if "hidden_outside" in g_cfg and check.boolean("hidden_outside"):
-        motion = g_cfg.get("layer_motion", "drawn")
-        if motion == "drawn" or not g_cfg.get("layers", 0):
-            raise ConfigError(
-                f"g.hidden_outside=True keeps the outside of G's moved layers hidden, but "
-                f"g.layers={g_cfg.get('layers', 0)}, g.layer_motion={motion!r} moves none; set "
-                f"g.layers >= 1 and a moving g.layer_motion (one of {list(LAYER_MOTIONS[1:])}), "
-                "or g.hidden_outside=False"
-            )
     if "hard_masks" in g_cfg and check.boolean("hard_masks") and not g_cfg.get("layers", 0):
         raise ConfigError(
             "g.hard_masks=True makes the masks of G's layers 0 or 1, but g.layers=0 draws none; "
