@@ -25,12 +25,15 @@ from gan_jax.models.mocogan import (
     MoCoGenerator,
     brighten_colours,
     composite_layers,
+    joint_level_logits,
     layer_opacity,
+    level_combinations,
     make_discriminator,
     make_generator,
     move_maps,
     object_bounds,
     open_masks,
+    pick_from_palette,
     pick_levels,
     quantise_colours,
     reflect_offsets,
@@ -421,6 +424,78 @@ def test_a_g_with_bright_colours_never_paints_an_object_dark():
         g.clone(layer_colours="map").init(jax.random.key(3), latents, train=False)
 
 
+def test_palette_picks_are_entries_forward_with_a_softmax_gradient_and_can_be_distinct():
+    """`pick_from_palette`: each layer's colour is the entry of its highest logit; with
+    `distinct` a later layer whose favourite is taken gets its next best; the gradient reaches
+    the logits (softmax-weighted) and the entries shown, not the others; a `shared` entry per
+    clip may be taken by any number of layers; too few entries for distinct picks is an error
+    naming the sizes."""
+    palette = jnp.asarray([[1.0, -1.0, -1.0], [-1.0, 1.0, -1.0], [-1.0, -1.0, 1.0], [1.0] * 3])
+    logits = jnp.asarray(
+        [[[3.0, 1.0, 0.0, -1.0], [2.0, 0.0, 1.0, -1.0]], [[0.0, 0.0, 5.0, -1.0], [0.0, 4, 0, -1]]]
+    )
+    np.testing.assert_array_equal(
+        pick_from_palette(logits, palette, False), palette[jnp.asarray([[0, 0], [2, 1]])]
+    )
+    np.testing.assert_array_equal(  # clip 0's second layer: entry 0 taken, entry 2 next
+        pick_from_palette(logits, palette, True), palette[jnp.asarray([[0, 2], [2, 1]])]
+    )
+
+    shared = jnp.asarray([0, 3])  # clip 0: entry 0 may be taken twice (the background's colour)
+    np.testing.assert_array_equal(
+        pick_from_palette(logits, palette, True, shared), palette[jnp.asarray([[0, 0], [2, 1]])]
+    )
+
+    def loss(logits, palette):
+        return jnp.sum(pick_from_palette(logits, palette, True) @ jnp.asarray([1.0, 2.0, 3.0]))
+
+    d_logits, d_palette = jax.grad(loss, argnums=(0, 1))(logits, palette)
+    assert np.all(np.isfinite(d_logits)) and np.abs(np.asarray(d_logits)).max() > 0
+    assert float(d_logits[0, 1, 0]) == 0.0  # the taken entry has no weight for the next layer
+    assert np.abs(np.asarray(d_palette[:3])).min() > 0  # the entries shown...
+    np.testing.assert_array_equal(d_palette[3], 0.0)  # ...and not the one no layer picked
+    with pytest.raises(ValueError, match="2 distinct picks need 2 entries or more, got 1"):
+        pick_from_palette(logits[..., :1], palette[:1], True)
+
+
+def test_a_g_with_a_palette_paints_objects_only_in_its_colours_and_distinct_ones_per_clip():
+    """`colour_palette`: every pixel is the background's colour or a palette entry's, the
+    entries made from the table as flat colours are (levels from logits). With both layers'
+    picks favouring entry 0, every object is that colour; `distinct_colours` gives the second
+    layer entry 1 instead, so a clip holds two colours wherever both layers show."""
+    g = MoCoGenerator(clip_shape=(4, 16, 16, 3), **G_SIZES, **MAIN_JOB_SPRITES, colour_palette=3)
+    latents = _latents(jax.random.key(4), 16, 4)
+    variables = g.init(jax.random.key(3), latents, train=False)
+    params = jax.tree.map(np.asarray, variables["params"])
+    # The table: red, green, blue (one logit per level of each channel, the highest wins).
+    levels = np.asarray([[2, 0, 0], [0, 2, 0], [0, 0, 2]])  # level index per entry, channel
+    params["colour_palette"] = 4.0 * np.eye(3)[levels].reshape(3, 9) - 2.0
+    params["palette_logits"]["kernel"] = np.zeros_like(params["palette_logits"]["kernel"])
+    params["palette_logits"]["bias"] = np.tile([5.0, 1.0, 0.0], 2)  # both layers: 0, then 1
+    params["layer_presence"]["bias"] = np.full(2, 0.5)  # layers shown, inside their maps
+    params["layer_colours"]["kernel"] = np.zeros_like(params["layer_colours"]["kernel"])
+    params["layer_colours"]["bias"] = np.tile([2.0, -2.0, -2.0], 3)  # a black background
+    variables = {**variables, "params": params}
+
+    def colours_per_clip(g):
+        clips = np.asarray(g.apply(variables, latents, train=False)).reshape(16, -1, 3)
+        assert np.all(np.abs(np.abs(clips) - 1.0) < 1e-6)  # levels -1 or 1 only
+        return [{tuple(px.tolist()) for px in clip[np.any(clip > -1.0, axis=-1)]} for clip in clips]
+
+    red, green = (1.0, -1.0, -1.0), (-1.0, 1.0, -1.0)
+    assert all(colours <= {red} for colours in colours_per_clip(g))
+    assert any(colours == {red} for colours in colours_per_clip(g))
+    distinct = colours_per_clip(g.clone(distinct_colours=True))
+    assert all(colours <= {red, green} for colours in distinct)
+    assert sum(colours == {red, green} for colours in distinct) >= 8
+    with pytest.raises(ValueError, match="distinct_colours=True gives the 2 layers of a clip"):
+        g.clone(colour_palette=1, distinct_colours=True).init(jax.random.key(3), latents)
+    with pytest.raises(ValueError, match="colour_palette=3 picks flat layer colours from a pal"):
+        g.clone(layer_colours="map", colour_levels=0, level_logits=False).init(
+            jax.random.key(3), latents
+        )
+
+
 def test_opened_masks_keep_wide_shapes_and_lose_specks_and_thin_lines():
     """`open_masks`: a 5x5 square and a disc 8 pixels across keep every shown pixel; a speck,
     a line 2 pixels wide and a line along the map's edge are gone (radius 1: a 3x3 square);
@@ -737,6 +812,131 @@ def test_gliding_layers_keep_one_velocity_of_the_learned_speed():
     assert _shapes(one_frame) == _shapes(variables)
 
 
+def test_gliding_speeds_with_a_range_stay_in_the_learned_interval():
+    """`speed_range`: every speed lies in [softplus(`speed_low`), that + softplus(`speed_span`)]
+    however large the code (at init 0.31 to 1.0), where softplus's speeds pass the interval on
+    large codes; the direction is unchanged."""
+    module = LayerOffsets(2, "glide", (16, 16), room=(8, 8), speed_range=True)
+    motion = 30.0 * jax.random.normal(jax.random.key(0), (256, 4, 5))
+    content = jax.random.normal(jax.random.key(1), (256, 6))
+    variables = module.init(jax.random.key(2), motion, content)
+    params = variables["params"]
+    np.testing.assert_array_equal(params["speed_low"], [-1.0, -1.0])
+    params = {**params, "speed_low": jnp.asarray([0.5, 1.0]), "speed_span": jnp.asarray([1.0, 2.0])}
+    low = np.log1p(np.exp([0.5, 1.0]))
+    high = low + np.log1p(np.exp([1.0, 2.0]))
+    steps = np.diff(np.asarray(module.apply({"params": params}, motion, content)), axis=1)
+    speeds = np.hypot(steps[:, 0, :, 0], steps[:, 0, :, 1])  # [N, K]
+    assert np.all(speeds >= low - 1e-4) and np.all(speeds <= high + 1e-4)
+    assert np.all(speeds.min(0) < low + 0.05) and np.all(speeds.max(0) > high - 0.05)  # both ends
+    plain = module.clone(speed_range=False)
+    plain_vars = {"params": {k: v for k, v in params.items() if not k.startswith("speed_")}}
+    plain_steps = np.diff(np.asarray(plain.apply(plain_vars, motion, content)), axis=1)
+    plain_speeds = np.hypot(plain_steps[:, 0, :, 0], plain_steps[:, 0, :, 1])
+    assert np.any(plain_speeds > high + 1.0)  # softplus's tail
+    moving = plain_speeds > 1e-3  # softplus's speeds of large negative codes are 0
+    np.testing.assert_allclose(  # the same directions
+        steps[:, 0][moving] / speeds[moving][:, None],
+        plain_steps[:, 0][moving] / plain_speeds[moving][:, None],
+        atol=1e-3,
+    )
+    code = np.asarray(jax.random.normal(jax.random.key(3), (256, 4, 5)))
+    speed = variables["params"]["speed"]  # at init: low softplus(-1), span softplus(0)
+    pre = code[:, 1] @ np.asarray(speed["kernel"]) + np.asarray(speed["bias"])
+    want = np.log1p(np.exp(-1.0)) + np.log(2.0) / (1.0 + np.exp(-pre))  # about 0.31 to 1.0
+    got = np.linalg.norm(np.diff(module.apply(variables, code, content), axis=1)[:, 0], axis=-1)
+    np.testing.assert_allclose(got, want, atol=2e-3)
+    with pytest.raises(ValueError, match="speed_range=True bounds the speeds of gliding layers"):
+        MoCoGenerator(clip_shape=(3, 16, 16, 3), **G_SIZES, layers=2, speed_range=True).init(
+            jax.random.key(0), _latents(jax.random.key(1), 2, 3), train=False
+        )
+
+
+def test_joint_level_logits_pick_the_channel_wise_colour_with_its_gradient():
+    """`joint_level_logits` over `level_combinations`: the highest combination is each
+    channel's highest level and the softmax-weighted colour the channel-wise means, so a
+    palette pick over them (`pick_from_palette`) is `pick_levels`, forward and backward."""
+    logits = jax.random.normal(jax.random.key(0), (6, 2, 3, 3))
+    palette = level_combinations(3, 3)
+    assert palette.shape == (27, 3)
+    np.testing.assert_array_equal(palette[0], [-1.0] * 3)
+    np.testing.assert_array_equal(palette[2 * 9 + 1 * 3 + 0], [1.0, 0.0, -1.0])  # orange
+    joint = pick_from_palette(joint_level_logits(logits), palette, False)
+    np.testing.assert_array_equal(joint, pick_levels(logits, 3))
+    weights = jnp.asarray([1.0, -2.0, 0.5])
+    grad_joint = jax.grad(
+        lambda x: jnp.sum(pick_from_palette(joint_level_logits(x), palette, False) @ weights)
+    )(logits)
+    grad_levels = jax.grad(lambda x: jnp.sum(pick_levels(x, 3) @ weights))(logits)
+    np.testing.assert_allclose(grad_joint, grad_levels, atol=1e-5)
+
+
+def test_a_g_with_distinct_level_logit_colours_repaints_only_a_taken_colour():
+    """`distinct_colours` with level logits: where both layers' levels pick red, the second
+    layer takes its next best colour (here green's channel levels changed least: red's runner
+    up); every other clip is drawn exactly as without the setting. Objects in the background's
+    colour (hidden) may share it."""
+    g = MoCoGenerator(clip_shape=(4, 16, 16, 3), **G_SIZES, **MAIN_JOB_SPRITES)
+    latents = _latents(jax.random.key(4), 16, 4)
+    variables = g.init(jax.random.key(3), latents, train=False)
+    plain = np.asarray(g.apply(variables, latents, train=False))
+    distinct = g.clone(distinct_colours=True)
+    np.testing.assert_array_equal(distinct.apply(variables, latents, train=False), plain)
+    params = jax.tree.map(np.asarray, variables["params"])
+    levels = np.full((3, 3, 3), 0.0)  # [layer, channel, level]: background black
+    levels[0, :, 0] = 9.0
+    levels[1:, 0, 2], levels[1:, 1, 0], levels[1:, 2, 0] = 9.0, 9.0, 9.0  # both objects red
+    levels[2, 1, 1] = 8.0  # the second object's runner-up: green at the middle level (orange)
+    params["layer_colours"]["kernel"] = np.zeros_like(params["layer_colours"]["kernel"])
+    params["layer_colours"]["bias"] = levels.reshape(-1)
+    params["layer_presence"]["bias"] = np.full(2, 0.5)
+    variables = {**variables, "params": params}
+    red, orange = (1.0, -1.0, -1.0), (1.0, 0.0, -1.0)
+    for model, want in ((g, {red}), (distinct, {red, orange})):
+        clips = np.asarray(model.apply(variables, latents, train=False)).reshape(16, -1, 3)
+        shown = [
+            {tuple(px.tolist()) for px in clip[np.any(clip > -1.0, axis=-1)]} for clip in clips
+        ]
+        assert all(colours <= want for colours in shown)
+        assert any(colours == want for colours in shown)
+    levels[1:] = levels[0]  # both objects in the background's black: hidden, and both may be
+    params["layer_colours"]["bias"] = levels.reshape(-1)
+    variables = {**variables, "params": params}
+    np.testing.assert_array_equal(distinct.apply(variables, latents, train=False), -1.0)
+
+
+def test_a_g_with_a_colour_prior_draws_what_it_draws_without_until_the_prior_moves():
+    """`colour_prior`: at init (every colour's prior 0) G draws exactly what it draws without
+    it; a prior far below for red makes the objects whose levels pick red take their next best
+    (orange here), and any other colour stays."""
+    g = MoCoGenerator(clip_shape=(4, 16, 16, 3), **G_SIZES, **MAIN_JOB_SPRITES)
+    latents = _latents(jax.random.key(4), 16, 4)
+    with_prior = g.clone(colour_prior=True)
+    variables = with_prior.init(jax.random.key(3), latents, train=False)
+    np.testing.assert_array_equal(variables["params"]["colour_prior"], np.zeros(27))
+    plain_vars = {**variables, "params": dict(variables["params"])}
+    del plain_vars["params"]["colour_prior"]
+    np.testing.assert_array_equal(
+        with_prior.apply(variables, latents, train=False),
+        g.apply(plain_vars, latents, train=False),
+    )
+    params = jax.tree.map(np.array, variables["params"])  # writable copies
+    levels = np.zeros((3, 3, 3))  # [layer, channel, level]: background black
+    levels[0, :, 0] = 9.0
+    levels[1, 0, 2], levels[1, 1, 2], levels[1, 2, 0] = 9.0, 9.0, 9.0  # object 1 yellow
+    levels[2, 0, 2], levels[2, 1, 0], levels[2, 2, 0] = 9.0, 9.0, 9.0  # object 2 red...
+    levels[2, 1, 1] = 8.0  # ...orange its runner-up
+    params["layer_colours"]["kernel"] = np.zeros_like(params["layer_colours"]["kernel"])
+    params["layer_colours"]["bias"] = levels.reshape(-1)
+    params["layer_presence"]["bias"] = np.full(2, 0.5)
+    params["colour_prior"][2 * 9] = -100.0  # red: (level 2, 0, 0)
+    clips = with_prior.apply({**variables, "params": params}, latents, train=False)
+    shown = {tuple(px.tolist()) for px in np.asarray(clips).reshape(-1, 3)}
+    assert shown == {(-1.0, -1.0, -1.0), (1.0, 1.0, -1.0), (1.0, 0.0, -1.0)}
+    with pytest.raises(ValueError, match="colour_prior=True adds a learned logit per colour"):
+        g.clone(colour_prior=True, colour_palette=4).init(jax.random.key(3), latents)
+
+
 def test_quantised_colours_round_each_channel_and_pass_the_gradient_through():
     colours = jnp.asarray([-1.0, -0.6, -0.2, 0.2, 0.45, 0.55, 1.0])
     np.testing.assert_array_equal(quantise_colours(colours, 2), [-1, -1, -1, 1, 1, 1, 1])
@@ -1024,6 +1224,14 @@ def test_a_layered_g_trains_and_its_layer_colours_learn(tmp_path, sprites, level
         ("g.mask_opening", 1, "g.mask_opening=1 opens the masks of G's layers, but g.layers=0"),
         ("g.mask_opening", -1, "g.mask_opening must be >= 0, got -1"),
         ("g.hidden_outside", True, "g.hidden_outside=True keeps the outside of G's moved layers"),
+        ("g.colour_palette", 4, "g.colour_palette=4 picks the flat colours of G's layers from"),
+        ("g.colour_palette", -1, "g.colour_palette must be >= 0, got -1"),
+        ("g.distinct_colours", True, "g.distinct_colours=True gives each of G's layers in a clip"),
+        ("g.distinct_colours", 1, "g.distinct_colours must be bool, got 1"),
+        ("g.speed_range", True, "g.speed_range=True bounds the speeds of G's gliding layers, but"),
+        ("g.speed_range", 1, "g.speed_range must be bool, got 1"),
+        ("g.colour_prior", True, "g.colour_prior=True adds a learned logit per colour to the"),
+        ("g.colour_prior", 1, "g.colour_prior must be bool, got 1"),
         ("g.norm", "layer", "g.norm='layer' is not allowed; choose one of ['batch', 'none']"),
         ("g.depth", 4, "data.height=8 and data.width=8 must be divisible by 2**g.depth=16"),
         ("d.depth", 0, "d.depth must be >= 1, got 0"),
@@ -1062,6 +1270,10 @@ def test_bad_config_values_name_the_key(key, value, message):
         ("g", "bright_colours", True, make_generator, False),
         ("g", "mask_opening", 1, make_generator, 0),
         ("g", "hidden_outside", True, make_generator, False),
+        ("g", "colour_palette", 4, make_generator, 0),
+        ("g", "distinct_colours", True, make_generator, False),
+        ("g", "speed_range", True, make_generator, False),
+        ("g", "colour_prior", True, make_generator, False),
         ("d", "pixel_stem", 8, make_discriminator, 0),
     ],
 )
@@ -1070,8 +1282,14 @@ def test_settings_reach_the_net_and_old_configs_build_without_them(net, key, val
     cfg.g.layers = 2  # the layer settings need layers; "layers" itself is checked alone
     if key in ("sprite_scale", "layer_walls", "whole_pixels", "hidden_outside"):  # moved layers
         cfg.g.layer_motion = "inertial"
+    if key == "speed_range":  # gliding layers
+        cfg.g.layer_motion = "glide"
     if key == "level_logits":  # picks among the levels
         cfg.g.colour_levels = 3
+    if key == "distinct_colours":  # picks from a palette
+        cfg.g.colour_palette = 4
+    if key == "colour_prior":  # joins level logits
+        cfg.g.colour_levels, cfg.g.level_logits = 3, True
     cfg[net][key] = value
     assert getattr(make(cfg[net], train.validate(cfg)), key) == value
     del cfg[net][key]  # a config saved before the key existed

@@ -65,7 +65,19 @@ G, for `depth` = d and `base_width` = w:
      line thinner than the square, as the data holds none. Beyond its map a moved layer's logit
      is -10 / gain and its presence is added after the move, so a presence over 10 / gain shows
      the layer everywhere outside its map; `hidden_outside` adds the presence before the move, so
-     that the outside stays hidden at any presence.
+     that the outside stays hidden at any presence. `distinct_colours` gives a clip's object
+     layers different colours: with level logits a colour's logit is the sum of its channels'
+     (`joint_level_logits`), so each layer keeps the channel-wise pick unless an earlier layer
+     of the clip took that colour, and then takes its next best (`pick_from_palette`; the
+     background's flat colour, which hides a layer, may be taken by any number); the data never
+     shows two objects of one colour, which the physics check reads as one object (the long
+     config: experiments/configs/bouncing_shapes_long.py).
+     `colour_prior` adds a learned logit per colour (`colour_prior`, L ** C values, zero at
+     init) to those sums, so that a colour D refuses can grow rarer in every clip at once.
+     `colour_palette` = P > 0 picks each object's flat colour instead from P learned colours
+     (a table of level logits, `colour_palette`, and P logits per layer from the content code,
+     `palette_logits`). `speed_range` bounds the "glide" speeds to a learned interval
+     (`LayerOffsets`).
      `sprite_scale` = s > 1 draws the layers on maps s times smaller than the frame, placed at a
      start anywhere that holds them whole, (H - H / s) / 2 x (1 + tanh(a Dense of the content
      code)): a layer cannot draw two objects farther apart than its map is wide. What these did on
@@ -225,6 +237,8 @@ LAYER_MOTIONS = ("drawn", "translate", "inertial", "steered", "glide")
 LAYER_WALLS = ("open", "reflect")
 # Where a translated mask leaves its map, its logit times the gain: sigmoid(-10) = 4.5e-5.
 _OUTSIDE_LOGIT = -10.0
+# A palette entry another layer of the clip took (`pick_from_palette`): never the highest.
+_TAKEN_LOGIT = -1e9
 
 
 def layer_opacity(mask_logits: jax.Array, gain: float, hard: bool = False) -> jax.Array:
@@ -298,6 +312,58 @@ def pick_levels(logits: jax.Array, levels: int) -> jax.Array:
     soft = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
     hard = jax.nn.one_hot(jnp.argmax(logits, axis=-1), levels, dtype=soft.dtype)
     return (soft + jax.lax.stop_gradient(hard - soft)) @ values
+
+
+def pick_from_palette(
+    logits: jax.Array, palette: jax.Array, distinct: bool, shared: jax.Array | None = None
+) -> jax.Array:
+    """Logits `[N, K, P]` (one per palette entry, for each of K layers) and a palette `[P, C]` ->
+    colours `[N, K, C]`: each layer the entry of its highest logit forward, the softmax-weighted
+    mean of the entries backward (straight-through, as `pick_levels`). `distinct`: layer j picks
+    among the entries that layers 0..j-1 left (needs P >= K), so no two layers of a clip share a
+    colour, except entry `shared[i]` `[N]` of clip i (if given), which any number may take."""
+    n, k, p = logits.shape
+    if distinct and p < k:
+        raise ValueError(
+            f"pick_from_palette: {k} distinct picks need {k} entries or more, got {p}."
+        )
+    taken = jnp.zeros((n, p), bool)
+    colours = []
+    for j in range(k):
+        row = logits[:, j].astype(jnp.float32)
+        if distinct:
+            # A taken entry's logit is far below any other; its softmax weight is 0.
+            row = jnp.where(taken, _TAKEN_LOGIT, row)
+        soft = jax.nn.softmax(row, axis=-1)
+        pick = jnp.argmax(row, axis=-1)
+        hard = jax.nn.one_hot(pick, p, dtype=soft.dtype)
+        colours.append((soft + jax.lax.stop_gradient(hard - soft)) @ palette)
+        picked = hard > 0
+        if shared is not None:
+            picked = picked & (jnp.arange(p)[None, :] != shared[:, None])
+        taken = taken | picked
+    return jnp.stack(colours, axis=1)
+
+
+def level_combinations(levels: int, channels: int) -> jax.Array:
+    """Every colour whose channels are each one of `levels` evenly spaced values from -1 to 1,
+    `[levels ** channels, channels]`, the first channel's level slowest (black first)."""
+    values = jnp.linspace(-1.0, 1.0, levels, dtype=jnp.float32)
+    grid = jnp.meshgrid(*([values] * channels), indexing="ij")
+    return jnp.stack(grid, axis=-1).reshape(-1, channels)
+
+
+def joint_level_logits(logits: jax.Array) -> jax.Array:
+    """Level logits `[..., C, L]`, one per level of each channel -> `[..., L ** C]`, one per
+    colour of `level_combinations` (in its order): the sum of its channels' logits. The softmax
+    over colours is the product of the channels' softmaxes, so the highest colour is the
+    channel-wise pick and the softmax-weighted mean colour the channel-wise means."""
+    *lead, channels, levels = logits.shape
+    joint = logits[..., 0, :]
+    for ch in range(1, channels):
+        joint = joint[..., :, None] + logits[..., ch, None, :]
+        joint = joint.reshape(*lead, -1)
+    return joint
 
 
 def composite_layers(
@@ -415,7 +481,11 @@ class LayerOffsets(nn.Module):
       "glide": one constant velocity per layer and clip from the motion code of frame 1, a
         speed softplus(`speed`) times a unit direction (`direction`, normalised): a Gaussian
         code gives directions uniform in angle and speeds a learned distribution that need not
-        crowd near 0, as a 2-D Dense of the code's (the inertial first step) does.
+        crowd near 0, as a 2-D Dense of the code's (the inertial first step) does. With
+        `speed_range` the speed is low + span x sigmoid(`speed`) instead, low and span softplus
+        of learned values per layer (`speed_low`, `speed_span`): a Gaussian code then gives
+        speeds in a learned interval, as uniform in it as the Dense's scale makes them, where
+        softplus leaves tails on both sides.
     Every parameter exists whatever T (the steering is built on T < 3 too)."""
 
     layers: int
@@ -423,6 +493,7 @@ class LayerOffsets(nn.Module):
     frame_size: tuple[int, int]  # (H, W)
     room: tuple[int, int] = (0, 0)  # (H - h, W - w) for maps of h x w
     steer_width: int = 32
+    speed_range: bool = False  # "glide": speeds in a learned interval (low + span x sigmoid)
 
     @nn.compact
     def __call__(self, motion: jax.Array, content: jax.Array) -> jax.Array:
@@ -465,7 +536,15 @@ class LayerOffsets(nn.Module):
             code = motion[:, 1:2] if t > 1 else jnp.zeros_like(motion[:, :1])  # params at T = 1
             direction = nn.Dense(2 * k, name="direction")(code).reshape(n, 1, k, 2)
             direction = direction * jax.lax.rsqrt(jnp.sum(direction**2, -1, keepdims=True) + 1e-6)
-            speed = nn.softplus(nn.Dense(k, name="speed")(code)).reshape(n, 1, k, 1)
+            speed = nn.Dense(k, name="speed")(code).reshape(n, 1, k, 1)
+            if self.speed_range:
+                # Initially low 0.31 and span 0.69: speeds about 0.66, as softplus's near 0.
+                low = self.param("speed_low", nn.initializers.constant(-1.0), (k,))
+                span = self.param("speed_span", nn.initializers.zeros, (k,))
+                low, span = nn.softplus(low).reshape(1, 1, k, 1), nn.softplus(span)
+                speed = low + span.reshape(1, 1, k, 1) * nn.sigmoid(speed)
+            else:
+                speed = nn.softplus(speed)
             steps = jnp.broadcast_to(speed * direction, (n, t - 1, k, 2))
         else:
             raise ValueError(f"LayerOffsets: mode={self.mode!r} is not one of {LAYER_MOTIONS[1:]}.")
@@ -503,6 +582,10 @@ class MoCoGenerator(nn.Module):
     bright_colours: bool = False  # flat object colours with their brightest channel full
     mask_opening: int = 0  # > 0: masks opened by a square of side 2 r + 1 (no specks, lines)
     hidden_outside: bool = False  # presence added before the move: a map's outside stays hidden
+    colour_palette: int = 0  # > 0: object layers' flat colours picked from this many learned
+    distinct_colours: bool = False  # a clip's object layers pick different colours
+    speed_range: bool = False  # "glide": speeds in a learned interval (`LayerOffsets`)
+    colour_prior: bool = False  # level logits: a learned logit per colour joins the objects'
 
     @property
     def latent_shapes(self) -> dict[str, tuple[int, ...]]:
@@ -550,7 +633,8 @@ class MoCoGenerator(nn.Module):
                 f"and 'reflect' needs moved layers (layer_motion={self.layer_motion!r}, "
                 f"layers={k})."
             )
-        if self.colour_levels and (not k or self.layer_colours == "map"):
+        mapped_all = self.layer_colours == "map"
+        if self.colour_levels and (not k or mapped_all):
             raise ValueError(
                 f"MoCoGenerator: colour_levels={self.colour_levels} rounds flat layer colours, "
                 f"but layers={k}, layer_colours={self.layer_colours!r} draws none."
@@ -568,6 +652,30 @@ class MoCoGenerator(nn.Module):
             raise ValueError(
                 f"MoCoGenerator: bright_colours=True brightens flat layer colours, but layers={k}, "
                 f"layer_colours={self.layer_colours!r} draws none."
+            )
+        if self.colour_palette < 0 or (self.colour_palette and (not k or mapped_all)):
+            raise ValueError(
+                f"MoCoGenerator: colour_palette={self.colour_palette} picks flat layer colours "
+                f"from a palette; it must be >= 0, and > 0 needs layers > 0 (got {k}) with flat "
+                f"colours (layer_colours={self.layer_colours!r})."
+            )
+        palette = self.colour_palette
+        if self.distinct_colours and (palette < k if palette else not self.level_logits):
+            raise ValueError(
+                f"MoCoGenerator: distinct_colours=True gives the {k} layers of a clip different "
+                f"colours, which needs colour_palette >= {k} (got {self.colour_palette}) or "
+                "level_logits=True."
+            )
+        if self.colour_prior and (not self.level_logits or palette or mapped_all):
+            raise ValueError(
+                "MoCoGenerator: colour_prior=True adds a learned logit per colour to the level "
+                f"logits of flat object colours, but level_logits={self.level_logits}, "
+                f"colour_palette={palette}, layer_colours={self.layer_colours!r}."
+            )
+        if self.speed_range and self.layer_motion != "glide":
+            raise ValueError(
+                f"MoCoGenerator: speed_range=True bounds the speeds of gliding layers, but "
+                f"layer_motion={self.layer_motion!r}."
             )
         if self.mask_opening < 0 or (self.mask_opening and not k):
             raise ValueError(
@@ -634,7 +742,12 @@ class MoCoGenerator(nn.Module):
             # before the sigmoid, so a moved edge stays as sharp as the drawn one at any
             # sub-pixel offset; outside its map a layer is transparent.
             offsets = LayerOffsets(
-                k, self.layer_motion, (h, w), (h - h // scale, w - w // scale), name="offsets"
+                k,
+                self.layer_motion,
+                (h, w),
+                (h - h // scale, w - w // scale),
+                speed_range=self.speed_range,
+                name="offsets",
             )(motion, content)
             if self.layer_walls == "reflect":
                 # Each object turns back where its own edge, not its map's, meets the frame's:
@@ -663,13 +776,43 @@ class MoCoGenerator(nn.Module):
             # (and class) alone, so it cannot change from frame to frame; the masks carry shape
             # and motion.
             flat_layers = k + 1 - mapped
-            if self.level_logits:
+            # With a palette the objects' colours are picked from it (below), and the Dense
+            # draws the background's alone, where flat.
+            drawn = flat_layers - k if self.colour_palette else flat_layers
+            per_colour = c * (self.colour_levels if self.level_logits else 1)
+            flat = jnp.zeros((n, 0), jnp.float32)
+            if drawn:
+                values = nn.Dense(drawn * per_colour, name="layer_colours")(content)
+                flat = self._flat_colours(values, drawn)
+            if self.colour_palette:
+                # One learned table of colours for every clip, each entry made as a flat colour
+                # is (levels, logits); each object layer picks one by a Dense of the content.
+                p = self.colour_palette
+                table = self.param("colour_palette", nn.initializers.normal(1.0), (p, per_colour))
+                palette = self._flat_colours(table.reshape(1, -1), p).reshape(p, c)
+                logits = nn.Dense(k * p, name="palette_logits")(content).reshape(n, k, p)
+                objects = pick_from_palette(logits, palette, self.distinct_colours)
+                flat = jnp.concatenate([flat.reshape(n, drawn, c), objects], axis=1)
+            elif self.distinct_colours or self.colour_prior:
+                # Level logits: a colour's logit is the sum of its channels' level logits, so
+                # the highest is the channel-wise pick (the same colours), and a later layer whose
+                # colour an earlier one took gets the next best combination instead.
                 levels = self.colour_levels
-                flat = nn.Dense(flat_layers * c * levels, name="layer_colours")(content)
-                flat = pick_levels(flat.reshape(n, flat_layers * c, levels), levels)
-            else:
-                flat = nn.Dense(flat_layers * c, name="layer_colours")(content)
-                flat = quantise_colours(tanh_output(flat, self.output_gain), self.colour_levels)
+                joint = joint_level_logits(values.reshape(n, flat_layers, c, levels))
+                # Any number of objects may take the background's flat colour: hidden in it.
+                shared = jnp.argmax(joint[:, 0], axis=-1) if flat_layers > k else None
+                objects = joint[:, flat_layers - k :]
+                if self.colour_prior:
+                    # One learned logit per colour, shared by every clip: a colour that D
+                    # refuses can be made rarer everywhere at once.
+                    prior = self.param("colour_prior", nn.initializers.zeros, (levels**c,))
+                    objects = objects + prior.reshape(1, 1, -1)
+                objects = pick_from_palette(
+                    objects, level_combinations(levels, c), self.distinct_colours, shared
+                )
+                flat = jnp.concatenate(
+                    [flat.reshape(n, flat_layers, c)[:, : flat_layers - k], objects], axis=1
+                )
             if self.bright_colours:  # the objects' colours (the last k), not the background's
                 flat = flat.reshape(n, flat_layers, c)
                 objects = brighten_colours(flat[:, flat_layers - k :])
@@ -683,6 +826,16 @@ class MoCoGenerator(nn.Module):
                 maps = flat
         frames = composite_layers(masks, maps, gain, self.hard_masks)
         return frames.reshape(n, t, h, w, c)
+
+    def _flat_colours(self, values: jax.Array, layers: int) -> jax.Array:
+        """`values` `[N, layers * C (* colour_levels)]` -> `layers` flat colours per row,
+        `[N, layers * C]` in [-1, 1]: one logit per level of each channel (`level_logits`), or
+        tanh(`output_gain` x values) rounded to `colour_levels` levels."""
+        c, n = self.clip_shape[-1], values.shape[0]
+        if self.level_logits:
+            levels = self.colour_levels
+            return pick_levels(values.reshape(n, layers * c, levels), levels)
+        return quantise_colours(tanh_output(values, self.output_gain), self.colour_levels)
 
 
 class ImageDiscriminator(nn.Module):
@@ -822,8 +975,11 @@ def g_config() -> config_dict.ConfigDict:
     whether each channel's level is instead the highest of one logit per level, whether
     moved layers are placed at whole pixels (straight-through), whether the objects' flat
     colours have a full channel, the radius of the square the masks are opened by (0: none),
-    and whether the outside of a moved layer's map stays hidden at any presence. Defaults fit
-    8x32x32 clips."""
+    whether the outside of a moved layer's map stays hidden at any presence, how many learned
+    colours the objects' flat colours are picked from (0: none, each drawn), whether a clip's
+    objects pick different colours, whether gliding speeds lie in a learned interval, and
+    whether a learned logit per colour joins the objects' level logits. Defaults fit 8x32x32
+    clips."""
     return config_dict.ConfigDict(
         {
             "content_dim": 64,
@@ -850,6 +1006,10 @@ def g_config() -> config_dict.ConfigDict:
             "bright_colours": False,
             "mask_opening": 0,
             "hidden_outside": False,
+            "colour_palette": 0,
+            "distinct_colours": False,
+            "speed_range": False,
+            "colour_prior": False,
         }
     )
 
@@ -897,6 +1057,18 @@ def _validate_net(net_cfg: config_dict.ConfigDict, net: str, spec: DataSpec) -> 
             f"{net}.depth"
         )
     return check
+
+
+def _check_flat_colours(g_cfg: config_dict.ConfigDict, key: str, value, does: str, off) -> None:
+    """Raises a ConfigError naming `key` unless G paints layers of flat colours, which `key` =
+    `value` (a setting that `does` something to them) needs; `off` turns it off."""
+    colours = g_cfg.get("layer_colours", "flat")
+    if not g_cfg.get("layers", 0) or colours == "map":
+        raise ConfigError(
+            f"g.{key}={value} {does}, but g.layers={g_cfg.get('layers', 0)}, "
+            f"g.layer_colours={colours!r} draws none; set g.layers >= 1 and g.layer_colours="
+            f"'flat' or 'flat_objects', or g.{key}={off}"
+        )
 
 
 def validate_g(g_cfg: config_dict.ConfigDict, spec: DataSpec) -> None:
@@ -978,18 +1150,46 @@ def validate_g(g_cfg: config_dict.ConfigDict, spec: DataSpec) -> None:
                 f"g.layer_motion (one of {list(LAYER_MOTIONS[1:])}), or g.{key}=False"
             )
     if "bright_colours" in g_cfg and check.boolean("bright_colours"):
-        colours = g_cfg.get("layer_colours", "flat")
-        if not g_cfg.get("layers", 0) or colours == "map":
-            raise ConfigError(
-                f"g.bright_colours=True gives the flat colours of G's layers a full channel, but "
-                f"g.layers={g_cfg.get('layers', 0)}, g.layer_colours={colours!r} draws none; set "
-                "g.layers >= 1 and g.layer_colours='flat' or 'flat_objects', or "
-                "g.bright_colours=False"
-            )
+        _check_flat_colours(
+            g_cfg,
+            "bright_colours",
+            True,
+            "gives the flat colours of G's layers a full channel",
+            False,
+        )
     if "mask_opening" in g_cfg and check.integer("mask_opening", 0) and not g_cfg.get("layers", 0):
         raise ConfigError(
             f"g.mask_opening={g_cfg.mask_opening} opens the masks of G's layers, but g.layers=0 "
             "draws none; set g.layers to 1 or more or g.mask_opening=0"
+        )
+    palette = check.integer("colour_palette", 0) if "colour_palette" in g_cfg else 0
+    if palette:
+        does = "picks the flat colours of G's layers from a learned palette"
+        _check_flat_colours(g_cfg, "colour_palette", palette, does, 0)
+    if "distinct_colours" in g_cfg and check.boolean("distinct_colours"):
+        layers = g_cfg.get("layers", 0)
+        if palette < max(layers, 1) if palette else not g_cfg.get("level_logits", False):
+            raise ConfigError(
+                f"g.distinct_colours=True gives each of G's layers in a clip its own colour, but "
+                f"g.colour_palette={palette} with g.layers={layers} and g.level_logits=False "
+                "picks none; set g.level_logits=True (with g.colour_levels) or g.colour_palette "
+                f"to at least g.layers ({max(layers, 1)}), or g.distinct_colours=False"
+            )
+    if "colour_prior" in g_cfg and check.boolean("colour_prior"):
+        colours = g_cfg.get("layer_colours", "flat")
+        if not g_cfg.get("level_logits", False) or palette or colours == "map":
+            raise ConfigError(
+                "g.colour_prior=True adds a learned logit per colour to the level logits of G's "
+                f"flat object colours, but g.level_logits={g_cfg.get('level_logits', False)}, "
+                f"g.colour_palette={palette}, g.layer_colours={colours!r}; set g.level_logits=True "
+                "(with g.colour_levels and flat colours) and g.colour_palette=0, or "
+                "g.colour_prior=False"
+            )
+    if "speed_range" in g_cfg and check.boolean("speed_range") and motion != "glide":
+        raise ConfigError(
+            f"g.speed_range=True bounds the speeds of G's gliding layers, but "
+            f"g.layer_motion={motion!r}; set g.layer_motion='glide' (with g.layers >= 1) or "
+            "g.speed_range=False"
         )
     if "hard_masks" in g_cfg and check.boolean("hard_masks") and not g_cfg.get("layers", 0):
         raise ConfigError(
@@ -1056,6 +1256,10 @@ def make_generator(g_cfg: config_dict.ConfigDict, spec: DataSpec) -> MoCoGenerat
         bright_colours=bool(g_cfg.get("bright_colours", False)),
         mask_opening=int(g_cfg.get("mask_opening", 0)),
         hidden_outside=bool(g_cfg.get("hidden_outside", False)),
+        colour_palette=int(g_cfg.get("colour_palette", 0)),
+        distinct_colours=bool(g_cfg.get("distinct_colours", False)),
+        speed_range=bool(g_cfg.get("speed_range", False)),
+        colour_prior=bool(g_cfg.get("colour_prior", False)),
     )
 
 
