@@ -81,10 +81,11 @@ def assert_main_job_marks(results: dict, steps: int) -> None:
     no clip passing, on an AMD EPYC too): samples that move about as much as real clips, FSD
     under 6, three fifths of the clips passing the physics check, fewer than a fifth of the
     generated pixels off the palette and a tenth of the clips with a frozen object at most.
-    (G gliding sprites off the walls, colour levels from logits, Intel Xeon, seed 0: FSD 4.0,
-    82.4 % passing, 5.5 % off the palette, 0.4 % frozen; seeds 1 and 2: FSD 2.1 and 3.3, 78.7
-    and 79.3 %, 11.8 and 6.6 % off. The rounded colours before: 61.7-63.3 % passing, 18-19 %
-    off, and in bf16 65.8 %.)"""
+    (G gliding sprites off the walls, each clip's sprites in different colours, Intel Xeon,
+    seed 0: FSD 4.5, 91.4 % passing, 11.6 % off the palette, 0.5 % frozen; seeds 1 and 2: FSD
+    2.6 and 2.0, 91.4 and 88.9 %, 7.7 and 4.4 % off. Without the colour picks: 78.7-82.4 %
+    passing, 5.5-11.8 % off; the rounded colours before: 61.7-63.3 % passing, 18-19 % off, and
+    in bf16 65.8 %.)"""
     assert results["step"] == steps
     assert 0.5 < results["video_stats/motion_ratio"] < 2.0, results
     assert results["video_stats/mean_gap"] < 0.25, results  # the gliding sprites: 0.006

@@ -335,9 +335,10 @@ def test_main_job_learns_moving_shapes(tmp_path):
     """The README's main-job command, run as a user runs it (`conftest.run_main_job`: one CPU
     device; in this process's 8 fake devices the same recipe rounds differently and one run
     ended at FSD 24), reaches what the main job measured (seeds 0, 1, 2 on an Intel Xeon, G
-    gliding sprites off the walls, colour levels from logits: FSD 4.0 / 2.1 / 3.3, 82.4 / 78.7 /
-    79.3 % of clips passing the physics check, off-palette 5.5 / 11.8 / 6.6 %, frozen objects
-    0.4 / 0 / 0.6 %; the rounded colours before: FSD 3.5 / 2.6 / 3.1, 63.3 / 61.7 / 62.7 %; the
+    gliding sprites off the walls, each clip's sprites in different colours: FSD 4.5 / 2.6 / 2.0,
+    91.4 / 91.4 / 88.9 % of clips passing the physics check, off-palette 11.6 / 7.7 / 4.4 %,
+    frozen objects 0.5 / 0.1 / 0 %; without the colour picks: FSD 4.0 / 2.1 / 3.3, 82.4 / 78.7 /
+    79.3 %; the rounded colours before: FSD 3.5 / 2.6 / 3.1, 63.3 / 61.7 / 62.7 %; the
     steered sprites: 30.5 / 30.5 / 37.5 %; G drawing every frame: FSD 6.2 / 7.1 / 6.9, no clip
     passing), with room for other CPUs' rounding. Both of the issue's targets
     (FSD at most 5, half the clips passing) are met on the Xeon; the marks leave room below."""
