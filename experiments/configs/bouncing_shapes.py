@@ -35,8 +35,8 @@ statistics over 100 batches, BigGAN's; gan_jax/standing_stats.py).
 Time: 1250 steps of batch 16, plus the shapes feature network (trained once, about 20-40 s), 2
 evaluations of 512 clips (video_stats, shapes_fd, shapes_physics; at step 0 and at the end) and
 compilation. This recipe, from a fresh clone on 2 idle cores of an Intel Xeon with AVX-512 and AMX:
-FRESH_TOTAL for the README's whole command (venv, pip install, training), of which FRESH_TRAIN
-`gan-jax train` (peak host memory FRESH_MEM), seed 0's figures below reproduced to the digit. The
+4 min 44 s for the README's whole command (venv, pip install, training), of which 3 min 51 s
+`gan-jax train` (peak host memory 2.0 GB), seed 0's figures below reproduced to the digit. The
 recipe before the colour picks, the same way on another host of that kind: 3 min 38 s, of which 2
 min 56 s `gan-jax train` (peak host memory 2.0 GB). The gliding sprites with rounded colours (before
 that), on another host of that kind: 4 min 23 s, of which about 3 min 40 s `gan-jax train`
