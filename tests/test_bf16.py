@@ -163,7 +163,9 @@ def test_main_job_recipe_learns_moving_shapes_in_bf16(tmp_path):
     under 8 and a tenth of the clips passing the physics check), seed 0 on the Xeon: FSD 3.3,
     28.7 % passing, off-palette 20 % (float32: 3.4, 30.5 %, 20 %). With the sprites gliding off
     the walls in rounded colours (marks raised to FSD under 6 and two fifths passing), seed 0:
-    FSD 4.4, 65.8 % passing, off-palette 19 % (float32: 3.5, 63.3 %, 18 %)."""
+    FSD 4.4, 65.8 % passing, off-palette 19 % (float32: 3.5, 63.3 %, 18 %). With each clip's
+    sprites in different colours (g.distinct_colours, g.colour_prior), seed 0: FSD 2.7, 92.6 %
+    passing, off-palette 8 % (float32: 4.5, 91.4 %, 12 %)."""
     overrides = [f"--config.{key}={value}" for key, value in BF16.items()]
     results = run_main_job(tmp_path, *overrides)
     assert_main_job_marks(results, _config_file("bouncing_shapes.py").steps)
