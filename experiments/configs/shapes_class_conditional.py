@@ -393,7 +393,10 @@ def get_config():
     # gliding, seed 0 read 96.7 % at step 3000, seed 2 94.7 %, and seed 1 collapsed between
     # steps 2500 (94.1 %) and 3000 (FSD 232; docstring).
     cfg.g.layer_motion = "steered"
-    cfg.g.lr_multipliers = main.g.lr_multipliers
+    # The main job's colour and presence heads at 5 times G's learning rate (not its colour
+    # picks, which came after these figures).
+    for head in ("layer_colours", "layer_presence"):
+        cfg.g.lr_multipliers[head] = main.g.lr_multipliers[head]
     # Each sprite's colour with a full channel, as the palette's: G hid label 2's second object
     # by darkening it. And each sprite's map's outside hidden at any presence: one run in five
     # collapsed late into sprites that filled the frame outside their maps (docstring).
