@@ -582,10 +582,10 @@ class MoCoGenerator(nn.Module):
     bright_colours: bool = False  # flat object colours with their brightest channel full
     mask_opening: int = 0  # > 0: masks opened by a square of side 2 r + 1 (no specks, lines)
     hidden_outside: bool = False  # presence added before the move: a map's outside stays hidden
-    colour_palette: int = 0  # > 0: object layers' flat colours picked from this many learned
+    colour_palette: int = 0  # > 0: objects' flat colours picked from this many learned ones
     distinct_colours: bool = False  # a clip's object layers pick different colours
     speed_range: bool = False  # "glide": speeds in a learned interval (`LayerOffsets`)
-    colour_prior: bool = False  # level logits: a learned logit per colour joins the objects'
+    colour_prior: bool = False  # level logits: a learned logit per colour for the objects
 
     @property
     def latent_shapes(self) -> dict[str, tuple[int, ...]]:
