@@ -64,6 +64,13 @@ white sprite that appears beside an orange one halfway through a clip. At step 1
 passes more than batch 32 did at its best (mean 90.8 against 89.9 %), with off-palette pixels at
 0.2-1.5 % against 2.2-6.4 %; step 1250 lifts seeds 2-4 over 90 % and seed 3's FSD from 4.5 to 3.1.
 
+Decaying both learning rates linearly to a tenth from step 1000 to step 1500 (`--config.steps=1500`,
+`schedule=linear`, `decay_start=0.6666667` and `final_lr_scale=0.1` for `g` and `d`; seeds 1 / 3,
+two at a time, 14 min each) did not hold the sprites either: 92.8 / 93.0 % passing at step 1000 (a
+schedule compiles to another graph, which rounds differently), 87.7 / 84.2 % at 1250 and 80.5 / 83.4
+% at 1500 (FSD 2.5 / 1.9), colours kept 92 % on seed 1 and off-palette pixels 5 % on seed 3 at the
+end. Not kept.
+
 The config before this one (batch 32, 1000 steps, the same recipe otherwise; its grid was
 experiments/results/shapes_long/step_001000.png, now replaced) measured as follows.
 
