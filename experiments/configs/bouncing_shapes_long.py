@@ -1,5 +1,5 @@
 """The main job's recipe at four times the batch, each clip's sprites in different colours: MoCoGAN
-with G gliding sprites on bouncing shapes, 8 frames of 32x32, 1250 steps of batch 64, about nine
+with G gliding sprites on bouncing shapes, 8 frames of 32x32, 1250 steps of batch 64, about seven
 minutes on a 2-core Intel Xeon.
 
 Run:
@@ -18,13 +18,14 @@ sprite took the colour the second would pick, the second takes its next best
 (`g.distinct_colours`; the background's colour, which hides a sprite, may be taken twice). The data
 never shows two objects of one colour in a clip.
 
-Time: 9 min 21 s wall for seed 0 alone on 2 idle cores of an Intel Xeon with AVX-512 and AMX, the
+Time: 7 min 18 s wall for seed 0 alone on 2 idle cores of an Intel Xeon with AVX-512 and AMX, the
 shapes feature network cached (training it adds about 35 s), 2 evaluations of 512 clips and
-compilation included; peak RSS 2.4 GB. A 2-core AMD EPYC (AVX2) ran this family's longer configs
-about half as fast (10 min 01 s against 19 min 58 s for the 10000-step config below), so about 19
-minutes there (estimated, not measured): inside the 30 minutes the issue allows. Past step 1250 the
-passing share fell (below), so the rest of the budget is not used. The grid is
-experiments/results/shapes_long/step_001250.png.
+compilation included; peak RSS 2.3 GB. The same run took 9 min 21 s in a spell when the shared host
+ran a float32 matmul at 158-169 GFLOP/s instead of its usual 200-300. A 2-core AMD EPYC (AVX2) ran
+this family's longer configs about half as fast (10 min 01 s against 19 min 58 s for the 10000-step
+config below), so about 15 minutes there (estimated, not measured): inside the 30 minutes the issue
+allows. Past step 1250 the passing share fell (below), so the rest of the budget is not used. The
+grid is experiments/results/shapes_long/step_001250.png.
 
 Expected (bitwise reproducible per CPU; Intel Xeon, seeds 0 / 1 / 2 / 3 / 4 with `--config.seed=S`,
 512 EMA clips at step 1250; real clips: FSD 1.7, pass 100 %): the physics check passes 92.2 / 91.8 /
@@ -47,8 +48,8 @@ How these were measured: seeds 0-3 ran 1000 steps of batch 64 (two at a time, 9 
 55 s each, evaluations every 500 steps) and were resumed from their step-1000 checkpoints to step
 1500 with evaluations every 250 steps (6 min 12 s to 6 min 25 s each, two at a time); a resumed run
 continues as one uninterrupted run would, and evaluations do not touch the training keys. Seed 4 ran
-1250 steps alone (8 min 14 s with six evaluations: this host's speed varies by a tenth from run to
-run). This file, seed 0 alone, matched seed 0's step 1250 to the bit (FSD 2.3404, 92.19 % passing,
+1250 steps alone (8 min 14 s with six evaluations; the shared host's speed varies from run to run).
+This file, seed 0 alone (twice), matched seed 0's step 1250 to the bit (FSD 2.3404, 92.19 % passing,
 D's loss at step 1225). Pass % by step (FSD in brackets):
 
 | step | seed 0 | seed 1 | seed 2 | seed 3 | seed 4 | mean |
