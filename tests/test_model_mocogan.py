@@ -1253,6 +1253,17 @@ def test_bad_config_values_name_the_key(key, value, message):
         train.validate(cfg)
 
 
+def test_distinct_colours_from_a_palette_smaller_than_the_layers_names_both_keys():
+    """A palette of 1 colour cannot give 2 layers different colours, level logits or not: the
+    error names the palette, the layer count and the real level-logits setting."""
+    cfg = _tiny_config()
+    cfg.g.update(layers=2, layer_colours="flat", colour_palette=1, distinct_colours=True)
+    cfg.g.update(colour_levels=3, level_logits=True)
+    message = "g.colour_palette=1 with g.layers=2 and g.level_logits=True has too few colours"
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        train.validate(cfg)
+
+
 @pytest.mark.parametrize(
     "net, key, value, make, default",
     [

@@ -1168,12 +1168,15 @@ def validate_g(g_cfg: config_dict.ConfigDict, spec: DataSpec) -> None:
         _check_flat_colours(g_cfg, "colour_palette", palette, does, 0)
     if "distinct_colours" in g_cfg and check.boolean("distinct_colours"):
         layers = g_cfg.get("layers", 0)
-        if palette < max(layers, 1) if palette else not g_cfg.get("level_logits", False):
+        level_logits = g_cfg.get("level_logits", False)
+        if palette < max(layers, 1) if palette else not level_logits:
             raise ConfigError(
                 f"g.distinct_colours=True gives each of G's layers in a clip its own colour, but "
-                f"g.colour_palette={palette} with g.layers={layers} and g.level_logits=False "
-                "picks none; set g.level_logits=True (with g.colour_levels) or g.colour_palette "
-                f"to at least g.layers ({max(layers, 1)}), or g.distinct_colours=False"
+                f"g.colour_palette={palette} with g.layers={layers} and "
+                f"g.level_logits={level_logits} has too few colours to pick from; set "
+                "g.level_logits=True (with g.colour_levels and g.colour_palette=0) or "
+                f"g.colour_palette to at least g.layers ({max(layers, 1)}), or "
+                "g.distinct_colours=False"
             )
     if "colour_prior" in g_cfg and check.boolean("colour_prior"):
         colours = g_cfg.get("layer_colours", "flat")
