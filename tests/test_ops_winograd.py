@@ -112,3 +112,48 @@ def test_transformed_kernel_has_m_plus_one_positions_per_dim():
 def test_conv_without_a_qualifying_dim_raises():
     with pytest.raises(ValueError, match="two taps and an even number of outputs"):
         winograd.conv(jnp.zeros((1, 4, 4, 2)), jnp.zeros((3, 2, 2, 2)))
+
+
+@pytest.mark.parametrize("block_sizes, taps", [((5, 5, 9), (2, 2, 2)), ((3, 5, 7), (2, 2, 3))])
+def test_products_one_position_at_a_time_match_lax(block_sizes, taps, monkeypatch):
+    """Past `MAX_TRANSFORMED_BYTES` the products run one position of the first transformed
+    dim at a time: one product per position in each direction, the same numbers."""
+    monkeypatch.setattr(winograd, "MAX_TRANSFORMED_BYTES", 0)
+    blocks = random_array(0, (2, *block_sizes, 3))
+    kernel = random_array(1, (*taps, 3, 4))
+    spec = winograd._spec(2, block_sizes, kernel, jnp.float32)
+    assert spec[6]
+    chunks = spec[3][0] + 1  # the first dim is transformed in both cases
+    conv = winograd.conv
+    assert str(jax.make_jaxpr(conv)(blocks, kernel)).count("dot_general") == chunks
+    out = conv(blocks, kernel)
+    _close(out, _lax_valid_conv(blocks, kernel), "conv")
+    cotangent = random_array(2, out.shape)
+    (want,) = jax.linear_transpose(lambda b: _lax_valid_conv(b, kernel), blocks)(cotangent)
+    adjoint = jax.jit(lambda y, k: winograd.conv_transpose(y, k, block_sizes))
+    _close(adjoint(cotangent, kernel), want, "conv_transpose")
+
+    def loss(conv_fn, blocks, kernel):
+        return jnp.sum(jnp.tanh(conv_fn(blocks, kernel)) * cotangent)
+
+    grad = jax.jit(jax.grad(loss, argnums=(1, 2)), static_argnums=0)
+    jaxpr = str(
+        jax.make_jaxpr(jax.grad(loss, argnums=(1, 2)), static_argnums=0)(conv, blocks, kernel)
+    )
+    assert jaxpr.count("dot_general") == 3 * chunks  # forward, input and kernel gradients
+    for g, w, name in zip(grad(conv, blocks, kernel), grad(_lax_valid_conv, blocks, kernel), "bk"):
+        _close(g, w, f"d/d{name}")
+
+
+def test_a_wide_kernel_of_few_tiles_takes_f22(monkeypatch):
+    """F(4, 2)'s transformed kernel (5 positions per dim for 2 taps) outgrows the input of a
+    conv with few tiles and many output channels; past `MAX_TRANSFORMED_KERNEL_BYTES` such a
+    conv takes F(2, 2)."""
+    blocks = random_array(0, (1, 9, 3))
+    kernel = random_array(1, (2, 3, 32))  # 2 tiles of F(4, 2) for 32 output channels
+    assert winograd._spec(1, (9,), kernel, jnp.float32)[3] == (4,)
+    monkeypatch.setattr(winograd, "MAX_TRANSFORMED_KERNEL_BYTES", 0)
+    assert winograd._spec(1, (9,), kernel, jnp.float32)[3] == (2,)
+    narrow = random_array(1, (2, 3, 1))  # 1 channel: the kernel is smaller than the input
+    assert winograd._spec(1, (9,), narrow, jnp.float32)[3] == (4,)
+    _close(winograd.conv(blocks, kernel), _lax_valid_conv(blocks, kernel), "conv")

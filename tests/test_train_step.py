@@ -248,3 +248,30 @@ def test_generator_trains_against_the_discriminator_just_updated(n_critic):
             w_old * f0 + b_old
         )
         np.testing.assert_allclose(metrics["d/loss"], expected_d_loss, rtol=1e-5)
+
+
+def test_a_large_discriminator_updates_as_one_unit(tiny_gan, monkeypatch):
+    """Past `_D_UPDATE_UNIT_BYTES` of D parameters, D's update runs inside an always-taken
+    conditional (so XLA finishes it before the G step): the same step, to rounding."""
+    from gan_jax import train_step as train_step_module
+
+    g, d, _, _ = tiny_gan
+    # SGD: Adam would turn round-off in near-zero gradients into +-lr updates.
+    g_tx = d_tx = optax.sgd(1e-2, momentum=0.9)
+    state = _init(g, d, g_tx, d_tx)
+    results = {}
+    for name, limit in (("plain", 2**40), ("unit", 0)):
+        monkeypatch.setattr(train_step_module, "_D_UPDATE_UNIT_BYTES", limit)
+        step_fn = make_train_step(g, d, g_tx, d_tx, StepConfig())
+        jaxpr = str(jax.make_jaxpr(step_fn)(state, _batch(), jax.random.key(1)))
+        assert ("cond[" in jaxpr) == (name == "unit"), name
+        new = state
+        for i in range(2):
+            new, metrics = jax.jit(step_fn)(new, _batch(seed=i), jax.random.key(i))
+        results[name] = (new, metrics)
+    (plain, plain_metrics), (unit, unit_metrics) = results["plain"], results["unit"]
+    assert _trees_differ(unit.d_params, state.d_params)
+    for key in ("d/loss", "g/loss", "grad_norm/d"):
+        np.testing.assert_allclose(unit_metrics[key], plain_metrics[key], rtol=1e-4, err_msg=key)
+    for got, want in zip(jax.tree.leaves(unit), jax.tree.leaves(plain)):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)

@@ -15,7 +15,10 @@ five products per four outputs, with coefficients up to 8 and 1/6 that round a l
 Over the 3 dims of the video GAN's 4 x 16 x 16-output block, 3 * 5 * 5 products of
 ``[tiles, D] @ [D, Cout]`` per 2 * 4 * 4 outputs replace 8 each (0.29 of the multiply-adds),
 batched into one ``dot_general``. Dims that do not qualify (other tap counts, an odd number
-of outputs) stay direct: their taps join the contraction, as in im2col.
+of outputs) stay direct: their taps join the contraction, as in im2col. Two sizes bound the
+memory: a large transformed input runs as one product per position of the first transformed
+dim (``MAX_TRANSFORMED_BYTES``), and a conv whose F(4, 2) kernel would outweigh its input
+takes F(2, 2) (``MAX_TRANSFORMED_KERNEL_BYTES``).
 
 Layouts: blocks ``[N, *B, D]``, kernel ``[*k, D, Cout]``, output ``[N, *O, Cout]`` with
 ``O = B - k + 1``; the transformed input is ``[P, R, Kd]`` and the kernel ``[P, Kd, Cout]``,
@@ -36,8 +39,9 @@ from gan_jax.ops import products
 
 # Static description: (batch N, block sizes B, kernel taps k, output tile per dim (0 for a
 # direct dim), depth D, the products' operand dtype: None for the transforms' own, bf16 for
-# bf16 operands accumulated in float32 (``products.operand_dtype``)).
-Spec = tuple[int, tuple[int, ...], tuple[int, ...], tuple[int, ...], int, object]
+# bf16 operands accumulated in float32 (``products.operand_dtype``), and whether the products
+# run one position of the first transformed dim at a time: ``MAX_TRANSFORMED_BYTES``).
+Spec = tuple[int, tuple[int, ...], tuple[int, ...], tuple[int, ...], int, object, bool]
 # Per output tile size m: (B^T [m + 1, m + 1], G [m + 1, 2], A^T [m, m + 1]) of F(m, 2),
 # whose m + 1 positions each take one product. F(2, 2) uses only 0 and +-1; F(4, 2) (points
 # 0, 1, -1, 2 and infinity) needs 1/2, 1/6 and powers of 2 up to 8, so it rounds more.
@@ -125,7 +129,9 @@ def transform_kernel(kernel: jax.Array, tiles: tuple[int, ...]) -> jax.Array:
     return moved.reshape(_n_positions(tiles), -1, kernel.shape[-1])
 
 
-def _input_transform(blocks: jax.Array, spec: Spec, transposed: bool = False) -> jax.Array:
+def _input_transform(
+    blocks: jax.Array, spec: Spec, transposed: bool = False, position: int | None = None
+) -> jax.Array:
     """[N, *B, D] -> [P, R, Kd], or [P, Kd, R] when ``transposed``.
 
     Along a transformed dim, each tile's three blocks become its positions
@@ -133,25 +139,38 @@ def _input_transform(blocks: jax.Array, spec: Spec, transposed: bool = False) ->
     positions are stacked in front, so each pass streams whole rows and the last one
     leaves [P, R, Kd] without a transpose. ``transposed`` then moves Kd before the rows in
     one more pass: a plain copy, faster than reading the blocks across their rows.
+
+    ``position``: only that position of the first transformed dim (outermost in P), taken
+    first, so the result holds P / (m + 1) positions: its chunk of P, in the same order.
     """
     _, _, kernel_sizes, tiles, *_ = spec
     out_sizes = _out_sizes(spec)
-    x, n_positions = blocks, 0
+    x, n_positions, skip = blocks, 0, None
+    if position is not None:
+        skip = _first_dim(tiles)
+        x = _combine(_TRANSFORMS[tiles[skip]][0][position], _tile_views(x, spec, skip, 1 + skip))
     for d in reversed(range(len(tiles))):
+        if d == skip:
+            continue
         axis, out, m = n_positions + 1 + d, out_sizes[d], tiles[d]
         if m:
-            count = out // m
-            # Block a of each tile: m * t + a for t < count, a = 0 .. m (shared with the next).
-            views = [
-                lax.slice_in_dim(x, a, a + m * (count - 1) + 1, stride=m, axis=axis)
-                for a in range(m + 1)
-            ]
+            views = _tile_views(x, spec, d, axis)
             x = jnp.stack([_combine(row, views) for row in _TRANSFORMS[m][0]])
             n_positions += 1
         else:
             taps = [lax.slice_in_dim(x, j, j + out, axis=axis) for j in range(kernel_sizes[d])]
             x = jnp.concatenate(taps, axis=-1) if len(taps) > 1 else taps[0]
     return _positions_to_matrix(x, n_positions, transposed)
+
+
+def _tile_views(x: jax.Array, spec: Spec, d: int, axis: int) -> list[jax.Array]:
+    """Along transformed dim d (at ``axis`` of x), block a of every tile, for a = 0 .. m:
+    blocks m * t + a for t < tiles (the last one is the next tile's first)."""
+    m = spec[3][d]
+    count = _out_sizes(spec)[d] // m
+    return [
+        lax.slice_in_dim(x, a, a + m * (count - 1) + 1, stride=m, axis=axis) for a in range(m + 1)
+    ]
 
 
 def _positions_to_matrix(x: jax.Array, n_positions: int, transposed: bool) -> jax.Array:
@@ -168,38 +187,61 @@ def _positions_to_matrix(x: jax.Array, n_positions: int, transposed: bool) -> ja
     return x.reshape(p, -1, x.shape[-1])
 
 
-def _input_transform_t(v: jax.Array, spec: Spec) -> jax.Array:
+def _input_transform_t(v: jax.Array, spec: Spec, position_chunk: bool = False) -> jax.Array:
     """The adjoint of ``_input_transform``: [P, R, Kd] -> [N, *B, D].
 
     Along a transformed dim, block a of each tile takes sum_p B^T[p, a] u_p of its tile
     (the tile's last block is the next tile's first); a direct dim's taps are added back
     onto the blocks they read (col2im).
+
+    ``position_chunk``: v holds one position of the first transformed dim (the adjoint of
+    ``_input_transform(..., position=p)`` before its first step): the other dims are summed
+    back and the result keeps that dim's tiles, [N, ..., tiles, ..., *direct taps, D]; the
+    chunks go on through ``_input_transform_t_chunks``.
     """
-    batch, _, kernel_sizes, tiles, depth, _ = spec
-    wino = [m for m in tiles if m]
+    batch, _, kernel_sizes, tiles, depth, *_ = spec
+    skip = _first_dim(tiles) if position_chunk else None
+    wino = [m for d, m in enumerate(tiles) if m and d != skip]
     direct_taps = [k for k, m in zip(kernel_sizes, tiles) if not m]
     x = v.reshape(*(m + 1 for m in wino), batch, *_tile_sizes(spec), *direct_taps, depth)
-    zero = jnp.zeros((), v.dtype)
-    n_front, n_taps = len(wino), len(direct_taps)
+    n_front = len(wino)
     for d in range(len(tiles)):
-        m = tiles[d]
-        if not m:
+        if not tiles[d] or d == skip:
             continue
         n_front -= 1
-        axis = n_front + 1 + d  # in x[i], which drops the leading position axis
-        parts = [x[p] for p in range(m + 1)]
-        b_t = _TRANSFORMS[m][0]
-        config = [(0, 0, 0)] * parts[0].ndim
-        high, low = list(config), list(config)
-        high[axis], low[axis] = (0, 1, 0), (1, 0, 0)
-        # Per block offset a < m: count + 1 entries (the last one only for a = 0).
-        classes = [lax.pad(_combine([row[a] for row in b_t], parts), zero, high) for a in range(m)]
-        shared = _combine([row[m] for row in b_t], parts)
-        classes[0] = classes[0] + lax.pad(shared, zero, low)
-        stacked = jnp.stack(classes, axis=axis + 1)
-        merged = stacked.reshape(*stacked.shape[:axis], -1, *stacked.shape[axis + 2 :])
-        x = lax.slice_in_dim(merged, 0, merged.shape[axis] - (m - 1), axis=axis)
-    # [N, *B (direct dims still outputs), *direct taps, D]
+        x = _sum_positions([x[p] for p in range(tiles[d] + 1)], tiles[d], n_front + 1 + d)
+    return x if position_chunk else _col2im(x, spec)
+
+
+def _input_transform_t_chunks(parts: list[jax.Array], spec: Spec) -> jax.Array:
+    """The first transformed dim's positions (``_input_transform_t(..., position_chunk=True)``
+    each) summed back onto the blocks: [N, *B, D]."""
+    d = _first_dim(spec[3])
+    return _col2im(_sum_positions(parts, spec[3][d], 1 + d), spec)
+
+
+def _sum_positions(parts: list[jax.Array], m: int, axis: int) -> jax.Array:
+    """Adjoint of one dim's B^T: its m + 1 positions (tiles along ``axis``) -> its blocks."""
+    zero = jnp.zeros((), parts[0].dtype)
+    b_t = _TRANSFORMS[m][0]
+    config = [(0, 0, 0)] * parts[0].ndim
+    high, low = list(config), list(config)
+    high[axis], low[axis] = (0, 1, 0), (1, 0, 0)
+    # Per block offset a < m: count + 1 entries (the last one only for a = 0).
+    classes = [lax.pad(_combine([row[a] for row in b_t], parts), zero, high) for a in range(m)]
+    shared = _combine([row[m] for row in b_t], parts)
+    classes[0] = classes[0] + lax.pad(shared, zero, low)
+    stacked = jnp.stack(classes, axis=axis + 1)
+    merged = stacked.reshape(*stacked.shape[:axis], -1, *stacked.shape[axis + 2 :])
+    return lax.slice_in_dim(merged, 0, merged.shape[axis] - (m - 1), axis=axis)
+
+
+def _col2im(x: jax.Array, spec: Spec) -> jax.Array:
+    """[N, *B (direct dims still outputs), *direct taps, D] -> [N, *B, D]: each direct dim's
+    taps added back onto the blocks they read."""
+    _, _, kernel_sizes, tiles, *_ = spec
+    zero = jnp.zeros((), x.dtype)
+    n_taps = sum(1 for m in tiles if not m)
     tap_axis = x.ndim - 1 - n_taps
     for d in range(len(tiles)):
         if tiles[d]:
@@ -250,6 +292,18 @@ def _output_transform_t(g: jax.Array, spec: Spec) -> jax.Array:
     return _positions_to_matrix(x, n_positions, transposed=False)
 
 
+def _first_dim(tiles: tuple[int, ...]) -> int:
+    """The first transformed dim: its positions are the outermost of P."""
+    return next(d for d, m in enumerate(tiles) if m)
+
+
+def _position_slices(a: jax.Array, spec: Spec) -> list[jax.Array]:
+    """[P, ...] -> one [P / (m + 1), ...] slice per position of the first transformed dim."""
+    chunks = spec[3][_first_dim(spec[3])] + 1
+    size = a.shape[0] // chunks
+    return [lax.slice_in_dim(a, p * size, (p + 1) * size) for p in range(chunks)]
+
+
 def _bmm(a: jax.Array, b: jax.Array, spec: Spec) -> jax.Array:
     """[P, M, K] @ [P, K, N] -> [P, M, N], on the spec's operand dtype."""
     return products.dot(a, b, (((2,), (1,)), ((0,), (0,))), spec[5])
@@ -263,7 +317,13 @@ def _bmm_nt(a: jax.Array, b: jax.Array, spec: Spec) -> jax.Array:
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
 def _conv(blocks: jax.Array, w: jax.Array, spec: Spec) -> jax.Array:
     """blocks [N, *B, D], w [P, Kd, Co] (``transform_kernel``) -> [N, *O, Co]."""
-    return _output_transform(_bmm(_input_transform(blocks, spec), w, spec), spec)
+    if not spec[6]:
+        return _output_transform(_bmm(_input_transform(blocks, spec), w, spec), spec)
+    chunks = [
+        _bmm(_input_transform(blocks, spec, position=p), w_p, spec)
+        for p, w_p in enumerate(_position_slices(w, spec))
+    ]
+    return _output_transform(jnp.concatenate(chunks), spec)
 
 
 def _conv_fwd(blocks, w, spec):
@@ -281,7 +341,14 @@ _conv.defvjp(_conv_fwd, _conv_bwd)
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
 def _conv_t(y: jax.Array, w: jax.Array, spec: Spec) -> jax.Array:
     """The adjoint of ``_conv`` w.r.t. blocks: y [N, *O, Co] -> [N, *B, D]."""
-    return _input_transform_t(_bmm_nt(_output_transform_t(y, spec), w, spec), spec)
+    u = _output_transform_t(y, spec)
+    if not spec[6]:
+        return _input_transform_t(_bmm_nt(u, w, spec), spec)
+    parts = [
+        _input_transform_t(_bmm_nt(u_p, w_p, spec), spec, position_chunk=True)
+        for u_p, w_p in zip(_position_slices(u, spec), _position_slices(w, spec))
+    ]
+    return _input_transform_t_chunks(parts, spec)
 
 
 def _conv_t_fwd(y, w, spec):
@@ -304,8 +371,15 @@ def _wgrad(blocks: jax.Array, grad_y: jax.Array, spec: Spec) -> jax.Array:
     V is built transposed (``_positions_to_matrix``): XLA:CPU hands YNNPACK only products
     contracting the last axis of the left operand.
     """
-    v_t = _input_transform(blocks, spec, transposed=True)
-    return _bmm(v_t, _output_transform_t(grad_y, spec), spec)
+    g = _output_transform_t(grad_y, spec)
+    if not spec[6]:
+        return _bmm(_input_transform(blocks, spec, transposed=True), g, spec)
+    return jnp.concatenate(
+        [
+            _bmm(_input_transform(blocks, spec, transposed=True, position=p), g_p, spec)
+            for p, g_p in enumerate(_position_slices(g, spec))
+        ]
+    )
 
 
 def _wgrad_fwd(blocks, grad_y, spec):
@@ -326,15 +400,48 @@ def _spec(batch, block_sizes, kernel: jax.Array, dtype) -> Spec:
     num_spatial = kernel.ndim - 2
     kernel_sizes = tuple(kernel.shape[:num_spatial])
     operands = products.operand_dtype(dtype)
+    depth, out_channels = kernel.shape[-2:]
+
+    def spec_for(max_tile: int) -> Spec:
+        wino = winograd_dims(block_sizes, kernel_sizes, max_tile=max_tile)
+        spec = (batch, tuple(block_sizes), kernel_sizes, wino, depth, operands, False)
+        return spec[:6] + (_transformed_bytes(spec)[0] > MAX_TRANSFORMED_BYTES,)
+
     # F(4, 2)'s coefficients amplify the rounding of bf16 operands 8x (a video GAN layer
     # 2.2 % off, XLA's bf16 conv 0.3 %); F(2, 2) only adds and subtracts.
-    wino = winograd_dims(block_sizes, kernel_sizes, max_tile=4 if operands is None else 2)
-    if not any(wino):
+    spec = spec_for(4 if operands is None else 2)
+    if not any(spec[3]):
         raise ValueError(
             f"winograd: no dim of blocks {block_sizes} with kernel {kernel_sizes} has two "
             "taps and an even number of outputs; use the direct route for this conv."
         )
-    return (batch, tuple(block_sizes), kernel_sizes, wino, kernel.shape[-2], operands)
+    input_bytes, kernel_bytes = _transformed_bytes(spec, out_channels)
+    if 4 in spec[3] and kernel_bytes > max(MAX_TRANSFORMED_KERNEL_BYTES, input_bytes):
+        spec = spec_for(2)
+    return spec
+
+
+# A transformed input larger than this runs its products one position of the first
+# transformed dim at a time (3 or 5 chunks), so only that chunk of it is held at once.
+# Measured on vs_pytorch's step at 16x64x64, batch 32 (AMD EPYC with AVX-512): XLA's
+# temporaries 1151 -> 1082 MiB, the step as fast (README, "Against PyTorch on the same CPU").
+MAX_TRANSFORMED_BYTES = 48 * 2**20
+# F(4, 2) along two or three dims turns a kernel's 8 taps into 50 or 75 positions, so in a
+# wide layer of few tiles its transformed kernel outgrows the transformed input: the DCGAN's
+# 4x16x16-level layers at 16x64x64, batch 32, hold 75 MiB each for 8 MiB of kernel. Past this
+# size, and past the input's, such a conv takes F(2, 2) (27 positions: 27 MiB): more
+# multiply-adds, less memory, the step as fast there (XLA's temporaries 958 -> 868 MiB).
+MAX_TRANSFORMED_KERNEL_BYTES = 16 * 2**20
+
+
+def _transformed_bytes(spec: Spec, out_channels: int = 0) -> tuple[int, int]:
+    """Float32 bytes of the spec's transformed input [P, R, Kd] and of its transformed kernel
+    [P, Kd, out_channels]."""
+    batch, _, kernel_sizes, tiles, depth, *_ = spec
+    positions = _n_positions(tiles)
+    contraction = math.prod(k for k, m in zip(kernel_sizes, tiles) if not m) * depth
+    rows = batch * math.prod(_tile_sizes(spec))
+    return 4 * positions * rows * contraction, 4 * positions * contraction * out_channels
 
 
 def _compute_dtype(dtype) -> jnp.dtype:
