@@ -39,9 +39,8 @@ from gan_jax.ops import products
 
 # Static description: (batch N, block sizes B, kernel taps k, output tile per dim (0 for a
 # direct dim), depth D, the products' operand dtype: None for the transforms' own, bf16 for
-# bf16 operands accumulated in float32 (``products.operand_dtype``), and whether the products
-# run one position of the first transformed dim at a time: ``MAX_TRANSFORMED_BYTES``).
-Spec = tuple[int, tuple[int, ...], tuple[int, ...], tuple[int, ...], int, object, bool]
+# bf16 operands accumulated in float32 (``products.operand_dtype``)).
+Spec = tuple[int, tuple[int, ...], tuple[int, ...], tuple[int, ...], int, object]
 # Per output tile size m: (B^T [m + 1, m + 1], G [m + 1, 2], A^T [m, m + 1]) of F(m, 2),
 # whose m + 1 positions each take one product. F(2, 2) uses only 0 and +-1; F(4, 2) (points
 # 0, 1, -1, 2 and infinity) needs 1/2, 1/6 and powers of 2 up to 8, so it rounds more.
@@ -199,7 +198,7 @@ def _input_transform_t(v: jax.Array, spec: Spec, position_chunk: bool = False) -
     back and the result keeps that dim's tiles, [N, ..., tiles, ..., *direct taps, D]; the
     chunks go on through ``_input_transform_t_chunks``.
     """
-    batch, _, kernel_sizes, tiles, depth, *_ = spec
+    batch, _, kernel_sizes, tiles, depth, _ = spec
     skip = _first_dim(tiles) if position_chunk else None
     wino = [m for d, m in enumerate(tiles) if m and d != skip]
     direct_taps = [k for k, m in zip(kernel_sizes, tiles) if not m]
@@ -317,7 +316,7 @@ def _bmm_nt(a: jax.Array, b: jax.Array, spec: Spec) -> jax.Array:
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
 def _conv(blocks: jax.Array, w: jax.Array, spec: Spec) -> jax.Array:
     """blocks [N, *B, D], w [P, Kd, Co] (``transform_kernel``) -> [N, *O, Co]."""
-    if not spec[6]:
+    if not _position_chunks(spec):
         return _output_transform(_bmm(_input_transform(blocks, spec), w, spec), spec)
     chunks = [
         _bmm(_input_transform(blocks, spec, position=p), w_p, spec)
@@ -342,7 +341,7 @@ _conv.defvjp(_conv_fwd, _conv_bwd)
 def _conv_t(y: jax.Array, w: jax.Array, spec: Spec) -> jax.Array:
     """The adjoint of ``_conv`` w.r.t. blocks: y [N, *O, Co] -> [N, *B, D]."""
     u = _output_transform_t(y, spec)
-    if not spec[6]:
+    if not _position_chunks(spec):
         return _input_transform_t(_bmm_nt(u, w, spec), spec)
     parts = [
         _input_transform_t(_bmm_nt(u_p, w_p, spec), spec, position_chunk=True)
@@ -372,7 +371,7 @@ def _wgrad(blocks: jax.Array, grad_y: jax.Array, spec: Spec) -> jax.Array:
     contracting the last axis of the left operand.
     """
     g = _output_transform_t(grad_y, spec)
-    if not spec[6]:
+    if not _position_chunks(spec):
         return _bmm(_input_transform(blocks, spec, transposed=True), g, spec)
     return jnp.concatenate(
         [
@@ -404,8 +403,7 @@ def _spec(batch, block_sizes, kernel: jax.Array, dtype) -> Spec:
 
     def spec_for(max_tile: int) -> Spec:
         wino = winograd_dims(block_sizes, kernel_sizes, max_tile=max_tile)
-        spec = (batch, tuple(block_sizes), kernel_sizes, wino, depth, operands, False)
-        return spec[:6] + (_transformed_bytes(spec)[0] > MAX_TRANSFORMED_BYTES,)
+        return (batch, tuple(block_sizes), kernel_sizes, wino, depth, operands)
 
     # F(4, 2)'s coefficients amplify the rounding of bf16 operands 8x (a video GAN layer
     # 2.2 % off, XLA's bf16 conv 0.3 %); F(2, 2) only adds and subtracts.
@@ -434,10 +432,15 @@ MAX_TRANSFORMED_BYTES = 48 * 2**20
 MAX_TRANSFORMED_KERNEL_BYTES = 16 * 2**20
 
 
-def _transformed_bytes(spec: Spec, out_channels: int = 0) -> tuple[int, int]:
+def _position_chunks(spec: Spec) -> bool:
+    """Whether the products run one position of the first transformed dim at a time."""
+    return _transformed_bytes(spec, 0)[0] > MAX_TRANSFORMED_BYTES
+
+
+def _transformed_bytes(spec: Spec, out_channels: int) -> tuple[int, int]:
     """Float32 bytes of the spec's transformed input [P, R, Kd] and of its transformed kernel
     [P, Kd, out_channels]."""
-    batch, _, kernel_sizes, tiles, depth, *_ = spec
+    batch, _, kernel_sizes, tiles, depth, _ = spec
     positions = _n_positions(tiles)
     contraction = math.prod(k for k, m in zip(kernel_sizes, tiles) if not m) * depth
     rows = batch * math.prod(_tile_sizes(spec))
