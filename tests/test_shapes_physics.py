@@ -10,7 +10,7 @@ import pytest
 
 from gan_jax import build, config, evaluate
 from gan_jax.data import bouncing_shapes
-from gan_jax.data.bouncing_shapes import PALETTE, BouncingShapes, render_shapes
+from gan_jax.data.bouncing_shapes import DISC, PALETTE, BouncingShapes, render_shapes
 from gan_jax.main import main
 from gan_jax.metric_writer import read_metrics
 from gan_jax.metrics import shapes_physics
@@ -157,6 +157,20 @@ def test_an_object_appearing_mid_clip_breaks_the_count():
         clips.append(clip)
     assert len(clips) >= 5
     assert _failed(clips)["count"].all()
+
+
+def test_a_disc_hidden_behind_another_in_every_frame_keeps_its_size():
+    """MAIN's clip 21606, one real clip in the 80000 first: a disc of 8.2 px under another disc
+    in all 8 frames. In one frame the part that shows (40 pixels) is about as tall as wide and
+    nearly fills its box, and was read as a whole 6.3 px square, under the data's smallest
+    size: the real clip failed the areas check. A shape that small is not read as whole."""
+    scene = MAIN.sample_scene(21606)
+    assert scene["label"] == 2 and list(scene["shape_kinds"]) == [DISC, DISC]
+    clips = _clips(MAIN, [21606])
+    assert not _failed(clips)["pass"].any()
+    report = analyse_clips(clips, MAIN_RULES)
+    sizes = report.objects["size"]
+    assert np.all((sizes >= 8.0 - 1.5) & (sizes <= 12.0 + 1.5)), sizes
 
 
 def test_a_resized_object_breaks_the_areas():
