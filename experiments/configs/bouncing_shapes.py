@@ -47,18 +47,19 @@ memory 2.0 GB), its seed-0 figures reproduced to the digit; on that host the rec
 sprites took 3 min 02 s with the feature network cached and the sprites 3 min 07 s. On 2 cores of an
 AMD EPYC with AVX-512 (no AMX) this recipe's `gan-jax train` took 3 min 01 s and 3 min 22 s (seeds 1
 and 2; session 47) and ended at FSD 2.65 / 4.07 / 2.22 for seeds 0 / 1 / 2, 87.7 / 85.5 / 84.0 % of
-the clips passing the physics check, off-palette 9.5 / 8.6 / 9.3 %. The recipe before the sprites: 2
-min 10 s wall from a fresh clone (the README's command) on 2 idle cores of an Intel Xeon with
-AVX-512 and AMX (peak host memory 1.8 GB; the figures below to the last digit); the recipe before
-the output gain took 1 min 59 s there on another day (the gain does not change the step), the recipe
-before its optimiser changed 2 min 05 s, where the recipe without R1 took 1 min 58 s the same hour
-(R1 every 16th update: 2 min 16 s). Without R1 that recipe took 1 min 51 s on a faster host of this
-kind (float32 matmul peak 398 GFLOP/s; 1 min 34 s with the feature network cached, of which the
-standing statistics take about 4 s), 3 min 17 s on a slower one (matmul peak 204), and 4 min 33 s on
-a 2-core AMD EPYC (AVX2) before the minibatch-std channel and the standing statistics, which cost
-next to nothing; R1 adds about 6 %. (1500 steps evaluated every 250 took 5 min 27 s on the EPYC,
-every 500 5 min 11 s, only at the ends 5 min 14 s; the FSD was 10.4 at step 1250 and 10.6 at 1500,
-so the last 250 steps were cut.)
+the clips passing the physics check, off-palette 9.5 / 8.6 / 9.3 %; 1.7-1.8 % of the clips (2048
+sampled per seed) were drawn on a coloured background (green, dark red) instead of black. The recipe
+before the sprites: 2 min 10 s wall from a fresh clone (the README's command) on 2 idle cores of an
+Intel Xeon with AVX-512 and AMX (peak host memory 1.8 GB; the figures below to the last digit); the
+recipe before the output gain took 1 min 59 s there on another day (the gain does not change the
+step), the recipe before its optimiser changed 2 min 05 s, where the recipe without R1 took 1 min 58
+s the same hour (R1 every 16th update: 2 min 16 s). Without R1 that recipe took 1 min 51 s on a
+faster host of this kind (float32 matmul peak 398 GFLOP/s; 1 min 34 s with the feature network
+cached, of which the standing statistics take about 4 s), 3 min 17 s on a slower one (matmul peak
+204), and 4 min 33 s on a 2-core AMD EPYC (AVX2) before the minibatch-std channel and the standing
+statistics, which cost next to nothing; R1 adds about 6 %. (1500 steps evaluated every 250 took 5
+min 27 s on the EPYC, every 500 5 min 11 s, only at the ends 5 min 14 s; the FSD was 10.4 at step
+1250 and 10.6 at 1500, so the last 250 steps were cut.)
 
 Expected (bitwise reproducible per CPU; measured on the Intel Xeon, seeds 0, 1 and 2 with
 `--config.seed=S`; 512 EMA clips, eval/* in metrics.jsonl): the Fréchet Shapes Distance falls from
