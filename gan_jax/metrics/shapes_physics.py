@@ -454,7 +454,7 @@ class _Objects:
             # Size from the median whole area; an object bordering another in every frame may
             # be partly hidden in all of them: its longest own extent is the best guess then.
             full_area = np.nanmedian(whole_area, axis=1)
-            size_of_area = np.where(square, np.sqrt(full_area), np.sqrt(4 * full_area / math.pi))
+            size_of_area = _size_of_area(full_area, square)
             seen_extent = np.where(obj_visible[..., None], extent, 0).max(axis=(1, 2))
             size_of_extent = full_extent.max(axis=(1, 2))
             size_known = has_whole | (size_of_extent > 0)
@@ -512,6 +512,11 @@ class _Objects:
         self.residual = np.where(judged & (fitted >= 3), self.motion.rms_distance, np.nan)
 
 
+def _size_of_area(area: np.ndarray, square: np.ndarray) -> np.ndarray:
+    """An object's size (pixels) from its area: a square's side, else a disc's diameter."""
+    return np.where(square, np.sqrt(area), np.sqrt(4.0 * area / math.pi))
+
+
 def _whole_shapes(classes, measured, query, rules: SceneRules, th: Thresholds) -> np.ndarray:
     """``[N, T, K]`` bool, where ``query``: the colour's pixels form a whole square or disc.
 
@@ -526,9 +531,7 @@ def _whole_shapes(classes, measured, query, rules: SceneRules, th: Thresholds) -
     round_box = np.abs(extent[..., 0] - extent[..., 1]) <= 1.0
     with np.errstate(all="ignore"):
         fill = measured.area / (measured.widest_row * measured.tallest_column)
-        # The size its area gives, as ``_Objects.of`` reads it: a square's side, a disc's width.
-        area = measured.area
-        size = np.where(fill > _SQUARE_FILL, np.sqrt(area), np.sqrt(4.0 * area / math.pi))
+        size = _size_of_area(measured.area, fill > _SQUARE_FILL)  # as ``_Objects.of`` reads it
     # A sliver of a hidden object may be a small whole box: a whole shape is near full size.
     query = query & (measured.area >= _WHOLE_AREA * measured.area.max(axis=1, keepdims=True))
     query = query & (size >= rules.size_range[0] - th.size_slack)
