@@ -263,15 +263,17 @@ _D_UPDATE_UNIT_BYTES = 16 * 2**20
 
 
 def _update_d(d_tx, d_grads, d_opt, d_params, step: jax.Array):
-    """D's optimiser update: (new d_params, new d_opt).
+    """D's optimiser update: (new d_params, new d_opt, the norm of `d_grads`).
 
     XLA:CPU's scheduler writes the new optimiser state last in the step, so a large D's
     gradients and a copy of its old moments stay alive through the whole G step (vs_pytorch's
     DCGAN at 16x64x64: 124 MiB of 1082). A conditional that is always taken makes the update
-    one unit that completes before the G step reads the new parameters. A small D keeps the
-    plain update: the unit's own fusions round Adam's arithmetic differently, and the
-    recorded results of the shipped configs would move. So do GPUs and TPUs, whose
-    schedulers differ and where a conditional waits for its predicate on the host.
+    one unit that completes before the G step reads the new parameters; the gradients' norm
+    (a metric) is taken inside it, since taken outside it kept D's gradients alive to the
+    step's end (42 MiB of the G step's peak). A small D keeps the plain update: the unit's
+    own fusions round Adam's arithmetic differently, and the recorded results of the shipped
+    configs would move. So do GPUs and TPUs, whose schedulers differ and where a
+    conditional waits for its predicate on the host.
     """
 
     def update(d_grads, d_opt, d_params):
@@ -280,9 +282,46 @@ def _update_d(d_tx, d_grads, d_opt, d_params, step: jax.Array):
 
     d_bytes = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(d_params))
     if d_bytes < _D_UPDATE_UNIT_BYTES or jax.default_backend() != "cpu":
-        return update(d_grads, d_opt, d_params)
-    keep = lambda d_grads, d_opt, d_params: (d_params, d_opt)  # noqa: E731
-    return lax.cond(step >= 0, update, keep, d_grads, d_opt, d_params)
+        return (*update(d_grads, d_opt, d_params), optax.tree.norm(d_grads))
+
+    def unit(d_grads, d_opt, d_params):
+        return (*update(d_grads, d_opt, d_params), optax.tree.norm(d_grads))
+
+    def keep(d_grads, d_opt, d_params):
+        return d_params, d_opt, optax.tree.norm(d_grads)
+
+    return lax.cond(step >= 0, unit, keep, d_grads, d_opt, d_params)
+
+
+# D's real and fake passes take their gradients one after the other (below) where the real
+# clips of one D update take at least this many bytes (vs_pytorch's 16x32x32 clips, batch 32:
+# 6 MiB; the main job's: 3 MiB), and with penalties at least the second size: their gradients
+# then join the two passes' in another order, and the bits of a shipped config would move
+# (bouncing_shapes_long's: 6 MiB with R1).
+_D_PASSES_APART_BYTES = 4 * 2**20
+_D_PASSES_APART_PENALISED_BYTES = 16 * 2**20
+
+
+def _passes_apart(loss, d_classifier_weight: float, penalised: bool, real: jax.Array) -> bool:
+    """Whether D's update takes the gradients of its real and fake passes one after the other.
+
+    With both passes differentiated together, XLA:CPU runs both forward passes before either
+    backward pass, so it keeps what the kernel gradients of both need (the Winograd-transformed
+    inputs of the wide layers). A loss that is a sum of a real term and a fake term
+    (`Loss.d_separable`) lets the real pass finish its backward pass before G and the fake
+    pass start: vs_pytorch's DCGAN at 16x64x64 peaks at 535 MiB in D's update instead of 704.
+    Without penalties the gradients are the same bits either way (each is the same sum of the
+    same two terms). D's own classifier (which needs both passes' logits in one loss) keeps
+    the joint form, and so do small inputs, where there is little to gain. GPUs and TPUs,
+    whose schedulers differ, keep it too.
+    """
+    limit = _D_PASSES_APART_PENALISED_BYTES if penalised else _D_PASSES_APART_BYTES
+    return (
+        getattr(loss, "d_separable", False)
+        and not d_classifier_weight
+        and real.size * real.dtype.itemsize >= limit
+        and jax.default_backend() == "cpu"
+    )
 
 
 def make_train_step(
@@ -394,20 +433,8 @@ def make_train_step(
 
         return augment.augment(x, cfg.augment, p, uniform)
 
-    def d_objective(d_params, d_stats, g_params, g_stats, cond, real, key, update, p):
-        z_key, penalty_key = jax.random.split(key)
-        n = real.shape[0]
-        # G's statistics are updated by the G step only.
-        fake, _ = apply_g(g_params, g_stats, latents(z_key, n), cond)
-        fake = lax.stop_gradient(fake)
-        real_x, d_cond = objective.d_inputs(real, cond)
-        fake_x, _ = objective.d_inputs(fake, cond)
-        # Penalties below see these augmented inputs too (StyleGAN2-ADA: R1 on augmented reals).
-        real_x = augmented(real_x, key, _REAL, p)
-        fake_x = augmented(fake_x, key, _FAKE, p)
-        real_logits, d_stats = apply_d(d_params, d_stats, real_x, d_cond)
-        fake_logits, d_stats = apply_d(d_params, d_stats, fake_x, d_cond)
-        real_heads, fake_heads = as_heads(real_logits), as_heads(fake_logits)
+    def d_loss_and_metrics(real_heads, fake_heads) -> tuple[jax.Array, Metrics]:
+        """D's loss summed over the heads, weighted, and its per-head metrics."""
         unknown = sorted(set(dict(cfg.head_weights)) - set(real_heads))
         if unknown:
             raise ValueError(
@@ -427,6 +454,50 @@ def make_train_step(
             metrics[metric_name("d/real_acc", head)] = jnp.mean((r > 0).astype(jnp.float32))
             metrics[metric_name("d/fake_acc", head)] = jnp.mean((f < 0).astype(jnp.float32))
         metrics["d/loss"] = total
+        return total, metrics
+
+    def add_penalties(
+        total, metrics, d_params, d_stats, real_x, fake_x, d_cond, heads, key, update
+    ):
+        """`total` plus the weighted penalties of every head; their values go into `metrics`."""
+
+        def head_fn(head):  # penalties: D with the current statistics, not updating them
+            def d_fn(x):
+                return as_heads(apply_d(d_params, d_stats, x, d_cond)[0])[head]
+
+            return d_fn
+
+        n = real_x.shape[0]
+        for j, (name, penalty, weight) in enumerate(penalties):
+            for head in heads:
+                noise = BatchNoise(jax.random.fold_in(key, j), n, data_sharding, axis_name)
+                compute = lambda h=head, noise=noise, p=penalty: p.fn(  # noqa: E731
+                    head_fn(h), real_x, fake_x, noise
+                )
+                if every == 1:
+                    value = compute()
+                else:  # lazy: every k-th D update, weight times k
+                    value = lax.cond(update % every == 0, compute, lambda: jnp.zeros(()))
+                coefficient = penalty.scale * weight * cfg.head_weight(head) * every
+                total = total + coefficient * value
+                metrics[metric_name(f"d/{name}", head)] = value
+        return total
+
+    def d_objective(d_params, d_stats, g_params, g_stats, cond, real, key, update, p):
+        z_key, penalty_key = jax.random.split(key)
+        n = real.shape[0]
+        # G's statistics are updated by the G step only.
+        fake, _ = apply_g(g_params, g_stats, latents(z_key, n), cond)
+        fake = lax.stop_gradient(fake)
+        real_x, d_cond = objective.d_inputs(real, cond)
+        fake_x, _ = objective.d_inputs(fake, cond)
+        # Penalties below see these augmented inputs too (StyleGAN2-ADA: R1 on augmented reals).
+        real_x = augmented(real_x, key, _REAL, p)
+        fake_x = augmented(fake_x, key, _FAKE, p)
+        real_logits, d_stats = apply_d(d_params, d_stats, real_x, d_cond)
+        fake_logits, d_stats = apply_d(d_params, d_stats, fake_x, d_cond)
+        real_heads, fake_heads = as_heads(real_logits), as_heads(fake_logits)
+        total, metrics = d_loss_and_metrics(real_heads, fake_heads)
         real_classes = class_logits(real_logits)
         if d_classifier_weight and real_classes is not None:
             # D's own classifier (ADC-GAN): real clips as their class, G's as their fake class.
@@ -441,28 +512,65 @@ def make_train_step(
             metrics["d/class_loss"], metrics["d/class_acc"] = ce, accuracy
         if cfg.augment.enabled:  # ADA's overfitting heuristic, on the augmented reals
             metrics["aug/rt"] = augment.sign_rate(real_heads)
-
-        def head_fn(head):  # penalties: D with the current statistics, not updating them
-            def d_fn(x):
-                return as_heads(apply_d(d_params, d_stats, x, d_cond)[0])[head]
-
-            return d_fn
-
-        for j, (name, penalty, weight) in enumerate(penalties):
-            for head in real_heads:
-                noise = BatchNoise(jax.random.fold_in(penalty_key, j), n, data_sharding, axis_name)
-                compute = lambda h=head, noise=noise, p=penalty: p.fn(  # noqa: E731
-                    head_fn(h), real_x, fake_x, noise
-                )
-                if every == 1:
-                    value = compute()
-                else:  # lazy: every k-th D update, weight times k
-                    value = lax.cond(update % every == 0, compute, lambda: jnp.zeros(()))
-                coefficient = penalty.scale * weight * cfg.head_weight(head) * every
-                total = total + coefficient * value
-                metrics[metric_name(f"d/{name}", head)] = value
+        penalty_inputs = (d_stats, real_x, fake_x, d_cond, real_heads, penalty_key, update)
+        total = add_penalties(total, metrics, d_params, *penalty_inputs)
         metrics["d/total_loss"] = total
         return total, (d_stats, metrics)
+
+    def d_grads_passes_apart(d_params, d_stats, g_params, g_stats, cond, real, key, update, p):
+        """`value_and_grad(d_objective, has_aux=True)` for a separable loss and no D classifier,
+        with the gradients of D's real pass taken before G's and D's fake pass run (see
+        `_passes_apart`). Draws the same numbers as `d_objective`."""
+        z_key, penalty_key = jax.random.split(key)
+        n = real.shape[0]
+        real_x, d_cond = objective.d_inputs(real, cond)
+        real_x = augmented(real_x, key, _REAL, p)
+
+        def pass_loss(d_params, d_stats, x, which):
+            # A separable loss's gradient in one side's logits is that of the loss with the
+            # other side's logits held at zero.
+            logits, d_stats = apply_d(d_params, d_stats, x, d_cond)
+            heads, total = as_heads(logits), None
+            for head, h in heads.items():
+                zero = jnp.zeros_like(h)
+                part = loss.d_loss(h, zero) if which == _REAL else loss.d_loss(zero, h)
+                term = weighted(part, cfg.head_weight(head))
+                total = term if total is None else total + term
+            return total, (d_stats, heads)
+
+        pass_grads = jax.value_and_grad(pass_loss, has_aux=True)
+        (_, (d_stats, real_heads)), real_grads = pass_grads(d_params, d_stats, real_x, _REAL)
+        # G's latents depend on the real pass's gradients (plus zero times their sum), so XLA
+        # cannot run G and the fake pass before the real pass's backward pass is done
+        # (optimisation barriers do nothing on XLA:CPU: they are removed before scheduling).
+        done = sum(jnp.sum(leaf) for leaf in jax.tree.leaves(real_grads))
+        z = jax.tree.map(lambda z: z + 0.0 * done.astype(z.dtype), latents(z_key, n))
+        fake = lax.stop_gradient(apply_g(g_params, g_stats, z, cond)[0])
+        fake_x, _ = objective.d_inputs(fake, cond)
+        fake_x = augmented(fake_x, key, _FAKE, p)
+        (_, (d_stats, fake_heads)), fake_grads = pass_grads(d_params, d_stats, fake_x, _FAKE)
+        d_grads = jax.tree.map(jnp.add, real_grads, fake_grads)
+        total, metrics = d_loss_and_metrics(real_heads, fake_heads)
+        if cfg.augment.enabled:  # ADA's overfitting heuristic, on the augmented reals
+            metrics["aug/rt"] = augment.sign_rate(real_heads)
+        if penalties:
+            penalty_inputs = (d_stats, real_x, fake_x, d_cond, real_heads, penalty_key, update)
+
+            def penalty_total(d_params):
+                pen_metrics = {}
+                value = add_penalties(
+                    jnp.zeros((), jnp.float32), pen_metrics, d_params, *penalty_inputs
+                )
+                return value, pen_metrics
+
+            (value, pen_metrics), pen_grads = jax.value_and_grad(penalty_total, has_aux=True)(
+                d_params
+            )
+            d_grads = jax.tree.map(jnp.add, d_grads, pen_grads)
+            total = total + value
+            metrics.update(pen_metrics)
+        metrics["d/total_loss"] = total
+        return (total, (d_stats, metrics)), d_grads
 
     def g_objective(g_params, g_stats, d_params, d_stats, cond, real, key, p):
         fake, g_stats = apply_g(g_params, g_stats, latents(key, real.shape[0]), cond)
@@ -520,7 +628,10 @@ def make_train_step(
         d_params, d_opt = state.d_params, state.d_opt
         for i in range(cfg.n_critic):  # unrolled: n_critic is small and static
             update = state.step * cfg.n_critic + i
-            (_, (d_stats, d_metrics)), d_grads = jax.value_and_grad(d_objective, has_aux=True)(
+            d_grads_of = jax.value_and_grad(d_objective, has_aux=True)
+            if _passes_apart(loss, d_classifier_weight, bool(penalties), real):
+                d_grads_of = d_grads_passes_apart
+            (_, (d_stats, d_metrics)), d_grads = d_grads_of(
                 d_params,
                 d_stats,
                 state.g_params,
@@ -534,8 +645,7 @@ def make_train_step(
             if cfg.augment.enabled:
                 rates.append(d_metrics.pop("aug/rt"))
             d_grads, d_stats = mean_over_devices((d_grads, d_stats))
-            d_grad_norm = optax.tree.norm(d_grads)
-            d_params, d_opt = _update_d(d_tx, d_grads, d_opt, d_params, state.step)
+            d_params, d_opt, d_grad_norm = _update_d(d_tx, d_grads, d_opt, d_params, state.step)
 
         # Alternating updates: G trains against the D just updated.
         (_, (g_stats, g_metrics)), g_grads = jax.value_and_grad(g_objective, has_aux=True)(

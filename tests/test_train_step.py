@@ -10,6 +10,7 @@ import optax
 import pytest
 from conftest import TINY_CLIP, tiny_video_models
 
+from gan_jax.augment import AugmentConfig
 from gan_jax.state import GANState, create_state, sample
 from gan_jax.train_step import StepConfig, make_train_step
 
@@ -248,6 +249,74 @@ def test_generator_trains_against_the_discriminator_just_updated(n_critic):
             w_old * f0 + b_old
         )
         np.testing.assert_allclose(metrics["d/loss"], expected_d_loss, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        StepConfig(),
+        StepConfig(loss="hinge", penalties={"r1": 1.0, "r2": 0.5}, penalty_every=2),
+        StepConfig(
+            loss="least_squares",
+            n_critic=2,
+            augment=AugmentConfig(policy="translation,cutout", p=0.5),
+        ),
+    ],
+    ids=["nonsaturating", "hinge+lazy_r1_r2", "least_squares+augment+n_critic"],
+)
+def test_d_passes_apart_take_the_same_step(tiny_gan, monkeypatch, cfg):
+    """Past `_D_PASSES_APART_BYTES` of real clips, D's update takes the gradients of its real
+    pass before G and its fake pass run (a separable loss, so the two are independent): the
+    same step to rounding, the same metrics, the same random numbers."""
+    from gan_jax import train_step as train_step_module
+
+    g, d, _, _ = tiny_gan
+    # SGD: Adam would turn round-off in near-zero gradients into +-lr updates.
+    g_tx = d_tx = optax.sgd(1e-2, momentum=0.9)
+    state = _init(g, d, g_tx, d_tx)
+    results, jaxprs = {}, {}
+    for name, limit in (("joint", 2**40), ("apart", 0)):
+        monkeypatch.setattr(train_step_module, "_D_PASSES_APART_BYTES", limit)
+        monkeypatch.setattr(train_step_module, "_D_PASSES_APART_PENALISED_BYTES", limit)
+        step_fn = make_train_step(g, d, g_tx, d_tx, cfg)
+        jaxprs[name] = str(jax.make_jaxpr(step_fn)(state, _batch(), jax.random.key(1)))
+        new = state
+        for i in range(2):
+            new, metrics = jax.jit(step_fn)(new, _batch(seed=i), jax.random.key(i))
+        results[name] = (new, metrics)
+    assert jaxprs["joint"] != jaxprs["apart"]  # the other route was taken
+    (joint, joint_metrics), (apart, apart_metrics) = results["joint"], results["apart"]
+    assert sorted(apart_metrics) == sorted(joint_metrics)
+    assert _trees_differ(apart.d_params, state.d_params)
+    for key, value in joint_metrics.items():
+        np.testing.assert_allclose(apart_metrics[key], value, rtol=1e-4, atol=1e-6, err_msg=key)
+    for got, want in zip(jax.tree.leaves(apart), jax.tree.leaves(joint)):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+
+
+def test_which_d_updates_take_their_passes_apart(monkeypatch):
+    """Only a separable loss, without D's own classifier, on inputs past the size (a larger one
+    with penalties), on CPU."""
+    from gan_jax import train_step as train_step_module
+    from gan_jax.losses import LOSSES
+
+    passes_apart = train_step_module._passes_apart
+    small_bytes = train_step_module._D_PASSES_APART_BYTES
+    big_bytes = train_step_module._D_PASSES_APART_PENALISED_BYTES
+    assert small_bytes < big_bytes
+    big = jnp.zeros((big_bytes // 4,), jnp.float32)
+    middle = jnp.zeros((small_bytes // 4,), jnp.float32)
+    small = jnp.zeros((16,), jnp.float32)
+    for name in ("nonsaturating", "hinge", "wasserstein", "least_squares"):
+        loss = LOSSES.get(name)
+        assert passes_apart(loss, 0.0, False, big) and passes_apart(loss, 0.0, True, big), name
+        assert passes_apart(loss, 0.0, False, middle), name
+        assert not passes_apart(loss, 0.0, True, middle), name  # penalised: the larger size
+        assert not passes_apart(loss, 0.0, False, small), name
+        assert not passes_apart(loss, 1.0, False, big), name  # D's classifier
+    assert not passes_apart(LOSSES.get("rpgan"), 0.0, False, big)  # not separable
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    assert not passes_apart(LOSSES.get("nonsaturating"), 0.0, False, big)
 
 
 def test_a_large_discriminator_updates_as_one_unit(tiny_gan, monkeypatch):

@@ -60,7 +60,11 @@ def g_least_squares(real_logits: Array | None, fake_logits: Array) -> Array:
     return 0.5 * jnp.mean(jnp.square(fake_logits - 1.0))
 
 
-NONSATURATING = LOSSES.register("nonsaturating", Loss(d_logistic, g_nonsaturating))
-HINGE = LOSSES.register("hinge", Loss(d_hinge, g_hinge))
-WASSERSTEIN = LOSSES.register("wasserstein", Loss(d_wasserstein, g_wasserstein))
-LEAST_SQUARES = LOSSES.register("least_squares", Loss(d_least_squares, g_least_squares))
+NONSATURATING = LOSSES.register(
+    "nonsaturating", Loss(d_logistic, g_nonsaturating, d_separable=True)
+)
+HINGE = LOSSES.register("hinge", Loss(d_hinge, g_hinge, d_separable=True))
+WASSERSTEIN = LOSSES.register("wasserstein", Loss(d_wasserstein, g_wasserstein, d_separable=True))
+LEAST_SQUARES = LOSSES.register(
+    "least_squares", Loss(d_least_squares, g_least_squares, d_separable=True)
+)

@@ -44,11 +44,16 @@ class Loss:
         d_loss: `(real_logits [M], fake_logits [M]) -> scalar`, minimised by D.
         g_loss: `(real_logits [M] | None, fake_logits [M]) -> scalar`, minimised by G.
         g_needs_real: `g_loss` reads `real_logits` (else it gets None).
+        d_separable: `d_loss(real, fake)` is a term in `real` plus a term in `fake` (not so
+            for relativistic losses), so its gradient in `real` is that of
+            `d_loss(real, zeros)`; the train step may then take the gradients of D's real
+            and fake passes one after the other, which keeps less memory alive.
     """
 
     d_loss: Callable[[Array, Array], Array]
     g_loss: Callable[[Array | None, Array], Array]
     g_needs_real: bool = False
+    d_separable: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
