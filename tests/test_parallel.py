@@ -170,3 +170,29 @@ def test_global_batch_rejects_indivisible_batches():
     mesh = parallel.make_mesh()
     with pytest.raises(ValueError, match="divisible by the 8 local devices"):
         parallel.global_batch({"video": np.zeros((6, *TINY_CLIP), np.float32)}, mesh)
+
+
+@pytest.fixture
+def d_passes_apart(monkeypatch):
+    """Every D update takes its real and fake passes' gradients one after the other."""
+    from gan_jax import train_step as train_step_module
+
+    monkeypatch.setattr(train_step_module, "_D_PASSES_APART_BYTES", 0)
+    monkeypatch.setattr(train_step_module, "_D_PASSES_APART_PENALISED_BYTES", 0)
+
+
+def test_eight_devices_with_d_passes_apart_match_one(one_device, d_passes_apart):
+    """D's passes taken apart (the route of large clips on CPU) over a mesh of 8 devices: the
+    same numbers as the joint step on one device."""
+    state1, hist1 = one_device
+    state8, hist8 = _run_jit(jax.devices())
+    _assert_close(hist8, hist1)
+    _assert_close(state8, state1)
+
+
+@pytest.mark.slow  # the pmap form is in maintenance (jit + NamedSharding is the main path)
+def test_pmap_with_d_passes_apart_matches_one(one_device, d_passes_apart):
+    state1, hist1 = one_device
+    state_p, hist_p = _run_pmap(jax.devices())
+    _assert_close(hist_p, hist1)
+    _assert_close(state_p, state1)
