@@ -60,6 +60,7 @@ from gan_jax.losses import LOSSES, PENALTIES
 from gan_jax.models import draw_latents
 from gan_jax.models.layers import CLASS_LOGITS
 from gan_jax.objectives import Objective, Unconditional
+from gan_jax.ops import blocks as blk
 from gan_jax.state import GANState
 
 Batch = dict[str, jax.Array]
@@ -540,11 +541,10 @@ def make_train_step(
 
         pass_grads = jax.value_and_grad(pass_loss, has_aux=True)
         (_, (d_stats, real_heads)), real_grads = pass_grads(d_params, d_stats, real_x, _REAL)
-        # G's latents depend on the real pass's gradients (plus zero times their sum), so XLA
-        # cannot run G and the fake pass before the real pass's backward pass is done
-        # (optimisation barriers do nothing on XLA:CPU: they are removed before scheduling).
-        done = sum(jnp.sum(leaf) for leaf in jax.tree.leaves(real_grads))
-        z = jax.tree.map(lambda z: z + 0.0 * done.astype(z.dtype), latents(z_key, n))
+        # G's latents depend on every gradient of the real pass (`ops.blocks.after`), so XLA
+        # cannot run G and the fake pass before the real pass's backward pass is done.
+        done = sum(jnp.max(leaf) for leaf in jax.tree.leaves(real_grads))
+        z = jax.tree.map(lambda z: blk.after(z, done), latents(z_key, n))
         fake = lax.stop_gradient(apply_g(g_params, g_stats, z, cond)[0])
         fake_x, _ = objective.d_inputs(fake, cond)
         fake_x = augmented(fake_x, key, _FAKE, p)

@@ -425,6 +425,47 @@ def test_im2col_products_over_batch_chunks_match_lax(monkeypatch, which, case):
     assert jaxpr.count("scan[") + jaxpr.count("while[") >= 3, jaxpr  # conv, adjoint, wgrad
 
 
+@pytest.mark.parametrize(
+    "winograd_route, case", [(True, "3d_k444_s222_p1"), (False, "2d_k3_s2_odd_asym")]
+)
+def test_memory_order_of_transposed_convs_keeps_values_and_gradients(
+    monkeypatch, winograd_route, case
+):
+    """Past `blocks.MEMORY_ORDER_BYTES` a transposed conv crops its output inside a
+    conditional, its input gradient waits for its kernel gradient, and (Winograd, past
+    `RECOMPUTE_TRANSFORMED_BYTES`) its kernel gradient transforms its input again: the same
+    values, gradients and gradients of gradients, and the program holds those conditionals."""
+    from gan_jax.ops import winograd
+
+    monkeypatch.setattr(blocks, "MEMORY_ORDER_BYTES", 0)
+    monkeypatch.setattr(winograd, "RECOMPUTE_TRANSFORMED_BYTES", 0)
+    if winograd_route:  # the tiny test shapes are under the route's size limits; lift them
+        monkeypatch.setattr(fast, "_WINOGRAD_MIN_DEPTH", 1)
+        monkeypatch.setattr(fast, "_WINOGRAD_MIN_ROWS", 1)
+    else:
+        monkeypatch.setattr(fast, "_WINOGRAD", False)
+    jax.clear_caches()  # tracings of the same ops cached by earlier tests ignore the sizes
+    op, x, kernel = op_and_inputs("conv_transpose", CASES[case])
+    ref = lambda x, k: op(x, k, "lax")  # noqa: E731
+    what = f"conv_transpose[{case}]"
+    check_value_and_grads(lambda x, k: op(x, k, "fast"), ref, x, kernel, what)
+    check_grad_of_grad(op, x, kernel, "fast", kernel_gradient_penalty, what, tol=5e-5)
+    grads = jax.grad(lambda x, k: jnp.sum(op(x, k, "fast") ** 2), argnums=(0, 1))
+    jaxpr = str(jax.make_jaxpr(grads)(x, kernel))
+    if winograd_route:
+        assert "cond[" in jaxpr, jaxpr  # the materialised crop
+    assert "reduce_max" in jaxpr, jaxpr  # the input gradient after the kernel gradient
+
+
+def test_after_and_materialised_keep_the_values():
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(3, 4)), jnp.float32)
+    dep = jnp.asarray([1.0, -2.0, 3.0])
+    np.testing.assert_array_equal(blocks.after(x, dep), x)
+    crop = lambda a: a[1:, :2]  # noqa: E731
+    np.testing.assert_array_equal(jax.jit(lambda a: blocks.materialised(crop, a))(x), x[1:, :2])
+    assert "cond[" in str(jax.make_jaxpr(lambda a: blocks.materialised(crop, a))(x))
+
+
 def test_low_memory_route_moves_convs_of_few_tiles_to_im2col():
     """`GAN_JAX_CONV_MEMORY=low`: a wide conv of 128-255 tiles (the benchmark DCGAN's 4x8x8
     level at batch 32) leaves Winograd for im2col, with the same numbers to rounding."""

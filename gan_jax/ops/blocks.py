@@ -141,3 +141,35 @@ def sum_batch(fn, arrays: tuple[jax.Array, ...], chunks: int) -> jax.Array:
         return fn(*arrays)
     _, chunk = _chunk_fn(fn, arrays, chunks)
     return lax.fori_loop(1, chunks, lambda i, total: total + chunk(i), chunk(0))
+
+
+# Memory measures of G's transposed convolutions on the "fast" route (CPU): from this many bytes
+# of an array they act on, each one below applies. Measured on vs_pytorch's step at 16x64x64,
+# batch 32 (README, "Against PyTorch on the same CPU"); below the size, the shipped configs keep
+# their numbers bit for bit.
+MEMORY_ORDER_BYTES = 8 * 2**20
+
+
+def nbytes(x: jax.Array) -> int:
+    return x.size * x.dtype.itemsize
+
+
+def after(x: jax.Array, dep: jax.Array) -> jax.Array:
+    """``x`` made to depend on all of ``dep``: ``x + 0 * max(dep)``, the same values.
+
+    XLA:CPU schedules a layer's kernel gradient (needed only by the optimiser) after the
+    earlier layers' input gradients, keeping its large inputs alive meanwhile; an input
+    gradient that waits for it frees them first. (A max, since XLA folds a sum of a sum into
+    one reduction that skips the inner one.) Optimisation barriers cannot order it: XLA:CPU
+    removes them before scheduling.
+    """
+    return x + jnp.zeros((), x.dtype) * jnp.max(dep).astype(x.dtype)
+
+
+def materialised(fn, x: jax.Array) -> jax.Array:
+    """``fn(x)`` computed inside an always-taken conditional, so its result is an array of its
+    own: XLA otherwise fuses ``fn`` (a crop, a reshuffle) into every consumer and keeps ``x``
+    alive for all of them, also for the backward pass. The predicate reads ``x`` (both branches
+    are ``fn``), so XLA cannot resolve the conditional away."""
+    first = jnp.ravel(x)[0]
+    return lax.cond(first == first, fn, fn, x)

@@ -267,9 +267,17 @@ def _conv_transpose_dense(x, kernel, strides, padding) -> jax.Array:
     if any(_winograd_dims(geometry, x.shape[0], kernel_t.shape[-2])):
         kernel_s2d = blk.kernel_to_depth(kernel_t, geometry[2])
         block_sizes = tuple(o - 1 + b for o, b in zip(x.shape[1:-1], kernel_s2d.shape))
-        y = blk.from_blocks(
-            winograd.conv_transpose(x, kernel_s2d, block_sizes), kernel_t.shape[-2], geometry
+        out_blocks = winograd.conv_transpose(x, kernel_s2d, block_sizes)
+        from_blocks = functools.partial(
+            blk.from_blocks, channels=kernel_t.shape[-2], geometry=geometry
         )
+        if blk.nbytes(out_blocks) >= blk.MEMORY_ORDER_BYTES:
+            # Its consumers (batch norm, the next layer, their backward passes) read the
+            # cropped output, not the larger blocks (G's 8x32x32-level layer at 16x64x64:
+            # 64 MiB against 108 MiB kept for the backward pass).
+            y = blk.materialised(from_blocks, out_blocks)
+        else:
+            y = from_blocks(out_blocks)
     else:
         y = im2col.conv_transpose(x, im2col.kernel_matrix(kernel_t, geometry[2]), geometry)
     placement = [(0, 0, 0)] + [

@@ -158,7 +158,11 @@ def _conv_transpose_fwd(y, w_mat, geometry):
 def _conv_transpose_bwd(geometry, residuals, grad_x):
     # <g, A^T y> = <A g, y>: the input gradient is the conv of g, the kernel one its wgrad.
     y, w_mat = residuals
-    return conv(grad_x, w_mat, geometry), wgrad(grad_x, y, geometry)
+    grad_w = wgrad(grad_x, y, geometry)
+    grad_y = conv(grad_x, w_mat, geometry)
+    if blk.nbytes(grad_x) >= blk.MEMORY_ORDER_BYTES:
+        grad_y = blk.after(grad_y, grad_w)
+    return grad_y, grad_w
 
 
 conv_transpose.defvjp(_conv_transpose_fwd, _conv_transpose_bwd)

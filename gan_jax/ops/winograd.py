@@ -35,6 +35,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from gan_jax.ops import blocks as blk
 from gan_jax.ops import products
 
 # Static description: (batch N, block sizes B, kernel taps k, output tile per dim (0 for a
@@ -357,7 +358,15 @@ def _conv_t_fwd(y, w, spec):
 def _conv_t_bwd(spec, residuals, grad_blocks):
     # <g, A^T y> = <A g, y>: the input gradient is the conv of g, the kernel one its wgrad.
     y, w = residuals
-    return _conv(grad_blocks, w, spec), _wgrad(grad_blocks, y, spec)
+    if _transformed_bytes(spec, 0)[0] > RECOMPUTE_TRANSFORMED_BYTES:
+        # Transformed again for the kernel gradient (in the backward pass: y waits for the
+        # cotangent), rather than the forward pass's transform kept until then.
+        y = y + jnp.zeros((), y.dtype) * jnp.ravel(grad_blocks)[0].astype(y.dtype)
+    grad_w = _wgrad(grad_blocks, y, spec)
+    grad_y = _conv(grad_blocks, w, spec)
+    if blk.nbytes(grad_blocks) >= blk.MEMORY_ORDER_BYTES:
+        grad_y = blk.after(grad_y, grad_w)
+    return grad_y, grad_w
 
 
 _conv_t.defvjp(_conv_t_fwd, _conv_t_bwd)
@@ -430,6 +439,11 @@ MAX_TRANSFORMED_BYTES = 48 * 2**20
 # size, and past the input's, such a conv takes F(2, 2) (27 positions: 27 MiB): more
 # multiply-adds, less memory, the step as fast there (XLA's temporaries 958 -> 868 MiB).
 MAX_TRANSFORMED_KERNEL_BYTES = 16 * 2**20
+# The adjoint conv (a transposed conv of G) computes its input's transform again for its kernel
+# gradient past this size, instead of keeping the forward pass's (G's 128-to-64-channel layer
+# at 16x64x64: 108 MiB). The step as fast: that transform is of the thin side (vs a conv's,
+# built transposed from its blocks in one slow fusion, which is why convs keep theirs).
+RECOMPUTE_TRANSFORMED_BYTES = 64 * 2**20
 
 
 def _position_chunks(spec: Spec) -> bool:
