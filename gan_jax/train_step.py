@@ -279,19 +279,16 @@ def _update_d(d_tx, d_grads, d_opt, d_params, step: jax.Array):
 
     def update(d_grads, d_opt, d_params):
         d_updates, d_opt = d_tx.update(d_grads, d_opt, d_params)
-        return optax.apply_updates(d_params, d_updates), d_opt
+        return optax.apply_updates(d_params, d_updates), d_opt, optax.tree.norm(d_grads)
 
-    d_bytes = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(d_params))
+    d_bytes = sum(x.nbytes for x in jax.tree.leaves(d_params))
     if d_bytes < _D_UPDATE_UNIT_BYTES or jax.default_backend() != "cpu":
-        return (*update(d_grads, d_opt, d_params), optax.tree.norm(d_grads))
-
-    def unit(d_grads, d_opt, d_params):
-        return (*update(d_grads, d_opt, d_params), optax.tree.norm(d_grads))
+        return update(d_grads, d_opt, d_params)
 
     def keep(d_grads, d_opt, d_params):
         return d_params, d_opt, optax.tree.norm(d_grads)
 
-    return lax.cond(step >= 0, unit, keep, d_grads, d_opt, d_params)
+    return lax.cond(step >= 0, update, keep, d_grads, d_opt, d_params)
 
 
 # D's real and fake passes take their gradients one after the other (below) where the real
@@ -320,7 +317,7 @@ def _passes_apart(loss, d_classifier_weight: float, penalised: bool, real: jax.A
     return (
         getattr(loss, "d_separable", False)
         and not d_classifier_weight
-        and real.size * real.dtype.itemsize >= limit
+        and real.nbytes >= limit
         and jax.default_backend() == "cpu"
     )
 

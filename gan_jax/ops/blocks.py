@@ -150,10 +150,6 @@ def sum_batch(fn, arrays: tuple[jax.Array, ...], chunks: int) -> jax.Array:
 MEMORY_ORDER_BYTES = 8 * 2**20
 
 
-def nbytes(x: jax.Array) -> int:
-    return x.size * x.dtype.itemsize
-
-
 def after(x: jax.Array, dep: jax.Array) -> jax.Array:
     """``x`` made to depend on all of ``dep``: ``x + 0 * max(dep)``, the same values.
 

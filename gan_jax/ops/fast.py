@@ -271,7 +271,7 @@ def _conv_transpose_dense(x, kernel, strides, padding) -> jax.Array:
         from_blocks = functools.partial(
             blk.from_blocks, channels=kernel_t.shape[-2], geometry=geometry
         )
-        if blk.nbytes(out_blocks) >= blk.MEMORY_ORDER_BYTES:
+        if out_blocks.nbytes >= blk.MEMORY_ORDER_BYTES:
             # Its consumers (batch norm, the next layer, their backward passes) read the
             # cropped output, not the larger blocks (G's 8x32x32-level layer at 16x64x64:
             # 64 MiB against 108 MiB kept for the backward pass).

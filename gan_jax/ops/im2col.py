@@ -160,7 +160,7 @@ def _conv_transpose_bwd(geometry, residuals, grad_x):
     y, w_mat = residuals
     grad_w = wgrad(grad_x, y, geometry)
     grad_y = conv(grad_x, w_mat, geometry)
-    if blk.nbytes(grad_x) >= blk.MEMORY_ORDER_BYTES:
+    if grad_x.nbytes >= blk.MEMORY_ORDER_BYTES:
         grad_y = blk.after(grad_y, grad_w)
     return grad_y, grad_w
 

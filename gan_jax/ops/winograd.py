@@ -361,10 +361,10 @@ def _conv_t_bwd(spec, residuals, grad_blocks):
     if _transformed_bytes(spec, 0)[0] > RECOMPUTE_TRANSFORMED_BYTES:
         # Transformed again for the kernel gradient (in the backward pass: y waits for the
         # cotangent), rather than the forward pass's transform kept until then.
-        y = y + jnp.zeros((), y.dtype) * jnp.ravel(grad_blocks)[0].astype(y.dtype)
+        y = blk.after(y, jnp.ravel(grad_blocks)[0])
     grad_w = _wgrad(grad_blocks, y, spec)
     grad_y = _conv(grad_blocks, w, spec)
-    if blk.nbytes(grad_blocks) >= blk.MEMORY_ORDER_BYTES:
+    if grad_blocks.nbytes >= blk.MEMORY_ORDER_BYTES:
         grad_y = blk.after(grad_y, grad_w)
     return grad_y, grad_w
 
