@@ -24,7 +24,7 @@ from conv_reference import (
     transpose_inputs,
 )
 
-from gan_jax.ops import blocks, fast, products
+from gan_jax.ops import blocks, fast, products, winograd
 from gan_jax.ops import conv as conv_ops
 
 
@@ -309,6 +309,30 @@ def test_winograd_route_matches_lax(monkeypatch, which, case):
     monkeypatch.setattr(fast, "_WINOGRAD", False)
     im2col_flops = _dot_flops(_grads_hlo(op, x, kernel))
     assert 0 < winograd_flops <= 0.8 * im2col_flops, (winograd_flops, im2col_flops)
+
+
+@pytest.mark.parametrize("which", ["conv", "conv_transpose"])
+def test_winograd_takes_one_f42_tile_where_the_rows_allow(monkeypatch, which):
+    """A dim of exactly 4 outputs takes F(4, 2) as one tile where the products keep
+    ``_F4_ONE_TILE_MIN_ROWS`` rows, else F(2, 2); values, gradients and a gradient penalty
+    through such a conv (the tiny case, with the limits lifted) equal lax's."""
+    kernel = jnp.zeros((2, 2, 2, 8, 4))
+    # D's 8x32x32 -> 4x16x16 layer at 16x64x64, batch 32: 512 rows with F(4, 2) in time too.
+    assert winograd._spec(32, (5, 17, 17), kernel, jnp.float32)[3] == (4, 4, 4)
+    assert winograd._spec(16, (5, 17, 17), kernel, jnp.float32)[3] == (2, 4, 4)  # 256 rows
+    assert winograd._spec(32, (5, 9, 9), kernel, jnp.float32)[3] == (2, 4, 4)  # 16x32x32: 128
+    monkeypatch.setattr(fast, "_WINOGRAD_MIN_DEPTH", 1)
+    monkeypatch.setattr(fast, "_WINOGRAD_MIN_ROWS", 1)
+    monkeypatch.setattr(winograd, "_F4_ONE_TILE_MIN_ROWS", 1)
+    # 2 x 4 x 4 outputs: F(2, 2) in time, one F(4, 2) tile in each spatial dim (75 positions).
+    assert winograd._spec(2, (3, 5, 5), kernel, jnp.float32)[3] == (2, 4, 4)
+    op, x, kernel = op_and_inputs(which, CASES["3d_k444_s222_p1"])
+    ref = lambda x, k: op(x, k, "lax")  # noqa: E731
+    check_value_and_grads(lambda x, k: op(x, k, "fast"), ref, x, kernel, which)
+    # F(4, 2) in two dims where F(2, 2) was rounds more: against float64 this gradient of a
+    # gradient was off by up to 6.6e-5 of its largest value (F(2, 2): 7.7e-6; XLA's f32: 1e-6).
+    check_grad_of_grad(op, x, kernel, "fast", gradient_penalty, which, tol=1e-4)
+    assert re.search(r"f32\[75,\d+,\d+\]\{[\d,]*\} dot\(", _grads_hlo(op, x, kernel)), which
 
 
 def test_winograd_route_takes_every_qualifying_video_layer():

@@ -11,14 +11,15 @@ take three products instead of four (Winograd's minimal filtering F(2, 2); Lavin
     m0 = (d0 - d1) g0,    m1 = d1 (g0 + g1),    m2 = (d2 - d1) g1;    y0 = m0 + m1,  y1 = m1 + m2.
 
 F(2, 2) only adds and subtracts. Dims with 8 or more outputs (a multiple of 4) take F(4, 2):
-five products per four outputs, with coefficients up to 8 and 1/6 that round a little more.
+five products per four outputs, with coefficients up to 8 and 1/6 that round a little more
+(and dims of exactly 4 outputs, as one tile, where the products keep enough rows).
 Over the 3 dims of the video GAN's 4 x 16 x 16-output block, 3 * 5 * 5 products of
-``[tiles, D] @ [D, Cout]`` per 2 * 4 * 4 outputs replace 8 each (0.29 of the multiply-adds),
-batched into one ``dot_general``. Dims that do not qualify (other tap counts, an odd number
-of outputs) stay direct: their taps join the contraction, as in im2col. Two sizes bound the
-memory: a large transformed input runs as one product per position of the first transformed
-dim (``MAX_TRANSFORMED_BYTES``), and a conv whose F(4, 2) kernel would outweigh its input
-takes F(2, 2) (``MAX_TRANSFORMED_KERNEL_BYTES``).
+``[tiles, D] @ [D, Cout]`` per 2 * 4 * 4 outputs replace 8 each (0.29 of the multiply-adds; at
+batch 32, 5 * 5 * 5 per 4 * 4 * 4: 0.24), batched into one ``dot_general``. Dims that do not
+qualify (other tap counts, an odd number of outputs) stay direct: their taps join the
+contraction, as in im2col. Two sizes bound the memory: a large transformed input runs as one
+product per position of the first transformed dim (``MAX_TRANSFORMED_BYTES``), and a conv whose
+F(4, 2) kernel would outweigh its input takes F(2, 2) (``MAX_TRANSFORMED_KERNEL_BYTES``).
 
 Layouts: blocks ``[N, *B, D]``, kernel ``[*k, D, Cout]``, output ``[N, *O, Cout]`` with
 ``O = B - k + 1``; the transformed input is ``[P, R, Kd]`` and the kernel ``[P, Kd, Cout]``,
@@ -84,6 +85,14 @@ def _combine(coefficients, arrays):
 # Dims with at least this many outputs (and a multiple of 4) take F(4, 2) rather than F(2, 2):
 # 5 products per 4 outputs instead of 6, but 1.5x the positions, so fewer rows per product.
 _F4_MIN_OUTPUTS = 8
+# A dim of exactly 4 outputs takes F(4, 2) as one tile (5 products instead of 2 x 3) where the
+# products keep at least this many rows (batch x tiles). Measured on vs_pytorch's step (AMD EPYC
+# with AVX-512): D's 8x32x32-to-4x16x16 layer at 16x64x64, batch 32 (and G's mirror of it),
+# F(4, 2) along all three dims, 512 rows: the step 6 % faster, XLA's temporaries 634 -> 617
+# MiB; at 16x32x32 the same rule for every 4-output dim (128 and 32 rows) made the step 15 %
+# slower. F(4, 2) along a third dim doubles the route's rounding there (relative error 3.7e-6
+# -> 6.6e-6 against a float64 conv; XLA's own float32 conv 3.3e-7).
+_F4_ONE_TILE_MIN_ROWS = 512
 
 
 def winograd_dims(block_sizes, kernel_sizes, max_tile: int = 4) -> tuple[int, ...]:
@@ -417,6 +426,8 @@ def _spec(batch, block_sizes, kernel: jax.Array, dtype) -> Spec:
     # F(4, 2)'s coefficients amplify the rounding of bf16 operands 8x (a video GAN layer
     # 2.2 % off, XLA's bf16 conv 0.3 %); F(2, 2) only adds and subtracts.
     spec = spec_for(4 if operands is None else 2)
+    if operands is None:
+        spec = _one_tile_dims(spec)
     if not any(spec[3]):
         raise ValueError(
             f"winograd: no dim of blocks {block_sizes} with kernel {kernel_sizes} has two "
@@ -426,6 +437,16 @@ def _spec(batch, block_sizes, kernel: jax.Array, dtype) -> Spec:
     if 4 in spec[3] and kernel_bytes > max(MAX_TRANSFORMED_KERNEL_BYTES, input_bytes):
         spec = spec_for(2)
     return spec
+
+
+def _one_tile_dims(spec: Spec) -> Spec:
+    """``spec`` with its F(2, 2) dims of exactly 4 outputs taking F(4, 2) as one tile, where the
+    products keep ``_F4_ONE_TILE_MIN_ROWS`` rows; else ``spec`` unchanged."""
+    tiles = tuple(4 if m == 2 and out == 4 else m for m, out in zip(spec[3], _out_sizes(spec)))
+    trial = (*spec[:3], tiles, *spec[4:])
+    if tiles == spec[3] or spec[0] * math.prod(_tile_sizes(trial)) < _F4_ONE_TILE_MIN_ROWS:
+        return spec
+    return trial
 
 
 # A transformed input larger than this runs its products one position of the first
