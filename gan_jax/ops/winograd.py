@@ -88,7 +88,7 @@ _F4_MIN_OUTPUTS = 8
 # A dim of exactly 4 outputs takes F(4, 2) as one tile (5 products instead of 2 x 3) where the
 # products keep at least this many rows (batch x tiles). Measured on vs_pytorch's step (AMD EPYC
 # with AVX-512): D's 8x32x32-to-4x16x16 layer at 16x64x64, batch 32 (and G's mirror of it),
-# F(4, 2) along all three dims, 512 rows: the step 6 % faster, XLA's temporaries 634 -> 617
+# F(4, 2) along all three dims, 512 rows: the step 3-6 % faster, XLA's temporaries 634 -> 617
 # MiB; at 16x32x32 the same rule for every 4-output dim (128 and 32 rows) made the step 15 %
 # slower. F(4, 2) along a third dim doubles the route's rounding there (relative error 3.7e-6
 # -> 6.6e-6 against a float64 conv; XLA's own float32 conv 3.3e-7).
@@ -118,6 +118,11 @@ def _out_sizes(spec: Spec) -> tuple[int, ...]:
 def _tile_sizes(spec: Spec) -> tuple[int, ...]:
     """Per dim, the number of tiles (transformed) or outputs (direct)."""
     return tuple(o // m if m else o for o, m in zip(_out_sizes(spec), spec[3]))
+
+
+def _rows(spec: Spec) -> int:
+    """R, the rows of each product: N * prod(tiles) (outputs along direct dims)."""
+    return spec[0] * math.prod(_tile_sizes(spec))
 
 
 def _n_positions(tiles: tuple[int, ...]) -> int:
@@ -444,7 +449,7 @@ def _one_tile_dims(spec: Spec) -> Spec:
     products keep ``_F4_ONE_TILE_MIN_ROWS`` rows; else ``spec`` unchanged."""
     tiles = tuple(4 if m == 2 and out == 4 else m for m, out in zip(spec[3], _out_sizes(spec)))
     trial = (*spec[:3], tiles, *spec[4:])
-    if tiles == spec[3] or spec[0] * math.prod(_tile_sizes(trial)) < _F4_ONE_TILE_MIN_ROWS:
+    if tiles == spec[3] or _rows(trial) < _F4_ONE_TILE_MIN_ROWS:
         return spec
     return trial
 
@@ -475,11 +480,10 @@ def _position_chunks(spec: Spec) -> bool:
 def _transformed_bytes(spec: Spec, out_channels: int) -> tuple[int, int]:
     """Float32 bytes of the spec's transformed input [P, R, Kd] and of its transformed kernel
     [P, Kd, out_channels]."""
-    batch, _, kernel_sizes, tiles, depth, _ = spec
+    _, _, kernel_sizes, tiles, depth, _ = spec
     positions = _n_positions(tiles)
     contraction = math.prod(k for k, m in zip(kernel_sizes, tiles) if not m) * depth
-    rows = batch * math.prod(_tile_sizes(spec))
-    return 4 * positions * rows * contraction, 4 * positions * contraction * out_channels
+    return 4 * positions * _rows(spec) * contraction, 4 * positions * contraction * out_channels
 
 
 def _compute_dtype(dtype) -> jnp.dtype:
