@@ -149,7 +149,7 @@ def conv_transpose(y: jax.Array, w_mat: jax.Array, geometry: Geometry) -> jax.Ar
 
     chunks = _chunks(y.shape[0], y.shape[1:-1], w_mat.shape[0], y.dtype)
     # Depth-to-space once, after the batch chunks: the chunks write whole blocks (the RGB
-    # layers' depth 24), where writing each chunk's 3-channel pixels took 2-7x as long
+    # layers' depth 24), where writing each chunk's 3-channel pixels took up to 3x as long
     # (README, "Against PyTorch on the same CPU"). XLA fuses it into the consumer.
     return blk.from_blocks(blk.map_batch(product, (y,), chunks), channels, geometry)
 
